@@ -1,0 +1,153 @@
+# Pulse: developer and CI entry point. Plain GNU make.
+#   make            build the module, the core library and the sidecar
+#   make test       unit tests (ASan+UBSan) then integration tests
+#   make demo       the live demo (see README.md)
+
+SHELL       := /bin/bash
+CURDIR_Q    := $(CURDIR)
+BUILD       := $(CURDIR)/build
+NGX_SRC     := /usr/share/nginx/src
+NGINX       ?= /usr/sbin/nginx
+PYTHON      ?= /usr/bin/python3
+CXX         ?= g++
+JOBS        ?= $(shell nproc)
+
+DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
+        libyaml-cpp-dev libgtest-dev libgmock-dev libssl-dev zlib1g-dev \
+        libpcre3-dev g++ make curl python3-pytest python3-requests \
+        python3-aiohttp python3-websocket python3-redis python3-jinja2 \
+        clang-format clang-tidy
+
+STRICT   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wold-style-cast \
+            -Wnon-virtual-dtor -Werror -g -fno-omit-frame-pointer
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all
+
+LIB_SRCS   := $(wildcard lib/pulse/*.cpp)
+LIB_HDRS   := $(wildcard lib/pulse/*.h)
+GLUE_SRCS  := $(wildcard ngx_module/*.cpp ngx_module/*.h)
+PUB_SRCS   := $(filter-out publisher/main.cpp,$(wildcard publisher/*.cpp))
+PUB_HDRS   := $(wildcard publisher/*.h)
+ULIB_TESTS := $(wildcard t/unit/lib/*_test.cpp)
+UPUB_TESTS := $(wildcard t/unit/publisher/*_test.cpp)
+
+MODULE_SO  := $(BUILD)/ngx_http_pulse_module.so
+PUBLISHER  := $(BUILD)/pulse-publisher
+
+.PHONY: all deps module publisher unit itest test asan asan-module nginx-t \
+        format format-check tidy style-check clean bench bench-quick demo
+
+all: module publisher
+
+# ---------------------------------------------------------------- deps
+# Installs only what is missing, so it is cheap to call from every target.
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: Makefile
+	@missing=""; for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	        || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing$$missing"; \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	        --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@mkdir -p $(BUILD) && touch $@
+
+# ---------------------------------------------------------------- module
+# Configured with Debian's exact flags so the .so loads into /usr/sbin/nginx.
+NGX_CC_OPT ?=
+NGX_LD_OPT ?=
+NGX_DIR    ?= $(BUILD)/ngx
+
+module: $(MODULE_SO)
+$(MODULE_SO): $(BUILD)/.deps config config.make $(LIB_SRCS) $(LIB_HDRS) $(GLUE_SRCS)
+	@if [ ! -f $(NGX_DIR)/objs/Makefile ] || [ config -nt $(NGX_DIR)/objs/Makefile ] \
+	    || [ config.make -nt $(NGX_DIR)/objs/Makefile ]; then \
+	    rm -rf $(NGX_DIR) && mkdir -p $(NGX_DIR) && cp -a $(NGX_SRC)/. $(NGX_DIR)/ && \
+	    cd $(NGX_DIR) && bash -c 'source ./conf_flags && ./configure \
+	        "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(NGX_CC_OPT)" \
+	        --with-ld-opt="$(NGX_LD_OPT)" --add-dynamic-module=$(CURDIR_Q)' \
+	        > $(NGX_DIR)/configure.log 2>&1 \
+	        || { tail -30 $(NGX_DIR)/configure.log; exit 1; }; \
+	fi
+	$(MAKE) -s -C $(NGX_DIR) -f objs/Makefile -j$(JOBS) modules
+	cp $(NGX_DIR)/objs/ngx_http_pulse_module.so $@
+
+nginx-t: $(MODULE_SO)
+	@tmp=$$(mktemp -d) && mkdir -p $$tmp/logs && \
+	sed "s#@MODULE@#$(MODULE_SO)#; s#@PREFIX@#$$tmp#; s#@ROOT@#$(CURDIR)#" conf.d/nginx-t.conf.in \
+	    > $$tmp/nginx.conf && \
+	$(NGINX) -t -q -p $$tmp -c $$tmp/nginx.conf -e $$tmp/logs/error.log && \
+	echo "nginx-t: conf.d/pulse.conf.example loads with the built module" && \
+	rm -rf $$tmp
+
+# ---------------------------------------------------------------- sidecar
+publisher: $(PUBLISHER)
+$(PUBLISHER): $(BUILD)/.deps publisher/main.cpp $(PUB_SRCS) $(PUB_HDRS) $(LIB_SRCS) $(LIB_HDRS)
+	$(CXX) -std=c++17 -O2 $(STRICT) -Ilib -Ipublisher publisher/main.cpp \
+	    $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp -o $@
+
+# ---------------------------------------------------------------- tests
+$(BUILD)/unit_lib: $(BUILD)/.deps $(ULIB_TESTS) $(LIB_SRCS) $(LIB_HDRS) t/unit/support/*.h
+	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) -Ilib -It/unit \
+	    $(ULIB_TESTS) $(LIB_SRCS) -lgtest_main -lgtest -pthread -o $@
+
+$(BUILD)/unit_publisher: $(BUILD)/.deps $(UPUB_TESTS) $(PUB_SRCS) $(PUB_HDRS) $(LIB_SRCS) $(LIB_HDRS)
+	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) -Ilib -Ipublisher -It/unit \
+	    $(UPUB_TESTS) $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp \
+	    -lgtest_main -lgtest -pthread -o $@
+
+unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher
+	$(BUILD)/unit_lib --gtest_brief=1
+	$(BUILD)/unit_publisher --gtest_brief=1
+
+PYTEST_ARGS ?=
+itest: $(MODULE_SO) $(PUBLISHER) nginx-t
+	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --nginx=$(NGINX) --module=$(MODULE_SO) --publisher=$(PUBLISHER) $(PYTEST_ARGS)
+
+test: unit itest
+
+# The module built with ASan+UBSan, loaded into Debian's nginx with the
+# runtimes preloaded (STYLE.md P10); teardown greps error logs for reports.
+ASAN_DIR := $(BUILD)/ngx-asan
+asan:
+	$(MAKE) module NGX_DIR=$(ASAN_DIR) MODULE_SO=$(BUILD)/asan/ngx_http_pulse_module.so \
+	    NGX_CC_OPT="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    NGX_LD_OPT="-fsanitize=address,undefined"
+	$(MAKE) publisher
+	cd t/integration && \
+	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider --nginx=$(NGINX) \
+	    --module=$(BUILD)/asan/ngx_http_pulse_module.so --publisher=$(PUBLISHER) \
+	    --sanitized $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- style
+STYLE_DIRS := ngx_module lib publisher t/unit
+format:
+	clang-format -i $$(find $(STYLE_DIRS) -name '*.cpp' -o -name '*.h')
+format-check: $(BUILD)/.deps
+	clang-format --dry-run --Werror $$(find $(STYLE_DIRS) -name '*.cpp' -o -name '*.h')
+style-check:
+	@! grep -rnP '\t' ngx_module lib publisher --include='*.cpp' --include='*.h' \
+	    || { echo "style: tabs found"; exit 1; }
+	@! grep -rnE '^.{81,}$$' ngx_module lib publisher --include='*.cpp' --include='*.h' \
+	    || { echo "style: lines over 80 columns"; exit 1; }
+tidy: $(BUILD)/.deps
+	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp -- \
+	    -std=c++17 -Ilib -Ipublisher
+
+# ---------------------------------------------------------------- bench, demo
+bench: all
+	$(PYTHON) bench/run.py --module=$(MODULE_SO) --nginx=$(NGINX)
+bench-quick: all
+	$(PYTHON) bench/run.py --quick --module=$(MODULE_SO) --nginx=$(NGINX)
+
+demo: all
+	$(PYTHON) demo/run.py --module=$(MODULE_SO) --nginx=$(NGINX) \
+	    --publisher=$(PUBLISHER)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pulse/status.h"
+
+namespace pulse {
+
+/// nchan's message id for one channel: `<time>:<tag>`. `time` is unix seconds
+/// when the message was stored, `tag` counts messages within that second.
+/// nchan keeps tags in int16; Pulse uses int32 so a burst of more than 32767
+/// messages in one second keeps strictly increasing ids.
+struct MsgId {
+    int64_t time = 0;
+    int32_t tag = 0;
+
+    bool is_zero() const { return time == 0 && tag == 0; }
+    friend bool operator==(MsgId a, MsgId b)
+    {
+        return a.time == b.time && a.tag == b.tag;
+    }
+    friend bool operator!=(MsgId a, MsgId b) { return !(a == b); }
+    friend bool operator<(MsgId a, MsgId b)
+    {
+        return a.time < b.time || (a.time == b.time && a.tag < b.tag);
+    }
+    friend bool operator>(MsgId a, MsgId b) { return b < a; }
+    friend bool operator<=(MsgId a, MsgId b) { return !(b < a); }
+};
+
+/// Longest text form of a single-channel id: 20 digits, ':', 11 digits.
+constexpr size_t kMsgIdMaxText = 40;
+
+/// Writes `time:tag` into `out` (at least kMsgIdMaxText bytes); returns the
+/// length. The zero id prints as `0:0` (nchan's memstore prints `0`, a quirk
+/// of its formatter; its Redis store prints `0:0`).
+size_t format_msg_id(MsgId id, char* out);
+std::string to_string(MsgId id);
+
+/// A possibly multiplexed id: one time and one tag per channel. A tag of -1
+/// (`-` in text) means "no message from this channel in that second";
+/// `active` is the index of the bracketed tag (the channel that produced the
+/// message), or -1 when there is none.
+struct MultiMsgId {
+    int64_t time = 0;
+    std::vector<int32_t> tags;
+    int active = -1;
+};
+
+/// Parses `time:tag` or `time:t1,[t2],-`. Accepts a bare `0` as the zero id.
+/// `channels` is the number of channels of the subscription: a shorter tag
+/// list is padded with -1, a longer one is invalid, and a list of more than
+/// one tag must bracket exactly one of them (nchan_parse_msg_tag).
+/// Fails with kInvalidArgument, and a message fit for a 400 body.
+Result<MultiMsgId> parse_msg_id(std::string_view text, size_t channels = 1);
+
+/// Parses only a tag list (`If-None-Match` when `If-Modified-Since` carries
+/// the time).
+Result<MultiMsgId> parse_msg_tags(int64_t time, std::string_view tags,
+                                  size_t channels = 1);
+
+/// Text form of a multiplexed id; `active` is bracketed.
+std::string to_string(const MultiMsgId& id);
+
+}  // namespace pulse

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace pulse {
+
+/// The error vocabulary of the data path. Expected failures (bad input, a
+/// full zone) are values, never exceptions (STYLE.md 2.4).
+enum class Code {
+    kOk = 0,
+    kInvalidArgument,  // malformed input from the network or the config
+    kNotFound,
+    kTooLarge,
+    kNoMemory,  // the shared-memory zone is full
+    kAgain,
+    kForbidden,
+};
+
+class Status {
+public:
+    Status() = default;
+    Status(Code code, std::string message)
+        : code_(code), message_(std::move(message))
+    {}
+
+    static Status ok() { return Status(); }
+
+    bool is_ok() const { return code_ == Code::kOk; }
+    Code code() const { return code_; }
+    const std::string& message() const { return message_; }
+
+private:
+    Code code_ = Code::kOk;
+    std::string message_;
+};
+
+/// A value or the Status that explains why there is none.
+template <typename T>
+class Result {
+public:
+    Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+    Result(Status status) : status_(std::move(status))  // NOLINT
+    {
+        assert(!status_.is_ok());
+    }
+
+    bool is_ok() const { return value_.has_value(); }
+    const Status& status() const { return status_; }
+    T& value() { return *value_; }
+    const T& value() const { return *value_; }
+    T* operator->() { return &*value_; }
+    const T* operator->() const { return &*value_; }
+
+private:
+    std::optional<T> value_;
+    Status status_;
+};
+
+}  // namespace pulse

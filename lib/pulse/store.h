@@ -1,0 +1,438 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "pulse/arena.h"
+#include "pulse/message_id.h"
+#include "pulse/status.h"
+
+namespace pulse {
+
+/// Worker slots: every nginx worker (of every generation alive at once,
+/// during a reload) claims one. 64 covers worker_processes up to 32 across a
+/// reload.
+constexpr uint32_t kMaxSlots = 64;
+/// Channel notices a slot's mailbox holds before it overflows (then the
+/// worker rescans all its channels, so an overflow loses nothing).
+constexpr uint32_t kMailboxSize = 512;
+/// nchan keeps a message published with buffer length 0 for 10 s, so that
+/// subscribers in flight still get it (NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
+constexpr int64_t kUnbufferedMessageTtl = 10;
+constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
+constexpr uint32_t kStoreLayoutVersion = 1;
+
+/// A channel as a subscriber's worker holds it: offset plus the serial
+/// number the channel got when it was created, so a reused offset is never
+/// mistaken for the old channel.
+struct ChannelHandle {
+    uint32_t off = 0;
+    uint32_t serial = 0;
+    explicit operator bool() const { return off != 0; }
+    friend bool operator==(ChannelHandle a, ChannelHandle b)
+    {
+        return a.off == b.off && a.serial == b.serial;
+    }
+};
+
+/// What nchan's channel info reports.
+struct ChannelInfo {
+    uint32_t messages = 0;
+    int64_t requested = -1;  // seconds since a subscriber asked, -1 never
+    uint32_t subscribers = 0;
+    MsgId last_id;
+};
+
+/// One message as read from the store; valid while the Guard is held.
+struct MessageView {
+    MsgId id;
+    MsgId prev_id;
+    std::string_view body;
+    std::string_view content_type;
+    std::string_view event;
+};
+
+/// Where a subscriber with no message id starts
+/// (pulse_subscriber_first_message): `oldest` = 0, `newest` = kNewest, n>0 =
+/// the n-th message from the oldest, -n = the n-th from the newest.
+struct FirstMessage {
+    static constexpr int kOldest = 0;
+    static constexpr int kNewest = INT32_MIN;
+    int value = kOldest;
+};
+
+struct StoreStats {
+    uint64_t total_published = 0;
+    uint64_t stored_messages = 0;
+    uint64_t channels = 0;
+    uint64_t subscribers = 0;
+    uint64_t notices = 0;         // channel notices posted to mailboxes
+    uint64_t notices_queued = 0;  // notices not yet read
+    size_t shm_used = 0;
+    size_t shm_capacity = 0;
+};
+
+struct StoreHeader;
+struct Channel;
+struct Message;
+struct SlotSub;
+
+/// The channel/message store over an Arena. Every operation takes a Guard:
+/// proof that the caller holds the arena lock, so that several operations
+/// can be composed atomically (catch up a new subscriber and flush the live
+/// ones under one lock, for instance).
+class Store {
+public:
+    class Guard {
+    public:
+        explicit Guard(Store& s) : arena_(s.arena_) { arena_.lock(); }
+        ~Guard() { arena_.unlock(); }
+        Guard(const Guard&) = delete;
+        Guard& operator=(const Guard&) = delete;
+        Guard(Guard&&) = delete;
+        Guard& operator=(Guard&&) = delete;
+
+    private:
+        Arena& arena_;
+    };
+
+    explicit Store(Arena& arena) : arena_(arena) {}
+
+    /// Adopts the store already in the arena (after nginx -s reload) when
+    /// its magic and layout version match; otherwise builds a fresh one with
+    /// about `buckets_hint` hash buckets. `token` names this store's
+    /// doorbells and is kept when the store is adopted.
+    /// Fails with kNoMemory when the arena cannot hold the tables.
+    Status open(const Guard&, uint32_t buckets_hint, uint64_t token);
+    bool is_open() const { return hdr_ != nullptr; }
+    uint64_t token() const;
+
+    // ------------------------------------------------------------ publish
+    struct PublishParams {
+        std::string_view key;
+        std::string_view body;
+        std::string_view content_type;
+        std::string_view event;
+        uint32_t max_messages = 10;
+        int64_t timeout = 3600;       // seconds; 0 = never expires
+        int64_t channel_timeout = 0;  // idle lifetime; 0 = gc()'s default
+        int64_t now = 0;
+        /// Publisher-supplied id (pulse_publisher_message_id); the store
+        /// assigns one when absent.
+        std::optional<MsgId> id;
+    };
+    struct PublishResult {
+        MsgId id;
+        ChannelInfo info;
+        bool duplicate = false;  // a supplied id not newer than the last
+        uint64_t ring = 0;       // slots whose doorbell must be rung
+    };
+    /// Stores a message; on a full arena expires old messages everywhere and
+    /// retries once, then fails with kNoMemory (the caller answers 507).
+    Result<PublishResult> publish(const Guard&, const PublishParams& p);
+
+    /// Channel info, kNotFound when the channel does not exist.
+    Result<ChannelInfo> info(const Guard&, std::string_view key, int64_t now);
+
+    /// Deletes a channel: messages go at once, subscribers are told through
+    /// their workers' mailboxes (`ring`), and it stops being findable.
+    struct DeleteResult {
+        ChannelInfo info;
+        uint64_t ring = 0;
+    };
+    Result<DeleteResult> remove(const Guard&, std::string_view key,
+                                int64_t now);
+
+    // ------------------------------------------------------- worker slots
+    /// Claims a free slot for `pid`, first reclaiming slots of processes for
+    /// which `alive(pid)` is false. kNoMemory when all kMaxSlots are taken.
+    Result<uint32_t> claim_slot(const Guard&, int32_t pid,
+                                bool (*alive)(int32_t pid));
+    /// Releases a slot and everything it held (its subscriptions).
+    void release_slot(const Guard&, uint32_t slot);
+    /// Reclaims the slots of dead processes; returns how many.
+    uint32_t reap_dead_slots(const Guard&, bool (*alive)(int32_t pid));
+
+    /// Empties a slot's mailbox, calling fn(handle) for each channel with
+    /// news; returns true when the mailbox had overflowed (the worker must
+    /// then look at every channel it holds).
+    template <typename Fn>
+    bool drain_mailbox(const Guard& g, uint32_t slot, Fn&& fn);
+
+    // -------------------------------------------------------- subscribers
+    struct Subscription {
+        ChannelHandle channel;
+        uint32_t slot_sub = 0;  // this slot's record for the channel
+        uint32_t slot = 0;
+    };
+    /// Adds `count` subscribers of `slot` to a channel, creating it unless
+    /// `existing_only` (then kNotFound). Returns the slot's record.
+    Result<Subscription> subscribe(const Guard&, std::string_view key,
+                                   uint32_t slot, int64_t now,
+                                   bool existing_only);
+    /// Counts one more (or fewer) local subscriber on an existing record.
+    void add_subscribers(const Guard&, const Subscription& s, int32_t delta,
+                         int64_t now);
+    /// The slot leaves the channel: its count goes, and messages it had not
+    /// read yet stop waiting for it.
+    void unsubscribe(const Guard&, const Subscription& s);
+    bool is_deleted(const Guard&, ChannelHandle h);
+    /// The channel's last id (zero when it never had a message).
+    MsgId last_id(const Guard&, ChannelHandle h);
+    std::optional<ChannelInfo> info(const Guard&, ChannelHandle h, int64_t now);
+
+    /// Messages the slot has not read yet (including ones already evicted
+    /// from the buffer but kept because this slot still had to read them),
+    /// oldest first; fn(const MessageView&). Advances the slot's cursor.
+    template <typename Fn>
+    void read_for_slot(const Guard&, const Subscription& s, int64_t now,
+                       Fn&& fn);
+
+    /// Buffered messages for a new subscriber: those after `after` (or, with
+    /// no id, per `first`), oldest first, stopping after `limit` messages.
+    /// Returns true when `after` is older than the oldest buffered message
+    /// (some messages it asked for are gone: the gap signal).
+    template <typename Fn>
+    bool read_buffered(const Guard&, ChannelHandle h,
+                       std::optional<MsgId> after, FirstMessage first,
+                       int64_t now, uint32_t limit, Fn&& fn);
+
+    // ---------------------------------------------------------------- gc
+    /// Expires messages and frees idle channels (no messages, no
+    /// subscribers, untouched for their publisher's channel timeout, else
+    /// `channel_timeout` s) in up to
+    /// `max_buckets` buckets, resuming where the last call stopped.
+    void gc(const Guard&, int64_t now, int64_t channel_timeout,
+            uint32_t max_buckets);
+
+    StoreStats stats(const Guard&);
+
+private:
+    Channel* find(std::string_view key, uint32_t hash);
+    Channel* create(std::string_view key, uint32_t hash, int64_t now);
+    Channel* channel(ChannelHandle h);
+    void unlink(Channel* c);
+    void maybe_free(Channel* c);
+    void free_channel(Channel* c);
+    void expire(Channel* c, int64_t now);
+    void evict_front(Channel* c);
+    void release_read(Channel* c);
+    void drop_messages(Channel* c);
+    uint64_t notify(Channel* c);
+    void expire_everywhere(int64_t now);
+    ChannelInfo info_of(const Channel* c, int64_t now) const;
+    Message* alloc_message(const PublishParams& p);
+    void leave(uint32_t slot, SlotSub* ss);
+    MessageView view(Message* m);
+    Message* msg(uint32_t off);
+    SlotSub* slot_sub(uint32_t off);
+
+    Arena& arena_;
+    StoreHeader* hdr_ = nullptr;
+};
+
+// ----------------------------------------------------------- shm layouts
+// Plain data only (kShmSafe), linked by offsets.
+
+struct Message {
+    uint32_t prev;
+    uint32_t next;
+    int64_t time;
+    int32_t tag;
+    uint32_t pending;  // slots that still have to read it
+    int64_t expires;   // 0 = never
+    int64_t prev_time;
+    int32_t prev_tag;
+    uint32_t body_len;
+    uint16_t ctype_len;
+    uint16_t event_len;
+    uint8_t evicted;  // out of the buffer, kept only for pending readers
+    uint8_t pad[3];
+    // followed by content type, event, body bytes
+};
+
+struct Channel {
+    uint32_t next_in_bucket;
+    uint32_t hash;
+    uint32_t serial;
+    uint32_t deleted;
+    uint64_t slot_mask;    // slots with local subscribers
+    uint64_t notify_mask;  // slots with a notice in their mailbox
+    uint32_t subscribers;
+    uint32_t buffered;  // messages in the buffer (not evicted)
+    uint32_t first;     // oldest message kept (may be evicted)
+    uint32_t last;      // newest message
+    uint32_t max_messages;
+    uint32_t key_len;
+    int64_t timeout;
+    int64_t last_time;
+    int32_t last_tag;
+    int32_t pad;
+    int64_t last_requested;  // -1 never
+    int64_t last_active;
+    int64_t idle_timeout;  // 0 = gc()'s default
+    // followed by key bytes
+};
+
+struct SlotSub {
+    uint32_t prev;
+    uint32_t next;
+    uint32_t channel;
+    uint32_t serial;
+    uint32_t count;
+    int32_t cursor_tag;
+    int64_t cursor_time;
+};
+
+struct MailboxEntry {
+    uint32_t off;
+    uint32_t serial;
+};
+
+struct WorkerSlot {
+    int32_t pid;  // 0 = free
+    uint32_t bell_pending;
+    uint32_t overflow;
+    uint32_t head;  // next to read
+    uint32_t tail;  // next to write
+    uint32_t subs;  // SlotSub list
+    MailboxEntry mailbox[kMailboxSize];
+};
+
+struct StoreHeader {
+    uint32_t magic;
+    uint32_t layout_version;
+    uint64_t token;
+    uint32_t nbuckets;
+    uint32_t buckets;  // offset of uint32_t[nbuckets]
+    uint32_t next_serial;
+    uint32_t gc_cursor;
+    uint64_t total_published;
+    uint64_t stored_messages;
+    uint64_t channels;
+    uint64_t subscribers;
+    uint64_t notices;
+    WorkerSlot slots[kMaxSlots];
+};
+
+static_assert(kShmSafe<Message>);
+static_assert(kShmSafe<Channel>);
+static_assert(kShmSafe<SlotSub>);
+static_assert(kShmSafe<WorkerSlot>);
+static_assert(kShmSafe<StoreHeader>);
+
+// -------------------------------------------------- template definitions
+
+inline Message* Store::msg(uint32_t off)
+{
+    return ShmRef<Message>{off}.get(arena_);
+}
+
+inline SlotSub* Store::slot_sub(uint32_t off)
+{
+    return ShmRef<SlotSub>{off}.get(arena_);
+}
+
+template <typename Fn>
+bool Store::drain_mailbox(const Guard&, uint32_t slot, Fn&& fn)
+{
+    WorkerSlot& ws = hdr_->slots[slot];
+    ws.bell_pending = 0;
+    bool overflow = ws.overflow != 0;
+    ws.overflow = 0;
+    uint64_t bit = uint64_t{1} << slot;
+    while (ws.head != ws.tail) {
+        MailboxEntry e = ws.mailbox[ws.head % kMailboxSize];
+        ws.head++;
+        auto* c = ShmRef<Channel>{e.off}.get(arena_);
+        if (c->serial != e.serial || (c->notify_mask & bit) == 0) {
+            continue;
+        }
+        c->notify_mask &= ~bit;
+        // fn may end the slot's subscription, which frees a deleted channel:
+        // c must not be touched after this call.
+        fn(ChannelHandle{e.off, e.serial});
+    }
+    return overflow;
+}
+
+template <typename Fn>
+void Store::read_for_slot(const Guard&, const Subscription& s, int64_t now,
+                          Fn&& fn)
+{
+    Channel* c = channel(s.channel);
+    SlotSub* ss = slot_sub(s.slot_sub);
+    if (c == nullptr || ss == nullptr) {
+        return;
+    }
+    expire(c, now);
+    MsgId cursor{ss->cursor_time, ss->cursor_tag};
+    // Walk back from the newest to the first message after the cursor.
+    Message* m = msg(c->last);
+    Message* start = nullptr;
+    while (m != nullptr && MsgId{m->time, m->tag} > cursor) {
+        start = m;
+        m = msg(m->prev);
+    }
+    for (m = start; m != nullptr; m = msg(m->next)) {
+        fn(view(m));
+        ss->cursor_time = m->time;
+        ss->cursor_tag = m->tag;
+        if (m->pending > 0) {
+            m->pending--;
+        }
+    }
+    release_read(c);
+}
+
+template <typename Fn>
+bool Store::read_buffered(const Guard&, ChannelHandle h,
+                          std::optional<MsgId> after, FirstMessage first,
+                          int64_t now, uint32_t limit, Fn&& fn)
+{
+    Channel* c = channel(h);
+    if (c == nullptr) {
+        return false;
+    }
+    expire(c, now);
+    // The buffered messages are the last `buffered` of the list.
+    Message* oldest = msg(c->last);
+    for (uint32_t i = 1; i < c->buffered && oldest != nullptr; ++i) {
+        oldest = msg(oldest->prev);
+    }
+    if (c->buffered == 0) {
+        oldest = nullptr;
+    }
+    Message* start = oldest;
+    bool gap = false;
+    if (after) {
+        if (oldest != nullptr
+            && MsgId{oldest->prev_time, oldest->prev_tag} > *after) {
+            gap = !after->is_zero();
+        }
+        while (start != nullptr && MsgId{start->time, start->tag} <= *after) {
+            start = msg(start->next);
+        }
+    } else if (first.value == FirstMessage::kNewest) {
+        start = nullptr;
+    } else if (first.value > 0) {
+        for (int i = 1; i < first.value && start != nullptr; ++i) {
+            start = msg(start->next);
+        }
+    } else if (first.value < 0) {
+        int64_t skip = static_cast<int64_t>(c->buffered) + first.value;
+        for (int64_t i = 0; i < skip && start != nullptr; ++i) {
+            start = msg(start->next);
+        }
+    }
+    uint32_t n = 0;
+    for (Message* m = start; m != nullptr && n < limit; m = msg(m->next)) {
+        fn(view(m));
+        ++n;
+    }
+    return gap;
+}
+
+}  // namespace pulse

@@ -1,0 +1,75 @@
+#pragma once
+
+#include "ngx.h"
+
+// Configuration structs. They are written by ngx_conf_set_*_slot through
+// offsetof, so they stay standard-layout plain data (STYLE.md P9).
+
+// What a location does (pulse_publisher / pulse_subscriber / pulse_pubsub).
+enum : ngx_uint_t {
+    NGX_HTTP_PULSE_PUB_HTTP = 0x0001,
+    NGX_HTTP_PULSE_PUB_WEBSOCKET = 0x0002,
+    NGX_HTTP_PULSE_SUB_WEBSOCKET = 0x0010,
+    NGX_HTTP_PULSE_SUB_EVENTSOURCE = 0x0020,
+    NGX_HTTP_PULSE_SUB_LONGPOLL = 0x0040,
+    NGX_HTTP_PULSE_SUB_INTERVALPOLL = 0x0080,
+    NGX_HTTP_PULSE_SUB_CHUNKED = 0x0100,
+    NGX_HTTP_PULSE_SUB_MULTIPART = 0x0200,
+    NGX_HTTP_PULSE_SUB_RAWSTREAM = 0x0400,
+    NGX_HTTP_PULSE_PUB_ANY = 0x000f,
+    NGX_HTTP_PULSE_SUB_ANY = 0x0ff0,
+};
+
+// nginx 1.22 names no 410.
+constexpr ngx_uint_t NGX_HTTP_PULSE_GONE = 410;
+
+// pulse_subscriber_first_message newest (nchan's "0"): wait for the next.
+constexpr ngx_int_t NGX_HTTP_PULSE_FIRST_NEWEST = -1000;
+
+struct ngx_http_pulse_main_conf_t {
+    size_t shm_size;
+    ngx_shm_zone_t* shm_zone;
+    ngx_flag_t used;  // some location uses pulse: make the zone
+};
+
+struct ngx_http_pulse_loc_conf_t {
+    ngx_uint_t roles;
+    ngx_array_t* channel_id;      // ngx_http_complex_value_t
+    ngx_array_t* pub_channel_id;  // pulse_publisher_channel_id
+    ngx_array_t* sub_channel_id;  // pulse_subscriber_channel_id
+    ngx_http_complex_value_t* channel_group;
+    ngx_str_t split_delimiter;
+    ngx_int_t max_channel_id_length;
+
+    ngx_int_t buffer_length;
+    ngx_http_complex_value_t* buffer_length_cv;
+    ngx_int_t message_timeout;
+    ngx_http_complex_value_t* message_timeout_cv;
+    ngx_flag_t store_messages;
+    time_t channel_timeout;
+    ngx_flag_t publisher_message_id;
+
+    ngx_int_t first_message;
+    ngx_array_t* last_message_id;  // ngx_http_complex_value_t
+    time_t subscriber_timeout;
+    ngx_flag_t compound_etag;
+    ngx_str_t custom_etag_header;
+    ngx_flag_t existing_only;
+    ngx_int_t max_channel_subscribers;
+    size_t subscriber_max_buffered;
+
+    ngx_http_complex_value_t* eventsource_event;
+    time_t es_ping_interval;
+    ngx_str_t es_ping_event;
+    ngx_str_t es_ping_data;
+    ngx_str_t es_ping_comment;
+
+    ngx_http_complex_value_t* allow_origin;  // NULL: $http_origin (any)
+    ngx_flag_t allow_credentials;
+
+    ngx_flag_t stub_status;
+};
+
+extern "C" {
+extern ngx_module_t ngx_http_pulse_module;
+}

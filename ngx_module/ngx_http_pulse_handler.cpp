@@ -1,0 +1,109 @@
+// The content handler of pulse locations: CORS, then dispatch by method and
+// role, in nchan's order (reference 2.1, 3.1).
+
+#include "ngx.h"
+
+#include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_http.h"
+
+namespace {
+
+using pulse::ngx::add_header;
+using pulse::ngx::header;
+using pulse::ngx::send_response;
+
+bool is_websocket_upgrade(ngx_http_request_t* r)
+{
+    auto upgrade = header(r, "Upgrade");
+    auto connection = header(r, "Connection");
+    if (!upgrade || !connection) {
+        return false;
+    }
+    std::string u(*upgrade);
+    std::string c(*connection);
+    for (auto& ch : u) {
+        ch = static_cast<char>(ngx_tolower(ch));
+    }
+    for (auto& ch : c) {
+        ch = static_cast<char>(ngx_tolower(ch));
+    }
+    return u == "websocket" && c.find("upgrade") != std::string::npos;
+}
+
+ngx_int_t preflight(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    bool pub = (lcf->roles & NGX_HTTP_PULSE_PUB_ANY) != 0;
+    bool sub = (lcf->roles & NGX_HTTP_PULSE_SUB_ANY) != 0;
+    std::string_view methods = pub ? "GET, POST, PUT, DELETE" : "GET";
+    add_header(r, "Allow", methods);
+    if (header(r, "Origin")) {
+        add_header(r, "Access-Control-Allow-Headers",
+                   sub ? "If-None-Match, If-Modified-Since, Content-Type, "
+                         "Cache-Control, X-EventSource-Event"
+                       : "Content-Type");
+        add_header(r, "Access-Control-Allow-Methods", methods);
+    }
+    return send_response(r, NGX_HTTP_OK, "", "");
+}
+
+}  // namespace
+
+ngx_int_t ngx_http_pulse_handler(ngx_http_request_t* r) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(
+        ngx_http_get_module_loc_conf(r, ngx_http_pulse_module));
+    if (!pulse::ngx::cors_allow(r, lcf)) {
+        ngx_http_discard_request_body(r);
+        return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
+    }
+    bool pub_http = (lcf->roles & NGX_HTTP_PULSE_PUB_HTTP) != 0;
+    bool sub_any = (lcf->roles & NGX_HTTP_PULSE_SUB_ANY) != 0;
+    switch (r->method) {
+        case NGX_HTTP_OPTIONS:
+            ngx_http_discard_request_body(r);
+            return preflight(r, lcf);
+        case NGX_HTTP_GET: {
+            if (is_websocket_upgrade(r)) {
+                if (lcf->roles
+                    & (NGX_HTTP_PULSE_SUB_WEBSOCKET
+                       | NGX_HTTP_PULSE_PUB_WEBSOCKET)) {
+                    // TODO(pulse): WebSocket transport (issue 4).
+                    ngx_http_discard_request_body(r);
+                    return send_response(r, NGX_HTTP_NOT_IMPLEMENTED, "",
+                                         "WebSocket is not implemented yet.\n");
+                }
+                ngx_http_discard_request_body(r);
+                return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
+            }
+            if (sub_any) {
+                ngx_int_t rc = pulse::ngx::subscribe(r, lcf);
+                if (rc != NGX_DECLINED) {
+                    return rc;
+                }
+            }
+            if (pub_http) {
+                return pulse::ngx::channel_info(r, lcf);
+            }
+            ngx_http_discard_request_body(r);
+            return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
+        }
+        case NGX_HTTP_POST:
+        case NGX_HTTP_PUT:
+            if (pub_http) {
+                return pulse::ngx::publish(r, lcf);
+            }
+            break;
+        case NGX_HTTP_DELETE:
+            if (pub_http) {
+                return pulse::ngx::delete_channel(r, lcf);
+            }
+            break;
+        default:
+            break;
+    }
+    ngx_http_discard_request_body(r);
+    return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
+}
+PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR,
+                   NGX_HTTP_INTERNAL_SERVER_ERROR)

@@ -1,0 +1,208 @@
+#include "ngx_http_pulse_http.h"
+
+#include <new>
+
+#include "pulse/channel_id.h"
+
+namespace pulse::ngx {
+
+ngx_str_t pool_str(ngx_pool_t* pool, std::string_view s)
+{
+    ngx_str_t out;
+    out.len = s.size();
+    out.data = static_cast<u_char*>(ngx_pnalloc(pool, s.size() + 1));
+    if (out.data == nullptr) {
+        throw std::bad_alloc();
+    }
+    ngx_memcpy(out.data, s.data(), s.size());
+    out.data[s.size()] = '\0';
+    return out;
+}
+
+std::optional<std::string_view> header(ngx_http_request_t* r,
+                                       std::string_view name)
+{
+    ngx_list_part_t* part = &r->headers_in.headers.part;
+    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+    for (ngx_uint_t i = 0;; ++i) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) {
+                break;
+            }
+            part = part->next;
+            h = static_cast<ngx_table_elt_t*>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == name.size()
+            && ngx_strncasecmp(
+                   h[i].key.data,
+                   reinterpret_cast<u_char*>(const_cast<char*>(name.data())),
+                   name.size())
+                   == 0)
+        {
+            return sv(h[i].value);
+        }
+    }
+    return std::nullopt;
+}
+
+ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,
+                     std::string_view value)
+{
+    auto* h =
+        static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    h->key = pool_str(r->pool, name);
+    h->value = pool_str(r->pool, value);
+    return NGX_OK;
+}
+
+ngx_int_t send_response(ngx_http_request_t* r, ngx_uint_t status,
+                        std::string_view content_type, std::string_view body,
+                        bool typed)
+{
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+    if (typed || !content_type.empty()) {
+        ngx_str_t ct = pool_str(r->pool, content_type.empty()
+                                             ? std::string_view("text/plain")
+                                             : content_type);
+        r->headers_out.content_type = ct;
+        r->headers_out.content_type_len = ct.len;
+        r->headers_out.content_type_lowcase = nullptr;
+    }
+    if (body.empty() || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+    ngx_buf_t* b = ngx_create_temp_buf(r->pool, body.size());
+    if (b == nullptr) {
+        return NGX_ERROR;
+    }
+    b->last = ngx_cpymem(b->last, body.data(), body.size());
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    ngx_chain_t out{b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
+bool cors_allow(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    auto origin = header(r, "Origin");
+    if (!origin) {
+        return true;
+    }
+    std::string allowed_text;
+    bool any = lcf->allow_origin == nullptr;
+    bool star = false;
+    if (!any) {
+        allowed_text = eval(r, lcf->allow_origin);
+        star = allowed_text == "*";
+        size_t pos = 0;
+        bool match = star;
+        while (!match && pos < allowed_text.size()) {
+            size_t end = allowed_text.find(' ', pos);
+            if (end == std::string::npos) {
+                end = allowed_text.size();
+            }
+            std::string_view one(allowed_text.data() + pos, end - pos);
+            match = !one.empty() && (one == *origin || one == "*");
+            pos = end + 1;
+        }
+        if (!match) {
+            return false;
+        }
+    }
+    add_header(r, "Access-Control-Allow-Origin", star ? "*" : *origin);
+    if (lcf->allow_credentials) {
+        add_header(r, "Access-Control-Allow-Credentials", "true");
+    }
+    return true;
+}
+
+std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv)
+{
+    ngx_str_t v;
+    if (ngx_http_complex_value(r, cv, &v) != NGX_OK) {
+        throw std::bad_alloc();
+    }
+    return std::string(sv(v));
+}
+
+std::string unescape(std::string_view s)
+{
+    std::string out(s);
+    auto* dst = reinterpret_cast<u_char*>(out.data());
+    auto* src = dst;
+    ngx_unescape_uri(&dst, &src, out.size(), 0);  // 0: decode everything
+    out.resize(
+        static_cast<size_t>(dst - reinterpret_cast<u_char*>(out.data())));
+    return out;
+}
+
+Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
+                                              ngx_http_pulse_loc_conf_t* lcf,
+                                              bool publishing)
+{
+    ngx_array_t* ids = publishing ? lcf->pub_channel_id : lcf->sub_channel_id;
+    if (ids == nullptr) {
+        ids = lcf->channel_id;
+    }
+    if (ids == nullptr) {
+        return Status(Code::kNotFound, "No channel id provided.");
+    }
+    std::vector<std::string> values;
+    auto* cvs = static_cast<ngx_http_complex_value_t*>(ids->elts);
+    for (ngx_uint_t i = 0; i < ids->nelts; ++i) {
+        values.push_back(eval(r, &cvs[i]));
+    }
+    std::vector<std::string_view> views(values.begin(), values.end());
+    auto split =
+        split_channel_ids(views, sv(lcf->split_delimiter),
+                          static_cast<size_t>(lcf->max_channel_id_length));
+    if (!split.is_ok()) {
+        return split.status();
+    }
+    std::string group;
+    if (lcf->channel_group != nullptr) {
+        group = eval(r, lcf->channel_group);
+        Status g = validate_group(group);
+        if (!g.is_ok()) {
+            return g;
+        }
+    }
+    std::vector<std::string> keys;
+    for (std::string_view id : split.value()) {
+        keys.push_back(channel_key(group, id));
+    }
+    return keys;
+}
+
+ngx_uint_t http_status(Code code)
+{
+    switch (code) {
+        case Code::kOk:
+            return NGX_HTTP_OK;
+        case Code::kInvalidArgument:
+            return NGX_HTTP_BAD_REQUEST;
+        case Code::kNotFound:
+            return NGX_HTTP_NOT_FOUND;
+        case Code::kForbidden:
+            return NGX_HTTP_FORBIDDEN;
+        case Code::kTooLarge:
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        case Code::kNoMemory:
+            return 507;
+        case Code::kAgain:
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+}  // namespace pulse::ngx

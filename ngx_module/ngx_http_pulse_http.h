@@ -1,0 +1,60 @@
+#pragma once
+
+#include "ngx.h"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ngx_http_pulse_conf.h"
+#include "pulse/message_id.h"
+#include "pulse/status.h"
+
+namespace pulse::ngx {
+
+inline std::string_view sv(const ngx_str_t& s)
+{
+    return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
+}
+
+/// Copies `s` into the request pool as an ngx_str_t.
+ngx_str_t pool_str(ngx_pool_t* pool, std::string_view s);
+
+/// The first request header called `name` (case-insensitive), if any.
+std::optional<std::string_view> header(ngx_http_request_t* r,
+                                       std::string_view name);
+
+/// Adds a response header; the strings must outlive the request (pool or
+/// static).
+ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,
+                     std::string_view value);
+
+/// Sends a complete small response. An empty content type means
+/// text/plain, unless `typed` is false: then no Content-Type at all (a
+/// message published without one).
+ngx_int_t send_response(ngx_http_request_t* r, ngx_uint_t status,
+                        std::string_view content_type, std::string_view body,
+                        bool typed = true);
+
+/// nchan's CORS rule: with an Origin header, the origin must be allowed by
+/// pulse_access_control_allow_origin (default: any). Adds
+/// Access-Control-Allow-Origin/-Credentials when allowed; false means 403.
+bool cors_allow(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
+
+/// The channel keys (`<group>/<id>`) of this request for publishing or
+/// subscribing, or the Status that explains why not (404, 403).
+Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
+                                              ngx_http_pulse_loc_conf_t* lcf,
+                                              bool publishing);
+
+/// Evaluates a complex value to a std::string.
+std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv);
+
+/// URL-decodes a query argument value.
+std::string unescape(std::string_view s);
+
+/// HTTP status for a lib Status code.
+ngx_uint_t http_status(Code code);
+
+}  // namespace pulse::ngx

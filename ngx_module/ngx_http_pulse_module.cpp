@@ -1,0 +1,695 @@
+// ngx_http_pulse_module: module struct, directives, configuration, process
+// hooks. Request handling lives in ngx_http_pulse_{publish,subscribe,
+// status}.cpp; the runtime in ngx_http_pulse_worker.cpp.
+
+#include "ngx.h"
+
+#include <cstring>
+
+#include "ngx_http_pulse_conf.h"
+#include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_shm.h"
+#include "ngx_http_pulse_worker.h"
+#include "pulse/channel_id.h"
+
+namespace {
+
+using pulse::ngx::Worker;
+
+constexpr size_t kDefaultShmSize = 128 * 1024 * 1024;
+constexpr size_t kMinShmSize = 1024 * 1024;
+constexpr size_t kDefaultMaxBuffered = 4 * 1024 * 1024;
+
+struct RoleName {
+    const char* name;
+    ngx_uint_t bit;
+};
+
+constexpr RoleName kPublisherRoles[] = {
+    {"http", NGX_HTTP_PULSE_PUB_HTTP},
+    {"websocket", NGX_HTTP_PULSE_PUB_WEBSOCKET},
+};
+
+constexpr RoleName kSubscriberRoles[] = {
+    {"websocket", NGX_HTTP_PULSE_SUB_WEBSOCKET},
+    {"eventsource", NGX_HTTP_PULSE_SUB_EVENTSOURCE},
+    {"longpoll", NGX_HTTP_PULSE_SUB_LONGPOLL},
+    {"intervalpoll", NGX_HTTP_PULSE_SUB_INTERVALPOLL},
+    {"chunked", NGX_HTTP_PULSE_SUB_CHUNKED},
+    {"multipart-mixed", NGX_HTTP_PULSE_SUB_MULTIPART},
+    {"http-raw-stream", NGX_HTTP_PULSE_SUB_RAWSTREAM},
+};
+
+// nchan's defaults: intervalpoll and http-raw-stream are opt-in.
+constexpr ngx_uint_t kDefaultSubscriber =
+    NGX_HTTP_PULSE_SUB_WEBSOCKET | NGX_HTTP_PULSE_SUB_EVENTSOURCE
+    | NGX_HTTP_PULSE_SUB_LONGPOLL | NGX_HTTP_PULSE_SUB_CHUNKED
+    | NGX_HTTP_PULSE_SUB_MULTIPART;
+constexpr ngx_uint_t kDefaultPublisher =
+    NGX_HTTP_PULSE_PUB_HTTP | NGX_HTTP_PULSE_PUB_WEBSOCKET;
+
+enum RoleKind : uintptr_t { kPublisher = 1, kSubscriber = 2, kPubSub = 3 };
+
+void mark_used(ngx_conf_t* cf)
+{
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_pulse_module));
+    mcf->used = 1;
+}
+
+void set_content_handler(ngx_conf_t* cf, ngx_http_handler_pt h)
+{
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = h;
+}
+
+// pulse_publisher [http|websocket], pulse_subscriber [types...],
+// pulse_pubsub [both]: which roles a location has (nchan's rules).
+char* ngx_http_pulse_set_roles(ngx_conf_t* cf, ngx_command_t* cmd,
+                               void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    auto kind = reinterpret_cast<uintptr_t>(cmd->post);
+    if (lcf->roles != NGX_CONF_UNSET_UINT) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    ngx_uint_t roles = 0;
+    if (cf->args->nelts == 1) {
+        roles = (kind & kPublisher ? kDefaultPublisher : 0)
+                | (kind & kSubscriber ? kDefaultSubscriber : 0);
+    }
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        ngx_uint_t bit = 0;
+        if (kind & kPublisher) {
+            for (const RoleName& rn : kPublisherRoles) {
+                if (pulse::ngx::sv(args[i]) == rn.name
+                    && (kind == kPublisher
+                        || std::strcmp(rn.name, "http") == 0))
+                {
+                    bit = rn.bit;
+                }
+            }
+            // In pulse_pubsub, "websocket" means both directions.
+            if (kind == kPubSub && pulse::ngx::sv(args[i]) == "websocket") {
+                bit =
+                    NGX_HTTP_PULSE_PUB_WEBSOCKET | NGX_HTTP_PULSE_SUB_WEBSOCKET;
+            }
+        }
+        if (bit == 0 && (kind & kSubscriber)) {
+            for (const RoleName& rn : kSubscriberRoles) {
+                if (pulse::ngx::sv(args[i]) == rn.name) {
+                    bit = rn.bit;
+                }
+            }
+        }
+        if (bit == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               PULSE_LOG_PREFIX
+                               "invalid value \"%V\" in "
+                               "\"%V\"; expected %s",
+                               &args[i], &cmd->name,
+                               kind == kPublisher
+                                   ? "http or websocket"
+                                   : "websocket, eventsource, longpoll, "
+                                     "intervalpoll, chunked, "
+                                     "multipart-mixed or http-raw-stream");
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        roles |= bit;
+    }
+    if ((roles & NGX_HTTP_PULSE_SUB_LONGPOLL)
+        && (roles & NGX_HTTP_PULSE_SUB_INTERVALPOLL))
+    {
+        // nchan picks interval-poll before long-poll, so the pair means
+        // interval-poll; say so rather than silently ignore longpoll.
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           PULSE_LOG_PREFIX
+                           "\"%V\": with intervalpoll, "
+                           "GET requests are interval-polls, "
+                           "never long-polls",
+                           &cmd->name);
+    }
+    lcf->roles = roles;
+    mark_used(cf);
+    set_content_handler(cf, ngx_http_pulse_handler);
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+char* ngx_http_pulse_set_stub_status(ngx_conf_t* cf, ngx_command_t* cmd,
+                                     void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    (void) cmd;
+    lcf->stub_status = 1;
+    mark_used(cf);
+    set_content_handler(cf, ngx_http_pulse_stub_status_handler);
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// pulse_channel_id and friends: 1..7 values with nginx variables.
+char* ngx_http_pulse_set_channel_ids(ngx_conf_t* cf, ngx_command_t* cmd,
+                                     void* conf) noexcept
+try {
+    auto* field =
+        reinterpret_cast<ngx_array_t**>(static_cast<char*>(conf) + cmd->offset);
+    if (*field != NGX_CONF_UNSET_PTR) {
+        return const_cast<char*>("is duplicate");
+    }
+    ngx_uint_t n = cf->args->nelts - 1;
+    *field = ngx_array_create(cf->pool, n, sizeof(ngx_http_complex_value_t));
+    if (*field == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        auto* cv =
+            static_cast<ngx_http_complex_value_t*>(ngx_array_push(*field));
+        ngx_http_compile_complex_value_t ccv;
+        ngx_memzero(&ccv, sizeof(ccv));
+        ccv.cf = cf;
+        ccv.value = &args[i];
+        ccv.complex_value = cv;
+        if (cv == nullptr || ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// A number, or an nginx variable evaluated per publish.
+char* ngx_http_pulse_set_num_or_var(ngx_conf_t* cf, ngx_command_t* cmd,
+                                    void* conf) noexcept
+try {
+    auto* base = static_cast<char*>(conf);
+    auto* num = reinterpret_cast<ngx_int_t*>(base + cmd->offset);
+    auto* cv = reinterpret_cast<ngx_http_complex_value_t**>(
+        base + reinterpret_cast<uintptr_t>(cmd->post));
+    if (*num != NGX_CONF_UNSET || *cv != nullptr) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    ngx_str_t* v = &args[1];
+    if (ngx_strlchr(v->data, v->data + v->len, '$') != nullptr) {
+        *cv = static_cast<ngx_http_complex_value_t*>(
+            ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t)));
+        ngx_http_compile_complex_value_t ccv;
+        ngx_memzero(&ccv, sizeof(ccv));
+        ccv.cf = cf;
+        ccv.value = v;
+        ccv.complex_value = *cv;
+        if (*cv == nullptr || ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        return NGX_CONF_OK;
+    }
+    bool is_time = std::strcmp(reinterpret_cast<const char*>(cmd->name.data),
+                               "pulse_message_timeout")
+                   == 0;
+    ngx_int_t n = is_time ? ngx_parse_time(v, 1) : ngx_atoi(v->data, v->len);
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           PULSE_LOG_PREFIX
+                           "invalid value \"%V\" in \"%V\"; "
+                           "expected %s or a variable",
+                           v, &cmd->name,
+                           is_time ? "a time like 30s or 1h" : "a number");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    *num = n;
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// oldest | newest | n (-32..32), as nchan.
+char* ngx_http_pulse_set_first_message(ngx_conf_t* cf, ngx_command_t* cmd,
+                                       void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    if (lcf->first_message != NGX_CONF_UNSET) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    std::string_view v = pulse::ngx::sv(args[1]);
+    if (v == "oldest") {
+        lcf->first_message = 0;
+        return NGX_CONF_OK;
+    }
+    if (v == "newest" || v == "0") {
+        lcf->first_message = NGX_HTTP_PULSE_FIRST_NEWEST;
+        return NGX_CONF_OK;
+    }
+    bool neg = !v.empty() && v[0] == '-';
+    ngx_int_t n =
+        ngx_atoi(args[1].data + (neg ? 1 : 0), args[1].len - (neg ? 1 : 0));
+    if (n == NGX_ERROR || n > 32) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           PULSE_LOG_PREFIX
+                           "invalid value \"%V\" in \"%V\"; "
+                           "expected oldest, newest or a "
+                           "number from -32 to 32",
+                           &args[1], &cmd->name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    lcf->first_message = neg ? -n : n;
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+ngx_conf_num_bounds_t max_id_length_bounds = {ngx_conf_check_num_bounds, 1,
+                                              65536};
+
+// clang-format off
+ngx_command_t ngx_http_pulse_commands[] = {
+
+    { ngx_string("pulse_publisher"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_NOARGS
+          |NGX_CONF_TAKE12,
+      ngx_http_pulse_set_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      reinterpret_cast<void*>(kPublisher) },
+
+    { ngx_string("pulse_subscriber"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_ANY,
+      ngx_http_pulse_set_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      reinterpret_cast<void*>(kSubscriber) },
+
+    { ngx_string("pulse_pubsub"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_ANY,
+      ngx_http_pulse_set_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      reinterpret_cast<void*>(kPubSub) },
+
+    { ngx_string("pulse_stub_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_pulse_set_stub_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, channel_id),
+      nullptr },
+
+    { ngx_string("pulse_publisher_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, pub_channel_id),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, sub_channel_id),
+      nullptr },
+
+    { ngx_string("pulse_channel_id_split_delimiter"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, split_delimiter),
+      nullptr },
+
+    { ngx_string("pulse_max_channel_id_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, max_channel_id_length),
+      &max_id_length_bounds },
+
+    { ngx_string("pulse_channel_group"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, channel_group),
+      nullptr },
+
+    { ngx_string("pulse_message_buffer_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_num_or_var,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, buffer_length),
+      reinterpret_cast<void*>(
+          offsetof(ngx_http_pulse_loc_conf_t, buffer_length_cv)) },
+
+    { ngx_string("pulse_message_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_num_or_var,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, message_timeout),
+      reinterpret_cast<void*>(
+          offsetof(ngx_http_pulse_loc_conf_t, message_timeout_cv)) },
+
+    { ngx_string("pulse_store_messages"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF
+          |NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, store_messages),
+      nullptr },
+
+    { ngx_string("pulse_channel_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, channel_timeout),
+      nullptr },
+
+    { ngx_string("pulse_shared_memory_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pulse_main_conf_t, shm_size),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_first_message"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_first_message,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_subscriber_last_message_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, last_message_id),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF
+          |NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, subscriber_timeout),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_compound_etag_message_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, compound_etag),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_message_id_custom_etag_header"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, custom_etag_header),
+      nullptr },
+
+    { ngx_string("pulse_subscribe_existing_channels_only"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, existing_only),
+      nullptr },
+
+    { ngx_string("pulse_max_channel_subscribers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, max_channel_subscribers),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_max_buffered"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, subscriber_max_buffered),
+      nullptr },
+
+    { ngx_string("pulse_eventsource_event"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, eventsource_event),
+      nullptr },
+
+    { ngx_string("pulse_eventsource_ping_interval"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, es_ping_interval),
+      nullptr },
+
+    { ngx_string("pulse_eventsource_ping_event"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, es_ping_event),
+      nullptr },
+
+    { ngx_string("pulse_eventsource_ping_data"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, es_ping_data),
+      nullptr },
+
+    { ngx_string("pulse_eventsource_ping_comment"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, es_ping_comment),
+      nullptr },
+
+    { ngx_string("pulse_access_control_allow_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF
+          |NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, allow_origin),
+      nullptr },
+
+    { ngx_string("pulse_access_control_allow_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF
+          |NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, allow_credentials),
+      nullptr },
+
+    { ngx_string("pulse_publisher_message_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, publisher_message_id),
+      nullptr },
+
+      ngx_null_command
+};
+// clang-format on
+
+void* ngx_http_pulse_create_main_conf(ngx_conf_t* cf) noexcept
+{
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_http_pulse_main_conf_t)));
+    if (mcf == nullptr) {
+        return nullptr;
+    }
+    mcf->shm_size = NGX_CONF_UNSET_SIZE;
+    return mcf;
+}
+
+char* ngx_http_pulse_init_main_conf(ngx_conf_t* cf, void* conf) noexcept
+{
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(conf);
+    ngx_conf_init_size_value(mcf->shm_size, kDefaultShmSize);
+    if (mcf->shm_size < kMinShmSize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           PULSE_LOG_PREFIX
+                           "pulse_shared_memory_size must be "
+                           "at least 1m");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (mcf->shm_size > 0xffffffffu) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           PULSE_LOG_PREFIX
+                           "pulse_shared_memory_size must be "
+                           "below 4g");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return NGX_CONF_OK;
+}
+
+void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
+{
+    auto* c = static_cast<ngx_http_pulse_loc_conf_t*>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_http_pulse_loc_conf_t)));
+    if (c == nullptr) {
+        return nullptr;
+    }
+    // ngx_pcalloc zeroed: channel_group, eventsource_event, allow_origin,
+    // *_cv = nullptr; split_delimiter, es_ping_* strings empty.
+    c->roles = NGX_CONF_UNSET_UINT;
+    c->channel_id = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+    c->pub_channel_id = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+    c->sub_channel_id = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+    c->last_message_id = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+    c->max_channel_id_length = NGX_CONF_UNSET;
+    c->buffer_length = NGX_CONF_UNSET;
+    c->message_timeout = NGX_CONF_UNSET;
+    c->store_messages = NGX_CONF_UNSET;
+    c->channel_timeout = NGX_CONF_UNSET;
+    c->publisher_message_id = NGX_CONF_UNSET;
+    c->first_message = NGX_CONF_UNSET;
+    c->subscriber_timeout = NGX_CONF_UNSET;
+    c->compound_etag = NGX_CONF_UNSET;
+    c->existing_only = NGX_CONF_UNSET;
+    c->max_channel_subscribers = NGX_CONF_UNSET;
+    c->subscriber_max_buffered = NGX_CONF_UNSET_SIZE;
+    c->es_ping_interval = NGX_CONF_UNSET;
+    c->es_ping_event.data = nullptr;
+    c->allow_credentials = NGX_CONF_UNSET;
+    c->stub_status = NGX_CONF_UNSET;
+    return c;
+}
+
+void merge_array(ngx_array_t** conf, ngx_array_t* prev)
+{
+    if (*conf == NGX_CONF_UNSET_PTR) {
+        *conf = prev == NGX_CONF_UNSET_PTR ? nullptr : prev;
+    }
+}
+
+char* ngx_http_pulse_merge_loc_conf(ngx_conf_t* cf, void* parent,
+                                    void* child) noexcept
+{
+    auto* p = static_cast<ngx_http_pulse_loc_conf_t*>(parent);
+    auto* c = static_cast<ngx_http_pulse_loc_conf_t*>(child);
+    (void) cf;
+    ngx_conf_merge_uint_value(c->roles, p->roles, 0);
+    merge_array(&c->channel_id, p->channel_id);
+    merge_array(&c->pub_channel_id, p->pub_channel_id);
+    merge_array(&c->sub_channel_id, p->sub_channel_id);
+    merge_array(&c->last_message_id, p->last_message_id);
+    if (c->channel_group == nullptr) {
+        c->channel_group = p->channel_group;
+    }
+    ngx_conf_merge_str_value(c->split_delimiter, p->split_delimiter, "");
+    ngx_conf_merge_value(
+        c->max_channel_id_length, p->max_channel_id_length,
+        static_cast<ngx_int_t>(pulse::kDefaultMaxChannelIdLength));
+    if (c->buffer_length == NGX_CONF_UNSET && c->buffer_length_cv == nullptr) {
+        c->buffer_length = p->buffer_length;
+        c->buffer_length_cv = p->buffer_length_cv;
+    }
+    ngx_conf_merge_value(c->buffer_length, p->buffer_length, 10);
+    if (c->message_timeout == NGX_CONF_UNSET
+        && c->message_timeout_cv == nullptr) {
+        c->message_timeout = p->message_timeout;
+        c->message_timeout_cv = p->message_timeout_cv;
+    }
+    ngx_conf_merge_value(c->message_timeout, p->message_timeout, 3600);
+    ngx_conf_merge_value(c->store_messages, p->store_messages, 1);
+    ngx_conf_merge_sec_value(c->channel_timeout, p->channel_timeout, 5);
+    ngx_conf_merge_value(c->publisher_message_id, p->publisher_message_id, 0);
+    ngx_conf_merge_value(c->first_message, p->first_message, 0);
+    ngx_conf_merge_sec_value(c->subscriber_timeout, p->subscriber_timeout, 0);
+    ngx_conf_merge_value(c->compound_etag, p->compound_etag, 0);
+    ngx_conf_merge_str_value(c->custom_etag_header, p->custom_etag_header, "");
+    ngx_conf_merge_value(c->existing_only, p->existing_only, 0);
+    ngx_conf_merge_value(c->max_channel_subscribers, p->max_channel_subscribers,
+                         0);
+    ngx_conf_merge_size_value(c->subscriber_max_buffered,
+                              p->subscriber_max_buffered, kDefaultMaxBuffered);
+    if (c->eventsource_event == nullptr) {
+        c->eventsource_event = p->eventsource_event;
+    }
+    ngx_conf_merge_sec_value(c->es_ping_interval, p->es_ping_interval, 0);
+    ngx_conf_merge_str_value(c->es_ping_event, p->es_ping_event, "ping");
+    ngx_conf_merge_str_value(c->es_ping_data, p->es_ping_data, "");
+    // nchan merges ping_data from the parent's ping_comment and never
+    // merges ping_comment (reference 1.5); Pulse merges each from itself.
+    ngx_conf_merge_str_value(c->es_ping_comment, p->es_ping_comment, "");
+    if (c->allow_origin == nullptr) {
+        c->allow_origin = p->allow_origin;
+    }
+    ngx_conf_merge_value(c->allow_credentials, p->allow_credentials, 1);
+    ngx_conf_merge_value(c->stub_status, p->stub_status, 0);
+    return NGX_CONF_OK;
+}
+
+ngx_int_t ngx_http_pulse_postconfiguration(ngx_conf_t* cf) noexcept
+try {
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_pulse_module));
+    if (!mcf->used) {
+        return NGX_OK;  // loaded but unused: no zone, no cost
+    }
+    mcf->shm_zone = pulse::ngx::add_zone(cf, mcf->shm_size);
+    return mcf->shm_zone == nullptr ? NGX_ERROR : NGX_OK;
+}
+PULSE_CATCH_RETURN(cf->log, NGX_LOG_EMERG, NGX_ERROR)
+
+ngx_int_t ngx_http_pulse_init_process(ngx_cycle_t* cycle) noexcept
+try {
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+    pulse::ngx::Zone* zone = pulse::ngx::zone(cycle);
+    if (zone == nullptr) {
+        return NGX_OK;
+    }
+    return Worker::start(cycle, zone);
+}
+// A failed init_process costs the worker slot for good (STYLE.md 2.4):
+// log and carry on without the runtime instead.
+PULSE_CATCH_RETURN(cycle->log, NGX_LOG_ALERT, NGX_OK)
+
+void ngx_http_pulse_exit_process(ngx_cycle_t* cycle) noexcept
+try {
+    Worker::stop(cycle);
+}
+PULSE_CATCH_VOID(cycle->log)
+
+ngx_http_module_t ngx_http_pulse_module_ctx = {
+    nullptr,                           // preconfiguration
+    ngx_http_pulse_postconfiguration,  // postconfiguration
+    ngx_http_pulse_create_main_conf,   // create main configuration
+    ngx_http_pulse_init_main_conf,     // init main configuration
+    nullptr,                           // create server configuration
+    nullptr,                           // merge server configuration
+    ngx_http_pulse_create_loc_conf,    // create location configuration
+    ngx_http_pulse_merge_loc_conf      // merge location configuration
+};
+
+}  // namespace
+
+// clang-format off
+extern "C" {
+// The only symbol the .so exports (built with -fvisibility=hidden).
+__attribute__((visibility("default")))
+ngx_module_t ngx_http_pulse_module = {
+    NGX_MODULE_V1,
+    &ngx_http_pulse_module_ctx,          // module context
+    ngx_http_pulse_commands,             // module directives
+    NGX_HTTP_MODULE,                     // module type
+    nullptr,                             // init master
+    nullptr,                             // init module
+    ngx_http_pulse_init_process,         // init process
+    nullptr,                             // init thread
+    nullptr,                             // exit thread
+    ngx_http_pulse_exit_process,         // exit process
+    nullptr,                             // exit master
+    NGX_MODULE_V1_PADDING
+};
+}
+// clang-format on

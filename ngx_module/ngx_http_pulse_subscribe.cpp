@@ -1,0 +1,626 @@
+// Subscribers: transport detection, message-id resolution, EventSource and
+// long-poll / interval-poll (reference 3).
+
+#include "ngx.h"
+
+#include <new>
+#include <string>
+
+#include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_worker.h"
+#include "pulse/http_date.h"
+#include "pulse/sse.h"
+
+namespace pulse::ngx {
+
+namespace {
+
+constexpr size_t kMaxLastIdLength = 128;  // nchan's limit
+
+enum class Transport {
+    kNone,
+    kEventSource,
+    kLongPoll,
+    kIntervalPoll,
+    kUnimplemented
+};
+
+bool contains_ci(std::string_view hay, std::string_view needle)
+{
+    if (needle.size() > hay.size()) {
+        return false;
+    }
+    for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+        if (ngx_strncasecmp(
+                reinterpret_cast<u_char*>(const_cast<char*>(hay.data() + i)),
+                reinterpret_cast<u_char*>(const_cast<char*>(needle.data())),
+                needle.size())
+            == 0)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+// nchan_pubsub_handler's order (reference 3.1), WebSocket handled before.
+Transport detect(ngx_http_request_t* r, ngx_uint_t roles, std::string* what)
+{
+    std::string_view accept =
+        r->headers_in.accept ? sv(r->headers_in.accept->value) : "";
+    if ((roles & NGX_HTTP_PULSE_SUB_EVENTSOURCE)
+        && contains_ci(accept, "text/event-stream"))
+    {
+        return Transport::kEventSource;
+    }
+    auto te = header(r, "TE");
+    if ((roles & NGX_HTTP_PULSE_SUB_CHUNKED) && te
+        && contains_ci(*te, "chunked") && !contains_ci(*te, "q=0"))
+    {
+        *what = "chunked";
+        return Transport::kUnimplemented;
+    }
+    if ((roles & NGX_HTTP_PULSE_SUB_MULTIPART)
+        && contains_ci(accept, "multipart/mixed"))
+    {
+        *what = "multipart-mixed";
+        return Transport::kUnimplemented;
+    }
+    if (roles & NGX_HTTP_PULSE_SUB_INTERVALPOLL) {
+        return Transport::kIntervalPoll;
+    }
+    if (roles & NGX_HTTP_PULSE_SUB_RAWSTREAM) {
+        *what = "http-raw-stream";
+        return Transport::kUnimplemented;
+    }
+    if (roles & NGX_HTTP_PULSE_SUB_LONGPOLL) {
+        return Transport::kLongPoll;
+    }
+    return Transport::kNone;
+}
+
+// Where the subscriber resumes (reference 3.2): If-Modified-Since with
+// If-None-Match tags, If-None-Match alone as a full id, then
+// pulse_subscriber_last_message_id (default $http_last_event_id
+// $arg_last_event_id), else pulse_subscriber_first_message.
+Result<std::optional<MsgId>> resume_id(ngx_http_request_t* r,
+                                       ngx_http_pulse_loc_conf_t* lcf)
+{
+    auto single = [](const MultiMsgId& m) -> std::optional<MsgId> {
+        return MsgId{m.time, m.tags[0]};
+    };
+    ngx_table_elt_t* ims = r->headers_in.if_modified_since;
+    ngx_table_elt_t* inm = r->headers_in.if_none_match;
+    if (ims != nullptr && !lcf->compound_etag) {
+        auto t = parse_http_date(sv(ims->value));
+        if (!t || *t <= 0) {
+            return std::optional<MsgId>();
+        }
+        if (inm == nullptr) {
+            return Status(Code::kInvalidArgument, "Message ID invalid");
+        }
+        auto m = parse_msg_tags(*t, sv(inm->value));
+        if (!m.is_ok()) {
+            return Status(Code::kInvalidArgument, "Message ID invalid");
+        }
+        return single(m.value());
+    }
+    if (inm != nullptr) {
+        auto m = parse_msg_id(sv(inm->value));
+        if (!m.is_ok()) {
+            return Status(Code::kInvalidArgument, "Message ID invalid");
+        }
+        return single(m.value());
+    }
+    std::string text;
+    if (lcf->last_message_id != nullptr) {
+        auto* cvs =
+            static_cast<ngx_http_complex_value_t*>(lcf->last_message_id->elts);
+        for (ngx_uint_t i = 0; i < lcf->last_message_id->nelts; ++i) {
+            text = unescape(eval(r, &cvs[i]));
+            if (!text.empty()) {
+                break;
+            }
+        }
+    } else {
+        if (auto h = header(r, "Last-Event-ID")) {
+            text = unescape(*h);
+        }
+        ngx_str_t arg;
+        if (text.empty()
+            && ngx_http_arg(r,
+                            reinterpret_cast<u_char*>(
+                                const_cast<char*>("last_event_id")),
+                            13, &arg)
+                   == NGX_OK)
+        {
+            text = unescape(sv(arg));
+        }
+    }
+    if (text.empty()) {
+        return std::optional<MsgId>();
+    }
+    if (text.size() > kMaxLastIdLength) {
+        return Status(Code::kInvalidArgument, "Message ID invalid");
+    }
+    auto m = parse_msg_id(text);
+    if (!m.is_ok()) {
+        return Status(Code::kInvalidArgument, "Message ID invalid");
+    }
+    return single(m.value());
+}
+
+FirstMessage first_message(ngx_http_pulse_loc_conf_t* lcf)
+{
+    if (lcf->first_message == NGX_HTTP_PULSE_FIRST_NEWEST) {
+        return FirstMessage{FirstMessage::kNewest};
+    }
+    return FirstMessage{static_cast<int>(lcf->first_message)};
+}
+
+// Places a T in the request pool, destroyed with it.
+template <typename T, typename... Args>
+T* pool_new(ngx_http_request_t* r, Args&&... args)
+{
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(T));
+    if (cln == nullptr) {
+        throw std::bad_alloc();
+    }
+    T* obj = new (cln->data) T(std::forward<Args>(args)...);
+    cln->handler = [](void* data) noexcept { static_cast<T*>(data)->~T(); };
+    return obj;
+}
+
+void add_cors_expose(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    if (!header(r, "Origin")) {
+        return;
+    }
+    std::string etag = lcf->custom_etag_header.len
+                           ? std::string(sv(lcf->custom_etag_header))
+                           : std::string("Etag");
+    add_header(r, "Access-Control-Expose-Headers",
+               "Last-Modified, " + etag + ", Content-Type");
+}
+
+// ------------------------------------------------------------ EventSource
+
+class SseSubscriber final : public Subscriber {
+public:
+    SseSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+        : Subscriber(r), lcf_(lcf), writer_(r, lcf->subscriber_max_buffered)
+    {
+        ping_.handler = on_ping;
+        ping_.data = this;
+        ping_.log = r->connection->log;
+        timeout_.handler = on_timeout;
+        timeout_.data = this;
+        timeout_.log = r->connection->log;
+    }
+    SseSubscriber(const SseSubscriber&) = delete;
+    SseSubscriber& operator=(const SseSubscriber&) = delete;
+    SseSubscriber(SseSubscriber&&) = delete;
+    SseSubscriber& operator=(SseSubscriber&&) = delete;
+    ~SseSubscriber() override
+    {
+        if (ping_.timer_set) {
+            ngx_del_timer(&ping_);
+        }
+        if (timeout_.timer_set) {
+            ngx_del_timer(&timeout_);
+        }
+    }
+
+    ngx_int_t start(const std::string& key, std::optional<MsgId> after);
+    void on_messages(const std::vector<MsgPtr>& msgs) override;
+    void on_end(ngx_uint_t status) override;
+    void on_writable();
+
+private:
+    static void on_ping(ngx_event_t* ev) noexcept;
+    static void on_timeout(ngx_event_t* ev) noexcept;
+    void push_text(std::string text);
+    void send();
+    void fail();
+
+    ngx_http_pulse_loc_conf_t* lcf_;
+    StreamWriter writer_;
+    Wire wire_ = Wire::kSse;
+    std::string event_override_;
+    ngx_event_t ping_{};
+    ngx_event_t timeout_{};
+    bool started_ = false;
+    bool finishing_ = false;
+};
+
+void sse_write_handler(ngx_http_request_t* r) noexcept
+try {
+    auto* s = static_cast<SseSubscriber*>(
+        ngx_http_get_module_ctx(r, ngx_http_pulse_module));
+    if (s != nullptr) {
+        s->on_writable();
+    }
+}
+PULSE_CATCH_VOID(r->connection->log)
+
+ngx_int_t SseSubscriber::start(const std::string& key,
+                               std::optional<MsgId> after)
+{
+    ngx_http_request_t* r = r_;
+    auto join = Worker::get()->join(this, key, ngx_time(), lcf_->existing_only,
+                                    lcf_->max_channel_subscribers, after,
+                                    first_message(lcf_), UINT32_MAX);
+    if (!join.is_ok()) {
+        return send_response(r, http_status(join.status().code()), "",
+                             join.status().message());
+    }
+    if (lcf_->eventsource_event != nullptr) {
+        event_override_ = eval(r, lcf_->eventsource_event);
+    }
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = -1;
+    static ngx_str_t ct = ngx_string("text/event-stream; charset=utf-8");
+    r->headers_out.content_type = ct;
+    r->headers_out.content_type_len = ct.len;
+    r->headers_out.content_type_lowcase = nullptr;
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+    // After the header filters: HTTP/1.1 responses are chunked, and the
+    // frames carry their chunk framing, made once per message.
+    wire_ = r->chunked ? Wire::kSseChunked : Wire::kSse;
+    auto* hello = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (hello == nullptr) {
+        return NGX_ERROR;
+    }
+    hello->pos =
+        reinterpret_cast<u_char*>(const_cast<char*>(sse::kHello.data()));
+    hello->last = hello->pos + sse::kHello.size();
+    hello->memory = 1;
+    hello->flush = 1;
+    ngx_chain_t out{hello, nullptr};
+    rc = ngx_http_output_filter(r, &out);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+    started_ = true;
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = sse_write_handler;
+    ngx_http_set_ctx(r, this, ngx_http_pulse_module);
+    if (r->stream == nullptr) {
+        // Lets nginx close the stream at shutdown/reload like an idle
+        // keepalive connection (ngx_close_idle_connections); the client
+        // reconnects with Last-Event-ID and loses nothing.
+        r->connection->idle = 1;
+    }
+    for (const MsgPtr& m : join->catch_up) {
+        if (!writer_.push(m->encoded(wire_, event_override_))) {
+            break;  // more than the buffer holds: the client resumes
+        }
+        last_sent_ = m->id > last_sent_ ? m->id : last_sent_;
+    }
+    if (lcf_->es_ping_interval > 0) {
+        ngx_add_timer(&ping_,
+                      static_cast<ngx_msec_t>(lcf_->es_ping_interval) * 1000);
+    }
+    if (lcf_->subscriber_timeout > 0) {
+        ngx_add_timer(&timeout_,
+                      static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000);
+    }
+    r->main->count++;
+    send();
+    return NGX_DONE;
+}
+
+void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
+{
+    bool any = false;
+    for (const MsgPtr& m : msgs) {
+        if (m->id <= last_sent_) {
+            continue;
+        }
+        if (!started_) {
+            return;
+        }
+        if (!writer_.push(m->encoded(wire_, event_override_))) {
+            ngx_log_error(NGX_LOG_INFO, r_->connection->log, 0,
+                          PULSE_LOG_PREFIX
+                          "subscriber too slow: more than "
+                          "%uz bytes unsent, closing",
+                          lcf_->subscriber_max_buffered);
+            fail();
+            return;
+        }
+        last_sent_ = m->id;
+        any = true;
+    }
+    if (!any) {
+        return;
+    }
+    if (timeout_.timer_set) {
+        ngx_add_timer(&timeout_,
+                      static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000);
+    }
+    send();
+}
+
+void SseSubscriber::push_text(std::string text)
+{
+    if (wire_ == Wire::kSseChunked) {
+        char hex[32];
+        int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", text.size());
+        text.insert(0, hex, static_cast<size_t>(n));
+        text.append("\r\n");
+    }
+    Blob* b = Blob::make(text);
+    bool ok = writer_.push(b);
+    b->unref();
+    if (!ok) {
+        fail();
+    }
+}
+
+void SseSubscriber::on_end(ngx_uint_t status)
+{
+    if (finishing_) {
+        return;
+    }
+    finishing_ = true;
+    if (status == NGX_HTTP_PULSE_GONE) {
+        std::string text;
+        sse::append_status(text, 410, "410 Gone");
+        push_text(std::move(text));
+    } else if (status == NGX_HTTP_REQUEST_TIME_OUT) {
+        std::string text;
+        sse::append_status(text, 408, "408 Request Timeout");
+        push_text(std::move(text));
+    }
+    send();
+}
+
+// Writes what is queued; when finishing and drained, ends the response.
+// May finalize the request, after which `this` is gone.
+void SseSubscriber::send()
+{
+    ngx_int_t rc = writer_.flush();
+    if (rc == NGX_ERROR) {
+        fail();
+        return;
+    }
+    if (rc == NGX_OK && finishing_) {
+        detach();
+        ngx_http_request_t* r = r_;
+        r->connection->idle = 0;
+        ngx_http_finalize_request(r, ngx_http_send_special(r, NGX_HTTP_LAST));
+    }
+}
+
+void SseSubscriber::on_writable()
+{
+    if (r_->connection->write->timedout) {
+        fail();
+        return;
+    }
+    send();
+}
+
+void SseSubscriber::fail()
+{
+    detach();
+    ngx_http_request_t* r = r_;
+    r->connection->error = 1;
+    ngx_http_finalize_request(r, NGX_ERROR);
+}
+
+void SseSubscriber::on_ping(ngx_event_t* ev) noexcept
+try {
+    auto* s = static_cast<SseSubscriber*>(ev->data);
+    std::string text;
+    sse::append_ping(text, sv(s->lcf_->es_ping_comment),
+                     sv(s->lcf_->es_ping_event), sv(s->lcf_->es_ping_data));
+    ngx_add_timer(&s->ping_,
+                  static_cast<ngx_msec_t>(s->lcf_->es_ping_interval) * 1000);
+    s->push_text(std::move(text));
+    s->send();
+}
+PULSE_CATCH_VOID(ev->log)
+
+void SseSubscriber::on_timeout(ngx_event_t* ev) noexcept
+try {
+    auto* s = static_cast<SseSubscriber*>(ev->data);
+    s->detach();
+    s->on_end(NGX_HTTP_REQUEST_TIME_OUT);
+}
+PULSE_CATCH_VOID(ev->log)
+
+// ------------------------------------------------------ long/interval poll
+
+class PollSubscriber final : public Subscriber {
+public:
+    PollSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                   bool interval)
+        : Subscriber(r), lcf_(lcf), interval_(interval)
+    {
+        timeout_.handler = on_timeout;
+        timeout_.data = this;
+        timeout_.log = r->connection->log;
+    }
+    PollSubscriber(const PollSubscriber&) = delete;
+    PollSubscriber& operator=(const PollSubscriber&) = delete;
+    PollSubscriber(PollSubscriber&&) = delete;
+    PollSubscriber& operator=(PollSubscriber&&) = delete;
+    ~PollSubscriber() override
+    {
+        if (timeout_.timer_set) {
+            ngx_del_timer(&timeout_);
+        }
+    }
+
+    ngx_int_t start(const std::string& key, std::optional<MsgId> after);
+    void on_messages(const std::vector<MsgPtr>& msgs) override;
+    void on_end(ngx_uint_t status) override;
+
+private:
+    static void on_timeout(ngx_event_t* ev) noexcept;
+    ngx_int_t respond(const LocalMsg& m);
+    ngx_int_t respond_status(ngx_uint_t status);
+    void id_headers(MsgId id);
+
+    ngx_http_pulse_loc_conf_t* lcf_;
+    bool interval_;
+    std::optional<MsgId> asked_;
+    ngx_event_t timeout_{};
+    bool waiting_ = false;
+};
+
+void PollSubscriber::id_headers(MsgId id)
+{
+    ngx_http_request_t* r = r_;
+    r->disable_not_modified = 1;  // the ids are ours, not cache validators
+    std::string_view etag_name = lcf_->custom_etag_header.len
+                                     ? sv(lcf_->custom_etag_header)
+                                     : std::string_view("Etag");
+    if (lcf_->compound_etag) {
+        add_header(r, etag_name, to_string(id));
+    } else {
+        r->headers_out.last_modified_time = static_cast<time_t>(id.time);
+        add_header(r, etag_name, std::to_string(id.tag));
+    }
+    add_header(r, "Vary", "If-None-Match, If-Modified-Since");
+    add_cors_expose(r, lcf_);
+}
+
+ngx_int_t PollSubscriber::respond(const LocalMsg& m)
+{
+    id_headers(m.id);
+    return send_response(r_, NGX_HTTP_OK, m.content_type, m.body, false);
+}
+
+ngx_int_t PollSubscriber::respond_status(ngx_uint_t status)
+{
+    if (status == NGX_HTTP_NOT_MODIFIED && asked_) {
+        id_headers(*asked_);
+    }
+    return send_response(r_, status, "", "");
+}
+
+ngx_int_t PollSubscriber::start(const std::string& key,
+                                std::optional<MsgId> after)
+{
+    asked_ = after;
+    auto join = Worker::get()->join(this, key, ngx_time(), lcf_->existing_only,
+                                    lcf_->max_channel_subscribers, after,
+                                    first_message(lcf_), 1);
+    if (!join.is_ok()) {
+        return send_response(r_, http_status(join.status().code()), "",
+                             join.status().message());
+    }
+    if (!join->catch_up.empty()) {
+        detach();
+        return respond(*join->catch_up.front());
+    }
+    if (interval_) {
+        detach();
+        return respond_status(NGX_HTTP_NOT_MODIFIED);
+    }
+    waiting_ = true;
+    ngx_http_set_ctx(r_, this, ngx_http_pulse_module);
+    r_->read_event_handler = ngx_http_test_reading;
+    if (r_->stream == nullptr) {
+        r_->connection->idle = 1;
+    }
+    if (lcf_->subscriber_timeout > 0) {
+        ngx_add_timer(&timeout_,
+                      static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000);
+    }
+    r_->main->count++;
+    return NGX_DONE;
+}
+
+void PollSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
+{
+    if (!waiting_) {
+        return;
+    }
+    for (const MsgPtr& m : msgs) {
+        if (m->id > last_sent_) {
+            waiting_ = false;
+            detach();
+            ngx_http_request_t* r = r_;
+            r->connection->idle = 0;
+            ngx_http_finalize_request(r, respond(*m));
+            return;
+        }
+    }
+}
+
+void PollSubscriber::on_end(ngx_uint_t status)
+{
+    if (!waiting_) {
+        return;
+    }
+    waiting_ = false;
+    detach();
+    ngx_http_request_t* r = r_;
+    r->connection->idle = 0;
+    ngx_http_finalize_request(r, respond_status(status));
+}
+
+void PollSubscriber::on_timeout(ngx_event_t* ev) noexcept
+try {
+    static_cast<PollSubscriber*>(ev->data)->on_end(NGX_HTTP_REQUEST_TIME_OUT);
+}
+PULSE_CATCH_VOID(ev->log)
+
+}  // namespace
+
+ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    std::string what;
+    Transport t = detect(r, lcf->roles, &what);
+    if (t == Transport::kNone) {
+        return NGX_DECLINED;
+    }
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    if (t == Transport::kUnimplemented) {
+        // TODO(pulse): chunked, multipart/mixed and raw-stream subscribers.
+        return send_response(
+            r, NGX_HTTP_NOT_IMPLEMENTED, "",
+            "The " + what + " subscriber is not implemented yet.\n");
+    }
+    Worker* w = Worker::get();
+    if (w == nullptr) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+    auto keys = channel_keys(r, lcf, false);
+    if (!keys.is_ok()) {
+        return send_response(r, http_status(keys.status().code()), "",
+                             keys.status().message());
+    }
+    if (keys->size() > 1) {
+        // TODO(pulse): multiplexed subscriptions.
+        return send_response(r, NGX_HTTP_NOT_IMPLEMENTED, "",
+                             "Multiplexed channels are not implemented yet.\n");
+    }
+    auto after = resume_id(r, lcf);
+    if (!after.is_ok()) {
+        return send_response(r, NGX_HTTP_BAD_REQUEST, "",
+                             after.status().message());
+    }
+    const std::string& key = keys->front();
+    if (t == Transport::kEventSource) {
+        return pool_new<SseSubscriber>(r, r, lcf)->start(key, after.value());
+    }
+    return pool_new<PollSubscriber>(r, r, lcf, t == Transport::kIntervalPoll)
+        ->start(key, after.value());
+}
+
+}  // namespace pulse::ngx

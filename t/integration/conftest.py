@@ -1,0 +1,252 @@
+"""Fixtures: a real nginx with the built module (or nchan), redis-server,
+and the sidecar; each test module brings its own nginx.conf template.
+
+Teardown fails the test when nginx's error log has an [alert], an [emerg]
+after startup, a sanitizer report or a worker that "exited on signal"
+(nginx-tests / nginx-otel style)."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--nginx", default="/usr/sbin/nginx")
+    parser.addoption("--module",
+                     default=os.path.join(ROOT, "build",
+                                          "ngx_http_pulse_module.so"))
+    parser.addoption("--publisher",
+                     default=os.path.join(ROOT, "build", "pulse-publisher"))
+    parser.addoption("--redis-server", default="/usr/bin/redis-server")
+    parser.addoption("--nchan-module",
+                     default="/usr/lib/nginx/modules/ngx_nchan_module.so")
+    parser.addoption("--sanitized", action="store_true",
+                     help="the module is an ASan/UBSan build")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+BAD_LOG = re.compile(r"\[alert\]|\[emerg\]|Sanitizer|runtime error:|"
+                     r"exited on signal")
+
+
+class Nginx:
+    """One nginx instance: master_process on, two workers, its own prefix."""
+
+    def __init__(self, binary, module, prefix, http_conf, flavor="pulse",
+                 workers=2, globals_conf="", shm=None):
+        self.binary = binary
+        self.module = module
+        self.prefix = prefix
+        self.flavor = flavor
+        self.port = free_port()
+        self.workers = workers
+        os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+        self.error_log = os.path.join(prefix, "logs", "error.log")
+        self.conf_path = os.path.join(prefix, "nginx.conf")
+        self.allowed = []  # regexes of log lines a test expects
+        self.http_conf = http_conf
+        self.globals_conf = globals_conf
+        self.shm = shm
+        self.proc = None
+        self.write_conf()
+
+    def write_conf(self, http_conf=None):
+        if http_conf is not None:
+            self.http_conf = http_conf
+        body = self.http_conf.replace("{port}", str(self.port))
+        if self.flavor == "nchan":
+            body = body.replace("pulse_", "nchan_")
+        shm = ""
+        if self.shm:
+            shm = "%s_shared_memory_size %s;" % (self.flavor, self.shm)
+        conf = f"""
+load_module {self.module};
+worker_processes {self.workers};
+daemon off;
+master_process on;
+pid {self.prefix}/nginx.pid;
+error_log {self.error_log} info;
+worker_rlimit_nofile 20000;
+{self.globals_conf}
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.prefix}/body;
+    proxy_temp_path {self.prefix}/proxy;
+    fastcgi_temp_path {self.prefix}/fastcgi;
+    uwsgi_temp_path {self.prefix}/uwsgi;
+    scgi_temp_path {self.prefix}/scgi;
+    {shm}
+    {body}
+}}
+"""
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+
+    def cmd(self, *args, log=None):
+        return [self.binary, "-p", self.prefix, "-c", self.conf_path,
+                "-e", log or self.error_log] + list(args)
+
+    def test_config(self):
+        # Its own log: the [emerg] of a config rejected on purpose is not a
+        # running server's problem.
+        return subprocess.run(
+            self.cmd("-t", log=os.path.join(self.prefix, "logs", "t.log")),
+            capture_output=True, text=True)
+
+    def start(self):
+        env = dict(os.environ)
+        self.proc = subprocess.Popen(self.cmd(), env=env,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        pid_file = os.path.join(self.prefix, "nginx.pid")
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("nginx exited: "
+                                     + self.proc.stderr.read().decode())
+            if not os.path.exists(pid_file):
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            except OSError:
+                return False
+            return len(self.worker_pids()) >= self.workers
+        wait_for(up, 15, "nginx to start")
+        return self
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def worker_pids(self):
+        if self.proc is None:
+            return []
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)],
+                             capture_output=True, text=True).stdout
+        pids = []
+        for p in out.split():
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    if b"worker process" in f.read():
+                        pids.append(int(p))
+            except OSError:
+                pass
+        return pids
+
+    def reload(self):
+        old = set(self.worker_pids())
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(set(self.worker_pids()) - old) >= self.workers,
+                 15, "new workers after reload")
+
+    def log(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def bad_log_lines(self):
+        bad = []
+        for line in self.log().splitlines():
+            if BAD_LOG.search(line) and not any(
+                    re.search(a, line) for a in self.allowed):
+                bad.append(line)
+        return bad
+
+
+@pytest.fixture(scope="module")
+def nginx_factory(request, tmp_path_factory):
+    """Makes Nginx instances; stops them and checks their logs at the end
+    of the module."""
+    made = []
+
+    def make(http_conf, flavor="pulse", start=True, **kw):
+        module = (request.config.getoption("--module") if flavor == "pulse"
+                  else request.config.getoption("--nchan-module"))
+        prefix = str(tmp_path_factory.mktemp(flavor))
+        n = Nginx(request.config.getoption("--nginx"), module, prefix,
+                  http_conf, flavor, **kw)
+        made.append(n)
+        if start:
+            n.start()
+        return n
+
+    yield make
+    problems = []
+    for n in made:
+        n.stop()
+        bad = n.bad_log_lines()
+        if bad:
+            problems.append("%s (%s):\n  %s" % (n.prefix, n.flavor,
+                                                "\n  ".join(bad[:20])))
+    if problems:
+        pytest.fail("error log problems:\n" + "\n".join(problems))
+
+
+@pytest.fixture(scope="module")
+def nginx(request, nginx_factory):
+    """The module's NGINX_CONFIG under Pulse."""
+    return nginx_factory(getattr(request.module, "NGINX_CONFIG"))
+
+
+@pytest.fixture(scope="module")
+def redis_server(request, tmp_path_factory):
+    binary = request.config.getoption("--redis-server")
+    if not shutil.which(binary):
+        pytest.fail("redis-server not found at " + binary)
+    d = str(tmp_path_factory.mktemp("redis"))
+    port = free_port()
+    sock = os.path.join(d, "redis.sock")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind",
+                             "127.0.0.1", "--unixsocket", sock,
+                             "--save", "", "--appendonly", "no",
+                             "--dir", d], stdout=subprocess.DEVNULL)
+
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+    wait_for(up, 10, "redis-server")
+    yield {"port": port, "unix": sock, "proc": proc}
+    proc.terminate()
+    proc.wait(10)

@@ -1,0 +1,90 @@
+#include "pulse/message_id.h"
+
+#include <gtest/gtest.h>
+
+namespace pulse {
+namespace {
+
+TEST(MsgId, FormatsTimeColonTag)
+{
+    EXPECT_EQ(to_string(MsgId{1450755280, 0}), "1450755280:0");
+    EXPECT_EQ(to_string(MsgId{1450755280, 70000}), "1450755280:70000");
+    EXPECT_EQ(to_string(MsgId{}), "0:0");
+}
+
+TEST(MsgId, OrdersByTimeThenTag)
+{
+    EXPECT_LT((MsgId{1, 5}), (MsgId{2, 0}));
+    EXPECT_LT((MsgId{2, 0}), (MsgId{2, 1}));
+    EXPECT_FALSE((MsgId{2, 1}) < (MsgId{2, 1}));
+    EXPECT_LE((MsgId{2, 1}), (MsgId{2, 1}));
+    EXPECT_GT((MsgId{3, 0}), (MsgId{2, 9}));
+}
+
+TEST(MsgId, ParsesSingle)
+{
+    auto r = parse_msg_id("1450755280:3");
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->time, 1450755280);
+    ASSERT_EQ(r->tags.size(), 1u);
+    EXPECT_EQ(r->tags[0], 3);
+    EXPECT_EQ(r->active, 0);
+}
+
+TEST(MsgId, ParsesBareZeroAsZeroId)
+{
+    auto r = parse_msg_id("0");
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->time, 0);
+    EXPECT_EQ(r->tags[0], 0);
+}
+
+TEST(MsgId, ParsesMultiplexed)
+{
+    auto r = parse_msg_id("1586620510:-,[2],0", 3);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->tags, (std::vector<int32_t>{-1, 2, 0}));
+    EXPECT_EQ(r->active, 1);
+    EXPECT_EQ(to_string(r.value()), "1586620510:-,[2],0");
+}
+
+TEST(MsgId, PadsShortTagListWithMinusOne)
+{
+    auto r = parse_msg_id("10:[4]", 3);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->tags, (std::vector<int32_t>{4, -1, -1}));
+}
+
+TEST(MsgId, RejectsMalformed)
+{
+    for (const char* bad :
+         {"", ":", "abc", "12", "12:", ":3", "x:1", "1:x", "1:2:3", "-1:0",
+          "1:[1],[2]", "1:1,2", "1: 1", "1:1,", "99999999999999999999:1",
+          "1:99999999999", "1:-2", "1:[", "1:[]"})
+    {
+        auto r = parse_msg_id(bad, 2);
+        EXPECT_FALSE(r.is_ok()) << bad;
+        if (!r.is_ok()) {
+            EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+            EXPECT_EQ(r.status().message().rfind("Message ID invalid", 0), 0u);
+        }
+    }
+}
+
+TEST(MsgId, RejectsMoreTagsThanChannels)
+{
+    EXPECT_FALSE(parse_msg_id("1:[1],2", 1).is_ok());
+    EXPECT_FALSE(parse_msg_id("1:1", 0).is_ok());
+}
+
+TEST(MsgId, ParsesTagsAlone)
+{
+    auto r = parse_msg_tags(77, "[0],-", 2);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->time, 77);
+    EXPECT_EQ(r->tags, (std::vector<int32_t>{0, -1}));
+    EXPECT_FALSE(parse_msg_tags(77, "", 1).is_ok());
+}
+
+}  // namespace
+}  // namespace pulse

@@ -1,0 +1,111 @@
+#include "pulse/sse.h"
+
+#include <gtest/gtest.h>
+
+#include "pulse/channel_info.h"
+#include "pulse/http_date.h"
+
+namespace pulse {
+namespace {
+
+TEST(Sse, FramesOneLine)
+{
+    std::string out;
+    sse::append_message(out, "5:0", "", "hello");
+    EXPECT_EQ(out, "id: 5:0\ndata: hello\n\n");
+}
+
+TEST(Sse, EventComesFirstAndLinesSplit)
+{
+    std::string out;
+    sse::append_message(out, "5:1", "tick", "a\nb\n");
+    EXPECT_EQ(out, "event: tick\nid: 5:1\ndata: a\ndata: b\ndata: \n\n");
+}
+
+TEST(Sse, EmptyBodyIsOneEmptyDataLine)
+{
+    std::string out;
+    sse::append_message(out, "1:0", "", "");
+    EXPECT_EQ(out, "id: 1:0\ndata: \n\n");
+}
+
+TEST(Sse, Pings)
+{
+    std::string out;
+    sse::append_ping(out, "", "", "");
+    EXPECT_EQ(out, ":\n\n");
+    out.clear();
+    sse::append_ping(out, "keep", "ping", "x");
+    EXPECT_EQ(out, ":keep\nevent: ping\ndata: x\n\n");
+    out.clear();
+    sse::append_ping(out, "", "ping", "");
+    EXPECT_EQ(out, "event: ping\n\n");
+}
+
+TEST(Sse, StatusComment)
+{
+    std::string out;
+    sse::append_status(out, 410, "410 Gone");
+    EXPECT_EQ(out, ":410: 410 Gone\n\n");
+}
+
+TEST(ChannelInfo, AcceptPicksFormat)
+{
+    EXPECT_EQ(info_format_from_accept(""), InfoFormat::kPlain);
+    EXPECT_EQ(info_format_from_accept("*/*"), InfoFormat::kPlain);
+    EXPECT_EQ(info_format_from_accept("application/json"), InfoFormat::kJson);
+    EXPECT_EQ(info_format_from_accept("text/x-json"), InfoFormat::kJson);
+    EXPECT_EQ(info_format_from_accept("image/png, text/xml"), InfoFormat::kXml);
+    EXPECT_EQ(info_format_from_accept("application/x-yaml;q=1"),
+              InfoFormat::kYaml);
+    EXPECT_EQ(info_content_type(InfoFormat::kJson), "text/json");
+}
+
+TEST(ChannelInfo, Templates)
+{
+    ChannelInfo i;
+    i.messages = 5;
+    i.requested = 18;
+    i.subscribers = 0;
+    i.last_id = MsgId{1450755280, 0};
+    EXPECT_EQ(format_channel_info(i, InfoFormat::kPlain),
+              "queued messages: 5\r\nlast requested: 18 sec. ago\r\n"
+              "active subscribers: 0\r\nlast message id: 1450755280:0");
+    EXPECT_EQ(format_channel_info(i, InfoFormat::kJson),
+              "{\"messages\": 5, \"requested\": 18, \"subscribers\": 0, "
+              "\"last_message_id\": \"1450755280:0\" }");
+    EXPECT_EQ(format_channel_info(i, InfoFormat::kXml),
+              "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channel>\r\n"
+              "  <messages>5</messages>\r\n  <requested>18</requested>\r\n"
+              "  <subscribers>0</subscribers>\r\n"
+              "  <last_message_id>1450755280:0</last_message_id>\r\n"
+              "</channel>");
+    EXPECT_EQ(format_channel_info(i, InfoFormat::kYaml),
+              "---\r\nmessages: 5\r\nrequested: 18\r\nsubscribers: 0\r\n"
+              "last_message_id: \"1450755280:0\"\r\n\r\n");
+}
+
+TEST(HttpDate, RoundTrips)
+{
+    EXPECT_EQ(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    EXPECT_EQ(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+    for (int64_t t :
+         {int64_t{951782400}, int64_t{1700000000}, int64_t{4102444799}}) {
+        EXPECT_EQ(parse_http_date(format_http_date(t)), t);
+    }
+}
+
+TEST(HttpDate, RejectsMalformed)
+{
+    for (const char* bad :
+         {"", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC",
+          "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 6 Nov 1994 08:49:37 GMT",
+          "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, xx Nov 1994 08:49:37 GMT"})
+    {
+        EXPECT_FALSE(parse_http_date(bad).has_value()) << bad;
+    }
+}
+
+}  // namespace
+}  // namespace pulse
