@@ -16,7 +16,7 @@ DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         libyaml-cpp-dev libgtest-dev libgmock-dev libssl-dev zlib1g-dev \
         libpcre3-dev g++ make curl python3-pytest python3-requests \
         python3-aiohttp python3-websocket python3-redis python3-jinja2 \
-        clang-format clang-tidy
+        clang-format clang-tidy iproute2 procps
 
 STRICT   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wold-style-cast \
             -Wnon-virtual-dtor -Werror -g -fno-omit-frame-pointer

@@ -66,7 +66,8 @@ ngx_int_t send_response(ngx_http_request_t* r, ngx_uint_t status,
 {
     r->headers_out.status = status;
     r->headers_out.content_length_n = static_cast<off_t>(body.size());
-    if (typed || !content_type.empty()) {
+    // nchan sends no Content-Type with an empty body (404, 403, 304...).
+    if (!body.empty() && (typed || !content_type.empty())) {
         ngx_str_t ct = pool_str(r->pool, content_type.empty()
                                              ? std::string_view("text/plain")
                                              : content_type);
@@ -98,32 +99,30 @@ bool cors_allow(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     if (!origin) {
         return true;
     }
-    std::string allowed_text;
-    bool any = lcf->allow_origin == nullptr;
+    bool match = lcf->allow_origin == nullptr;
     bool star = false;
-    if (!any) {
-        allowed_text = eval(r, lcf->allow_origin);
-        star = allowed_text == "*";
+    if (!match) {
+        std::string allowed = eval(r, lcf->allow_origin);
+        star = allowed == "*";
+        match = star;
         size_t pos = 0;
-        bool match = star;
-        while (!match && pos < allowed_text.size()) {
-            size_t end = allowed_text.find(' ', pos);
+        while (!match && pos < allowed.size()) {
+            size_t end = allowed.find(' ', pos);
             if (end == std::string::npos) {
-                end = allowed_text.size();
+                end = allowed.size();
             }
-            std::string_view one(allowed_text.data() + pos, end - pos);
-            match = !one.empty() && (one == *origin || one == "*");
+            std::string_view one(allowed.data() + pos, end - pos);
+            match = one == *origin || one == "*";
             pos = end + 1;
         }
-        if (!match) {
-            return false;
-        }
     }
+    // As nchan, the CORS headers go out even with the 403 of a refused
+    // origin: they grant nothing on an error response.
     add_header(r, "Access-Control-Allow-Origin", star ? "*" : *origin);
     if (lcf->allow_credentials) {
         add_header(r, "Access-Control-Allow-Credentials", "true");
     }
-    return true;
+    return match;
 }
 
 std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv)

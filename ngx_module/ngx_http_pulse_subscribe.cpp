@@ -503,8 +503,12 @@ ngx_int_t PollSubscriber::respond(const LocalMsg& m)
 
 ngx_int_t PollSubscriber::respond_status(ngx_uint_t status)
 {
-    if (status == NGX_HTTP_NOT_MODIFIED && asked_) {
-        id_headers(*asked_);
+    if (status == NGX_HTTP_NOT_MODIFIED) {
+        if (asked_) {
+            id_headers(*asked_);
+        } else {
+            add_header(r_, "Vary", "If-None-Match, If-Modified-Since");
+        }
     }
     return send_response(r_, status, "", "");
 }

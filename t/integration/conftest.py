@@ -49,7 +49,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
-BAD_LOG = re.compile(r"\[alert\]|\[emerg\]|Sanitizer|runtime error:|"
+BAD_LOG = re.compile(r"\[alert\]|\[crit\]|\[emerg\]|Sanitizer|runtime error:|"
                      r"exited on signal")
 
 
@@ -83,8 +83,12 @@ class Nginx:
         shm = ""
         if self.shm:
             shm = "%s_shared_memory_size %s;" % (self.flavor, self.shm)
+        # Workers as the user running the tests (root in CI), so that they
+        # can write the per-test prefix under pytest's private temp dir.
+        user = "user root root;" if os.geteuid() == 0 else ""
         conf = f"""
 load_module {self.module};
+{user}
 worker_processes {self.workers};
 daemon off;
 master_process on;
@@ -156,6 +160,18 @@ http {{
             except OSError:
                 pass
         return pids
+
+    def connections_per_worker(self):
+        """Established client connections on this server's port, by worker
+        pid (from ss)."""
+        out = subprocess.run(
+            ["ss", "-Htnp", "state", "established", "sport", "=",
+             ":%d" % self.port], capture_output=True, text=True).stdout
+        counts = {}
+        for m in re.finditer(r"pid=(\d+)", out):
+            pid = int(m.group(1))
+            counts[pid] = counts.get(pid, 0) + 1
+        return counts
 
     def reload(self):
         old = set(self.worker_pids())
