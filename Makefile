@@ -72,7 +72,7 @@ $(MODULE_SO): $(BUILD)/.deps config config.make $(LIB_SRCS) $(LIB_HDRS) $(GLUE_S
 	        || { tail -30 $(NGX_DIR)/configure.log; exit 1; }; \
 	fi
 	$(MAKE) -s -C $(NGX_DIR) -f objs/Makefile -j$(JOBS) modules
-	cp $(NGX_DIR)/objs/ngx_http_pulse_module.so $@
+	mkdir -p $(dir $@) && cp $(NGX_DIR)/objs/ngx_http_pulse_module.so $@
 
 nginx-t: $(MODULE_SO)
 	@tmp=$$(mktemp -d) && mkdir -p $$tmp/logs && \
@@ -117,12 +117,11 @@ asan:
 	    NGX_CC_OPT="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    NGX_LD_OPT="-fsanitize=address,undefined"
 	$(MAKE) publisher
-	cd t/integration && \
-	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider --nginx=$(NGINX) \
-	    --module=$(BUILD)/asan/ngx_http_pulse_module.so --publisher=$(PUBLISHER) \
-	    --sanitized $(PYTEST_ARGS)
+	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --nginx=$(NGINX) --module=$(BUILD)/asan/ngx_http_pulse_module.so \
+	    --publisher=$(PUBLISHER) \
+	    --preload="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
+	    $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------- style
 STYLE_DIRS := ngx_module lib publisher t/unit

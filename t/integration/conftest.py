@@ -29,8 +29,9 @@ def pytest_addoption(parser):
     parser.addoption("--redis-server", default="/usr/bin/redis-server")
     parser.addoption("--nchan-module",
                      default="/usr/lib/nginx/modules/ngx_nchan_module.so")
-    parser.addoption("--sanitized", action="store_true",
-                     help="the module is an ASan/UBSan build")
+    parser.addoption("--preload", default="",
+                     help="LD_PRELOAD for nginx only (the ASan/UBSan "
+                          "runtimes for a sanitized module)")
 
 
 def free_port():
@@ -57,8 +58,13 @@ class Nginx:
     """One nginx instance: master_process on, two workers, its own prefix."""
 
     def __init__(self, binary, module, prefix, http_conf, flavor="pulse",
-                 workers=2, globals_conf="", shm=None):
+                 workers=2, globals_conf="", shm=None, preload=""):
         self.binary = binary
+        self.env = dict(os.environ)
+        if preload:
+            self.env["LD_PRELOAD"] = preload
+            self.env["ASAN_OPTIONS"] = "detect_leaks=0:log_path=" + \
+                os.path.join(prefix, "logs", "asan")
         self.module = module
         self.prefix = prefix
         self.flavor = flavor
@@ -120,11 +126,10 @@ http {{
         # running server's problem.
         return subprocess.run(
             self.cmd("-t", log=os.path.join(self.prefix, "logs", "t.log")),
-            capture_output=True, text=True)
+            capture_output=True, text=True, env=self.env)
 
     def start(self):
-        env = dict(os.environ)
-        self.proc = subprocess.Popen(self.cmd(), env=env,
+        self.proc = subprocess.Popen(self.cmd(), env=self.env,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         pid_file = os.path.join(self.prefix, "nginx.pid")
@@ -149,15 +154,19 @@ http {{
     def worker_pids(self):
         if self.proc is None:
             return []
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)],
-                             capture_output=True, text=True).stdout
         pids = []
-        for p in out.split():
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
             try:
+                with open("/proc/%s/stat" % p) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != self.proc.pid:
+                    continue
                 with open("/proc/%s/cmdline" % p, "rb") as f:
                     if b"worker process" in f.read():
                         pids.append(int(p))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 pass
         return pids
 
@@ -180,11 +189,17 @@ http {{
                  15, "new workers after reload")
 
     def log(self):
-        try:
-            with open(self.error_log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        text = ""
+        logs = os.path.join(self.prefix, "logs")
+        for name in sorted(os.listdir(logs)):
+            # error.log, plus sanitizer reports (asan.<pid>)
+            if name == "error.log" or name.startswith("asan"):
+                try:
+                    with open(os.path.join(logs, name), errors="replace") as f:
+                        text += f.read()
+                except OSError:
+                    pass
+        return text
 
     def stop(self):
         if self.proc is None:
@@ -217,8 +232,10 @@ def nginx_factory(request, tmp_path_factory):
         module = (request.config.getoption("--module") if flavor == "pulse"
                   else request.config.getoption("--nchan-module"))
         prefix = str(tmp_path_factory.mktemp(flavor))
+        preload = (request.config.getoption("--preload")
+                   if flavor == "pulse" else "")
         n = Nginx(request.config.getoption("--nginx"), module, prefix,
-                  http_conf, flavor, **kw)
+                  http_conf, flavor, preload=preload, **kw)
         made.append(n)
         if start:
             n.start()
