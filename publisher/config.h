@@ -43,6 +43,8 @@ struct Source {
     /// key, `{1}`.. the pattern's `*` captures, `{field}` (streams) the
     /// value of that entry field.
     std::string target = "{channel}";
+    /// EventSource event name template (same placeholders); empty: none.
+    std::string event;
     std::string body_field = "data";
     std::string event_field;
     std::string content_type_field;

@@ -1,0 +1,356 @@
+#!/usr/bin/python3
+"""make bench: Pulse against nchan, side by side, same load, same machine.
+
+Each scenario runs against both servers in alternation (pulse, nchan,
+pulse, nchan, ...) so that machine drift hits both; the table shows the
+median of each metric and the Pulse/nchan ratio. Server CPU is read from
+/proc of the nginx workers, so the load generator's own cost is excluded.
+Results: bench/results/<date>-<scenario>.md (+ .png), and
+bench/results/latest.md with every scenario."""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LOADGEN = os.path.join(ROOT, "build", "loadgen")
+NCHAN = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+TICK = os.sysconf("SC_CLK_TCK")
+
+CONF = """
+load_module {module};
+{user}
+worker_processes 2;
+worker_rlimit_nofile 40000;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 30000; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    X_shared_memory_size 256m;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=8192;
+        location ~ ^/pub/(.+)$ {{
+            X_publisher; X_channel_id $1;
+            X_message_buffer_length 200;
+        }}
+        location ~ ^/sub/(.+)$ {{
+            X_subscriber; X_channel_id $1;
+            X_subscriber_first_message newest;
+        }}
+    }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, nginx, module, flavor):
+        self.flavor = flavor
+        self.prefix = tempfile.mkdtemp(prefix="bench-%s-" % flavor)
+        self.port = free_port()
+        conf = CONF.format(module=module, prefix=self.prefix, port=self.port,
+                           user="user root;" if os.geteuid() == 0 else "")
+        conf = conf.replace("X_", flavor + "_")
+        path = os.path.join(self.prefix, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen([nginx, "-p", self.prefix, "-c", path,
+                                      "-e", self.prefix + "/error.log"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                if len(self.workers()) == 2:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("%s did not start" % flavor)
+
+    def workers(self):
+        pids = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open("/proc/%s/stat" % p) as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == \
+                                self.proc.pid:
+                            pids.append(int(p))
+                except (OSError, ValueError):
+                    pass
+        return pids
+
+    def cpu_seconds(self):
+        total = 0
+        for p in self.workers():
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / TICK
+
+    def pss_kb(self):
+        total = 0
+        for p in [self.proc.pid] + self.workers():
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        return total
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def loadgen(*args):
+    return [LOADGEN] + [str(a) for a in args]
+
+
+def start_subs(srv, **kw):
+    args = ["sub", "--port", srv.port]
+    for k, v in kw.items():
+        args += ["--" + k, v]
+    p = subprocess.Popen(loadgen(*args), stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError("subscribers not ready: %r" % line)
+    return p
+
+
+def finish_subs(p, timeout=120):
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def publish(srv, **kw):
+    args = ["pub", "--port", srv.port]
+    for k, v in kw.items():
+        args += ["--" + k, v]
+    out = subprocess.run(loadgen(*args), capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------ scenarios
+
+def fanout(srv, q):
+    subs, chans, per = (2000, 20, 10) if q else (10000, 100, 20)
+    s = start_subs(srv, subs=subs, channels=chans, sources=4, expect=per)
+    time.sleep(0.5)
+    cpu0 = srv.cpu_seconds()
+    t0 = time.monotonic()
+    pub = publish(srv, channels=chans, messages=chans * per, window=4)
+    r = finish_subs(s)
+    wall = time.monotonic() - t0
+    cpu = srv.cpu_seconds() - cpu0
+    return {"deliveries": r["deliveries"], "lost": r["lost"],
+            "dup+ooo": r["duplicated"] + r["out_of_order"],
+            "server CPU s": round(cpu, 3),
+            "deliveries per server CPU s": round(r["deliveries"] / max(cpu, 0.01)),
+            "wall s": round(wall, 3),
+            "publish errors": pub["answered"] - pub["status"].get("201", 0)}
+
+
+def steady(srv, q):
+    subs, chans, rate, secs = (2000, 10, 50, 4) if q else (10000, 10, 50, 10)
+    s = start_subs(srv, subs=subs, channels=chans, sources=4,
+                   expect=rate * secs // chans)
+    time.sleep(0.5)
+    publish(srv, channels=chans, messages=rate * secs, rate=rate, window=2)
+    r = finish_subs(s)
+    lat = r["latency_ms"]
+    return {"deliveries": r["deliveries"], "lost": r["lost"],
+            "p50 ms": lat.get("p50"), "p90 ms": lat.get("p90"),
+            "p99 ms": lat.get("p99"), "p99.9 ms": lat.get("p999"),
+            "max ms": lat.get("max")}
+
+
+def idle_memory(srv, q):
+    subs = 2000 if q else 10000
+    time.sleep(0.3)
+    before = srv.pss_kb()
+    s = start_subs(srv, subs=subs, channels=100, sources=4)
+    time.sleep(1.5)
+    after = srv.pss_kb()
+    s.send_signal(signal.SIGTERM)
+    finish_subs(s)
+    return {"subscribers": subs,
+            "PSS bytes per idle subscriber": round((after - before) * 1024 / subs)}
+
+
+def publish_only(srv, q):
+    n = 5000 if q else 30000
+    cpu0 = srv.cpu_seconds()
+    r = publish(srv, channels=100, messages=n, window=16)
+    cpu = srv.cpu_seconds() - cpu0
+    return {"publishes per s": round(r["per_second"]),
+            "publishes per server CPU s": round(n / max(cpu, 0.01)),
+            "errors": r["sent"] - r["status"].get("202", 0)}
+
+
+def longpoll(srv, q):
+    subs, chans, per = (500, 10, 5) if q else (2000, 20, 10)
+    s = start_subs(srv, subs=subs, channels=chans, sources=2, expect=per,
+                   transport="longpoll")
+    time.sleep(1.0)
+    cpu0 = srv.cpu_seconds()
+    publish(srv, channels=chans, messages=chans * per, rate=50, window=2)
+    r = finish_subs(s)
+    cpu = srv.cpu_seconds() - cpu0
+    return {"deliveries": r["deliveries"], "lost": r["lost"],
+            "deliveries per server CPU s": round(r["deliveries"] / max(cpu, 0.01)),
+            "p99 ms": r["latency_ms"].get("p99")}
+
+
+def slow_consumer(srv, q):
+    """One subscriber stops reading; the others' latency and nginx's memory
+    must stay bounded."""
+    subs, msgs = (500, 400) if q else (1000, 1500)
+    stalled = socket.create_connection(("127.0.0.1", srv.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"GET /sub/bench0 HTTP/1.1\r\nHost: b\r\n"
+                    b"Accept: text/event-stream\r\n\r\n")
+    s = start_subs(srv, subs=subs, channels=1, sources=2, expect=msgs)
+    time.sleep(0.5)
+    rss0 = srv.pss_kb()
+    publish(srv, channels=1, messages=msgs, rate=200, window=2, size=8192)
+    r = finish_subs(s)
+    growth = srv.pss_kb() - rss0
+    stalled.close()
+    return {"others lost": r["lost"],
+            "others p99 ms": r["latency_ms"].get("p99"),
+            "nginx PSS growth KiB": growth,
+            "sent to the stalled one KiB": msgs * 8 + msgs // 100}
+
+
+SCENARIOS = [
+    ("fanout-sse", fanout, "deliveries per server CPU s", "higher"),
+    ("steady-latency-sse", steady, "p99 ms", "lower"),
+    ("idle-memory-sse", idle_memory, "PSS bytes per idle subscriber", "lower"),
+    ("publish-no-subscribers", publish_only, "publishes per server CPU s",
+     "higher"),
+    ("fanout-longpoll", longpoll, "deliveries per server CPU s", "higher"),
+    ("slow-consumer", slow_consumer, "nginx PSS growth KiB", "lower"),
+]
+
+
+def median_runs(runs):
+    keys = runs[0].keys()
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
+        out[k] = statistics.median(vals) if vals else runs[0][k]
+    return out
+
+
+def fmt(v):
+    if isinstance(v, float):
+        return "%.3g" % v if abs(v) < 100 else "%d" % round(v)
+    return str(v)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nginx", default="/usr/sbin/nginx")
+    ap.add_argument("--module", default=os.path.join(
+        ROOT, "build", "ngx_http_pulse_module.so"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=0)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    rounds = a.rounds or (1 if a.quick else 3)
+    if not os.path.exists(LOADGEN):
+        sys.exit("bench: build/loadgen missing (make bench builds it)")
+    date = datetime.datetime.now().strftime("%Y-%m-%d")
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    report = ["# Pulse vs nchan, %s%s\n" % (date, " (quick)" if a.quick else ""),
+              "Same nginx config (prefix aside), 2 workers, one machine; %d "
+              "alternating rounds, medians. Ratio = Pulse / nchan on the "
+              "headline metric.\n" % rounds]
+    headline = []
+    for name, fn, key, better in SCENARIOS:
+        if a.only and a.only not in name:
+            continue
+        results = {"pulse": [], "nchan": []}
+        for _ in range(rounds):
+            for flavor, module in (("pulse", a.module), ("nchan", NCHAN)):
+                srv = Server(a.nginx, module, flavor)
+                try:
+                    results[flavor].append(fn(srv, a.quick))
+                finally:
+                    srv.stop()
+        med = {f: median_runs(r) for f, r in results.items()}
+        ratio = (med["pulse"][key] / med["nchan"][key]
+                 if med["nchan"][key] else float("nan"))
+        headline.append((name, key, med["pulse"][key], med["nchan"][key],
+                         ratio, better))
+        lines = ["## %s\n" % name, "| metric | Pulse | nchan |",
+                 "|---|---|---|"]
+        for k in med["pulse"]:
+            lines.append("| %s | %s | %s |" % (k, fmt(med["pulse"][k]),
+                                               fmt(med["nchan"][k])))
+        lines.append("\nHeadline: %s, Pulse/nchan = %.2f (%s is better)\n"
+                     % (key, ratio, better))
+        text = "\n".join(lines)
+        print(text, flush=True)
+        with open(os.path.join(HERE, "results", "%s-%s.md" % (date, name)),
+                  "w") as f:
+            f.write(text + "\n")
+        report.append(text)
+    summary = ["## Summary\n", "| scenario | metric | Pulse | nchan | "
+               "Pulse/nchan | better |", "|---|---|---|---|---|---|"]
+    for name, key, p, n, r, b in headline:
+        summary.append("| %s | %s | %s | %s | %.2f | %s |"
+                       % (name, key, fmt(p), fmt(n), r, b))
+    report.insert(2, "\n".join(summary) + "\n")
+    print("\n".join(summary))
+    with open(os.path.join(HERE, "results", "latest.md"), "w") as f:
+        f.write("\n".join(report))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        names = [h[0] for h in headline]
+        # normalise so that > 1 always means Pulse is better
+        vals = [h[4] if h[5] == "higher" else (1 / h[4] if h[4] else 0)
+                for h in headline]
+        ax.barh(names, vals, color=["#2a7" if v >= 1 else "#c44" for v in vals])
+        ax.axvline(1, color="k", lw=0.8)
+        ax.set_xlabel("how many times better Pulse is than nchan (1 = equal)")
+        fig.tight_layout()
+        fig.savefig(os.path.join(HERE, "results", "%s-summary.png" % date))
+        fig.savefig(os.path.join(HERE, "results", "latest.png"))
+    except ImportError:
+        print("bench: python3-matplotlib missing, no chart")
+
+
+if __name__ == "__main__":
+    main()

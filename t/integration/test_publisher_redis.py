@@ -1,0 +1,143 @@
+"""pulse-publisher's Pub/Sub path with a real redis-server and nginx:
+routing by channel and pattern, drops that do not stop it, Redis and nginx
+restarts survived, SIGTERM, and config errors (exit 78)."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+
+from clients import parse_sse, sse
+from conftest import wait_for
+
+NGINX_CONFIG = """
+server {
+    listen 127.0.0.1:{port};
+    location ~ ^/pub/(.+)$ { pulse_publisher; pulse_channel_id $1; }
+    location ~ ^/sub/(.+)$ { pulse_subscriber; pulse_channel_id $1; }
+}
+"""
+
+
+class Publisher:
+    def __init__(self, binary, path):
+        self.proc = subprocess.Popen([binary, "-c", path],
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = []
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=10)
+        self.lines = err.splitlines()
+        return self.proc.returncode
+
+
+def write_config(tmp_path, nginx, redis_port, extra=""):
+    path = str(tmp_path / "publisher.yaml")
+    with open(path, "w") as f:
+        f.write("""
+nginx:
+  host: 127.0.0.1
+  port: %d
+  publish_path: /pub/{channel}
+redis:
+  host: 127.0.0.1
+  port: %d
+sources:
+  - name: direct
+    type: pubsub
+    channels: [faults]
+  - name: widgets
+    type: pubsub
+    patterns: ["tenant:*:widget:*"]
+    target: "{1}.{2}"
+    event: "widget"
+%s""" % (nginx.port, redis_port, extra))
+    return path
+
+
+@pytest.fixture
+def setup(request, nginx, redis_server, tmp_path):
+    path = write_config(tmp_path, nginx, redis_server["port"])
+    pub = Publisher(request.config.getoption("--publisher"), path)
+    r = redis.Redis(port=redis_server["port"])
+    wait_for(lambda: r.pubsub_numsub("faults")[0][1] >= 1, 10,
+             "publisher to subscribe")
+    yield nginx, r, pub
+    if pub.proc.poll() is None:
+        pub.stop()
+
+
+def test_routes_channels_and_patterns(setup):
+    nginx, r, pub = setup
+    a = sse(nginx.url("/sub/faults"))
+    b = sse(nginx.url("/sub/acme.bw"))
+    r.publish("faults", "link down")
+    r.publish("tenant:acme:widget:bw", '{"bps": 1}')
+    body = a.read_until(lambda x: b"data: link down\n\n" in x)
+    body2 = b.read_until(lambda x: b"data: {\"bps\": 1}\n\n" in x)
+    assert [e for e in parse_sse(body2) if "data" in e][0]["event"] == "widget"
+    a.close()
+    b.close()
+    assert pub.stop() == 0
+    assert "publisher: stopping: 2 published, 0 dropped" in pub.lines
+
+
+def test_bad_events_are_dropped_and_it_carries_on(setup):
+    nginx, r, pub = setup
+    s = sse(nginx.url("/sub/faults"))
+    # a channel id nginx refuses (too long for its 1024-byte limit)
+    r.publish("tenant:%s:widget:x" % ("y" * 2000), "too long")
+    r.publish("faults", "after")
+    s.read_until(lambda x: b"data: after\n\n" in x)
+    s.close()
+    assert pub.stop() == 0
+    assert any("dropping: nginx answered 403" in l for l in pub.lines), \
+        pub.lines
+
+
+def test_survives_redis_and_nginx_restarts(request, nginx, redis_server,
+                                           tmp_path):
+    path = write_config(tmp_path, nginx, redis_server["port"])
+    pub = Publisher(request.config.getoption("--publisher"), path)
+    r = redis.Redis(port=redis_server["port"])
+    try:
+        wait_for(lambda: r.pubsub_numsub("faults")[0][1] >= 1, 10,
+                 "subscribe")
+        # Redis goes away and comes back on the same port.
+        r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        wait_for(lambda: r.pubsub_numsub("faults")[0][1] >= 1, 10,
+                 "resubscribe after the connection was killed")
+        s = sse(nginx.url("/sub/faults"))
+        r.publish("faults", "after redis")
+        s.read_until(lambda x: b"data: after redis\n\n" in x)
+        s.close()
+        # nginx restarts: the keep-alive connection is gone, it reconnects.
+        nginx.stop()
+        nginx.start()
+        s = sse(nginx.url("/sub/faults"))
+        r.publish("faults", "after nginx")
+        s.read_until(lambda x: b"data: after nginx\n\n" in x)
+        s.close()
+    finally:
+        assert pub.stop() == 0
+    assert any("reconnecting" in l for l in pub.lines), pub.lines
+
+
+def test_config_errors_exit_78(request, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nginx: {port: 0}\nsources: []\n")
+    binary = request.config.getoption("--publisher")
+    r = subprocess.run([binary, "-c", str(bad)], capture_output=True,
+                       text=True)
+    assert r.returncode == 78
+    assert "bad.yaml:1: nginx.port: must be between 1 and 65535" in r.stderr
+    r = subprocess.run([binary, "--check", "-c", os.path.join(
+        os.path.dirname(__file__), "..", "..", "conf.d",
+        "publisher.yaml.example")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([binary, "--bogus"], capture_output=True, text=True)
+    assert r.returncode == 64

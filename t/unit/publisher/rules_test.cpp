@@ -1,0 +1,41 @@
+#include "rules.h"
+
+#include <gtest/gtest.h>
+
+namespace pulse::publisher {
+namespace {
+
+using Caps = std::vector<std::string>;
+
+TEST(Rules, GlobCaptures)
+{
+    EXPECT_EQ(glob_captures("tenant:*:widget:*", "tenant:acme:widget:bw"),
+              (Caps{"acme", "bw"}));
+    EXPECT_EQ(glob_captures("exact", "exact"), Caps{});
+    EXPECT_EQ(glob_captures("a?c", "abc"), Caps{});
+    EXPECT_EQ(glob_captures("*", ""), (Caps{""}));
+    EXPECT_EQ(glob_captures("x*y*", "x1y2y3"), (Caps{"1", "2y3"}));
+    EXPECT_FALSE(glob_captures("tenant:*", "other:acme"));
+    EXPECT_FALSE(glob_captures("a?c", "ac"));
+    EXPECT_FALSE(glob_captures("abc", "abcd"));
+}
+
+TEST(Rules, Expand)
+{
+    Caps caps{"acme", "bw"};
+    EXPECT_EQ(expand("{1}/{2}", "tenant:acme:widget:bw", caps), "acme/bw");
+    EXPECT_EQ(expand("{channel}", "faults", {}), "faults");
+    EXPECT_EQ(expand("pre-{1}-post", "c", caps), "pre-acme-post");
+    EXPECT_FALSE(expand("{3}", "c", caps));
+    EXPECT_FALSE(expand("{nope}", "c", caps));
+    EXPECT_FALSE(expand("{1", "c", caps));
+}
+
+TEST(Rules, UrlPathEscape)
+{
+    EXPECT_EQ(url_path_escape("acme/bw"), "acme%2Fbw");
+    EXPECT_EQ(url_path_escape("a b~_.-"), "a%20b~_.-");
+}
+
+}  // namespace
+}  // namespace pulse::publisher
