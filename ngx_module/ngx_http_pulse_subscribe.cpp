@@ -186,18 +186,30 @@ void add_cors_expose(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 }
 
 // ------------------------------------------------------------ EventSource
+//
+// Lifetime: the subscriber is a heap object. While it streams through its
+// request (HTTP/2, or until its HTTP/1.x response header has gone out) the
+// request pool's cleanup deletes it. An HTTP/1.x stream then *detaches*:
+// the request, its pool and the client header buffer are freed, as nginx
+// does for a keepalive connection, and the subscriber keeps only the
+// connection (c->data), which it closes itself. An idle EventSource client
+// so costs a connection pool and this object instead of a whole request.
 
 class SseSubscriber final : public Subscriber {
 public:
     SseSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
-        : Subscriber(r), lcf_(lcf), writer_(r, lcf->subscriber_max_buffered)
+        : Subscriber(r),
+          c_(r->connection),
+          lcf_(lcf),
+          writer_(r, lcf->subscriber_max_buffered)
     {
+        for (ngx_event_t* ev : {&ping_, &timeout_, &detach_}) {
+            ev->data = this;
+            ev->log = c_->log;
+        }
         ping_.handler = on_ping;
-        ping_.data = this;
-        ping_.log = r->connection->log;
         timeout_.handler = on_timeout;
-        timeout_.data = this;
-        timeout_.log = r->connection->log;
+        detach_.handler = on_detach;
     }
     SseSubscriber(const SseSubscriber&) = delete;
     SseSubscriber& operator=(const SseSubscriber&) = delete;
@@ -205,11 +217,13 @@ public:
     SseSubscriber& operator=(SseSubscriber&&) = delete;
     ~SseSubscriber() override
     {
-        if (ping_.timer_set) {
-            ngx_del_timer(&ping_);
+        for (ngx_event_t* ev : {&ping_, &timeout_}) {
+            if (ev->timer_set) {
+                ngx_del_timer(ev);
+            }
         }
-        if (timeout_.timer_set) {
-            ngx_del_timer(&timeout_);
+        if (detach_.posted) {
+            ngx_delete_posted_event(&detach_);
         }
     }
 
@@ -217,22 +231,37 @@ public:
     void on_messages(const std::vector<MsgPtr>& msgs) override;
     void on_end(ngx_uint_t status) override;
     void on_writable();
+    /// The request pool is going away: delete, unless detached from it.
+    void request_freed()
+    {
+        if (!detached_) {
+            delete this;
+        }
+    }
 
 private:
     static void on_ping(ngx_event_t* ev) noexcept;
     static void on_timeout(ngx_event_t* ev) noexcept;
+    static void on_detach(ngx_event_t* ev) noexcept;
+    static void on_conn_read(ngx_event_t* ev) noexcept;
+    static void on_conn_write(ngx_event_t* ev) noexcept;
     void push_text(std::string text);
-    void send();
+    bool send();
     void fail();
+    void detach_request();
+    void close_detached();
 
+    ngx_connection_t* c_;
     ngx_http_pulse_loc_conf_t* lcf_;
     StreamWriter writer_;
     Wire wire_ = Wire::kSse;
     std::string event_override_;
     ngx_event_t ping_{};
     ngx_event_t timeout_{};
+    ngx_event_t detach_{};
     bool started_ = false;
     bool finishing_ = false;
+    bool detached_ = false;
 };
 
 void sse_write_handler(ngx_http_request_t* r) noexcept
@@ -296,7 +325,7 @@ ngx_int_t SseSubscriber::start(const std::string& key,
         // Lets nginx close the stream at shutdown/reload like an idle
         // keepalive connection (ngx_close_idle_connections); the client
         // reconnects with Last-Event-ID and loses nothing.
-        r->connection->idle = 1;
+        c_->idle = 1;
     }
     for (const MsgPtr& m : join->catch_up) {
         if (!writer_.push(m->encoded(wire_, event_override_))) {
@@ -314,7 +343,96 @@ ngx_int_t SseSubscriber::start(const std::string& key,
     }
     r->main->count++;
     send();
+    if (r->stream == nullptr) {
+        // Outside this call stack, which still uses the request.
+        ngx_post_event(&detach_, &ngx_posted_events);
+    }
     return NGX_DONE;
+}
+
+void SseSubscriber::on_detach(ngx_event_t* ev) noexcept
+try {
+    auto* s = static_cast<SseSubscriber*>(ev->data);
+    if (s->r_ == nullptr || s->finishing_) {
+        return;
+    }
+    if (s->r_->out != nullptr || s->c_->buffered) {
+        return;  // the header is still going out; on_writable retries
+    }
+    s->detach_request();
+}
+PULSE_CATCH_VOID(ev->log)
+
+void SseSubscriber::detach_request()
+{
+    ngx_http_request_t* r = r_;
+    ngx_connection_t* c = c_;
+    detached_ = true;  // the pool cleanup must not delete us now
+    writer_.detach();
+    r_ = nullptr;
+    // Logs the request (status 200, the bytes so far) and frees its pool.
+    ngx_http_free_request(r, 0);
+    // The client header buffer, when it is a separate allocation
+    // (ngx_http_set_keepalive does the same).
+    if (c->buffer != nullptr && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
+    {
+        c->buffer = nullptr;
+    }
+    c->data = this;
+    c->read->handler = on_conn_read;
+    c->write->handler = on_conn_write;
+    c->log->action = const_cast<char*>("streaming events");
+    c->idle = 1;
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        close_detached();
+    }
+}
+
+// The detached stream's read side: nothing is expected from the client, so
+// EOF, an error, data (as nchan) or a shutdown (c->close) ends it.
+void SseSubscriber::on_conn_read(ngx_event_t* ev) noexcept
+try {
+    auto* c = static_cast<ngx_connection_t*>(ev->data);
+    auto* s = static_cast<SseSubscriber*>(c->data);
+    if (c->close) {
+        s->close_detached();
+        return;
+    }
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+    if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+        if (ngx_handle_read_event(ev, 0) != NGX_OK) {
+            s->close_detached();
+        }
+        return;
+    }
+    if (n == 0) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "client closed the event stream");
+    }
+    s->close_detached();
+}
+PULSE_CATCH_VOID(ev->log)
+
+void SseSubscriber::on_conn_write(ngx_event_t* ev) noexcept
+try {
+    auto* c = static_cast<ngx_connection_t*>(ev->data);
+    static_cast<SseSubscriber*>(c->data)->on_writable();
+}
+PULSE_CATCH_VOID(ev->log)
+
+void SseSubscriber::close_detached()
+{
+    ngx_connection_t* c = c_;
+    detach();
+    delete this;
+    ngx_http_close_connection(c);
 }
 
 void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
@@ -328,10 +446,10 @@ void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
             return;
         }
         if (!writer_.push(m->encoded(wire_, event_override_))) {
-            ngx_log_error(NGX_LOG_INFO, r_->connection->log, 0,
+            ngx_log_error(NGX_LOG_INFO, c_->log, 0,
                           PULSE_LOG_PREFIX
-                          "subscriber too slow: more than "
-                          "%uz bytes unsent, closing",
+                          "subscriber too slow: more than %uz bytes unsent, "
+                          "closing",
                           lcf_->subscriber_max_buffered);
             fail();
             return;
@@ -371,49 +489,73 @@ void SseSubscriber::on_end(ngx_uint_t status)
         return;
     }
     finishing_ = true;
+    std::string text;
     if (status == NGX_HTTP_PULSE_GONE) {
-        std::string text;
         sse::append_status(text, 410, "410 Gone");
-        push_text(std::move(text));
     } else if (status == NGX_HTTP_REQUEST_TIME_OUT) {
-        std::string text;
         sse::append_status(text, 408, "408 Request Timeout");
+    }
+    if (!text.empty()) {
         push_text(std::move(text));
+    }
+    if (detached_ && wire_ == Wire::kSseChunked) {
+        // The last chunk that nginx's chunked filter would have sent.
+        Blob* b = Blob::make("0\r\n\r\n");
+        writer_.push(b);
+        b->unref();
     }
     send();
 }
 
 // Writes what is queued; when finishing and drained, ends the response.
-// May finalize the request, after which `this` is gone.
-void SseSubscriber::send()
+// Returns false when the stream ended: `this` is gone then.
+bool SseSubscriber::send()
 {
     ngx_int_t rc = writer_.flush();
     if (rc == NGX_ERROR) {
         fail();
-        return;
+        return false;
     }
     if (rc == NGX_OK && finishing_) {
         detach();
+        if (detached_) {
+            close_detached();
+            return false;
+        }
         ngx_http_request_t* r = r_;
-        r->connection->idle = 0;
+        c_->idle = 0;
         ngx_http_finalize_request(r, ngx_http_send_special(r, NGX_HTTP_LAST));
+        return false;
     }
+    return true;
 }
 
 void SseSubscriber::on_writable()
 {
-    if (r_->connection->write->timedout) {
+    if (c_->write->timedout) {
         fail();
         return;
     }
-    send();
+    if (!send()) {
+        return;
+    }
+    // The header had not gone out when the detach was first tried.
+    if (!detached_ && r_ != nullptr && r_->stream == nullptr && !detach_.posted)
+    {
+        ngx_post_event(&detach_, &ngx_posted_events);
+    }
 }
 
 void SseSubscriber::fail()
 {
     detach();
+    if (detached_) {
+        c_->error = 1;
+        close_detached();
+        return;
+    }
     ngx_http_request_t* r = r_;
-    r->connection->error = 1;
+    c_->error = 1;
     ngx_http_finalize_request(r, NGX_ERROR);
 }
 
@@ -621,7 +763,16 @@ ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     }
     const std::string& key = keys->front();
     if (t == Transport::kEventSource) {
-        return pool_new<SseSubscriber>(r, r, lcf)->start(key, after.value());
+        ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        auto* s = new SseSubscriber(r, lcf);
+        cln->data = s;
+        cln->handler = [](void* data) noexcept {
+            static_cast<SseSubscriber*>(data)->request_freed();
+        };
+        return s->start(key, after.value());
     }
     return pool_new<PollSubscriber>(r, r, lcf, t == Transport::kIntervalPoll)
         ->start(key, after.value());

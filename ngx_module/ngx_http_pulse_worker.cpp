@@ -136,11 +136,11 @@ void StreamWriter::clear()
 
 ngx_int_t StreamWriter::flush()
 {
-    ngx_connection_t* c = r_->connection;
+    ngx_connection_t* c = c_;
     if (c->error) {
         return NGX_ERROR;
     }
-    if (r_->stream != nullptr) {
+    if (r_ != nullptr && r_->stream != nullptr) {
         // HTTP/2: the stream's DATA frames are made by the output filters.
         ngx_chain_t* in = nullptr;
         ngx_chain_t** last = &in;
@@ -162,7 +162,7 @@ ngx_int_t StreamWriter::flush()
     }
     // HTTP/1.x: whatever nginx still holds (the response header) goes
     // first, then one send_chain (writev) of all queued frames.
-    if (r_->out != nullptr || c->buffered) {
+    if (r_ != nullptr && (r_->out != nullptr || c->buffered)) {
         if (ngx_http_output_filter(r_, nullptr) == NGX_ERROR) {
             return NGX_ERROR;
         }

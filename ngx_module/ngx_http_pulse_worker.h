@@ -69,10 +69,15 @@ using MsgPtr = std::shared_ptr<LocalMsg>;
 
 /// Writes queued Blobs to a streaming response: for HTTP/1.x straight to
 /// the socket with one send_chain (writev) per flush, for HTTP/2 through
-/// the output filters. Holds at most `limit` unsent bytes.
+/// the output filters. Holds at most `limit` unsent bytes. Once the stream
+/// is detached from its request, only the connection is used.
 class StreamWriter {
 public:
-    StreamWriter(ngx_http_request_t* r, size_t limit) : r_(r), limit_(limit) {}
+    StreamWriter(ngx_http_request_t* r, size_t limit)
+        : r_(r), c_(r->connection), limit_(limit)
+    {}
+    /// From now on the stream has only its connection.
+    void detach() { r_ = nullptr; }
     StreamWriter(const StreamWriter&) = delete;
     StreamWriter& operator=(const StreamWriter&) = delete;
     StreamWriter(StreamWriter&&) = delete;
@@ -95,7 +100,8 @@ private:
     };
     void reap();
 
-    ngx_http_request_t* r_;
+    ngx_http_request_t* r_;  // nullptr once detached
+    ngx_connection_t* c_;
     size_t limit_;
     size_t queued_ = 0;
     std::deque<Item> items_;
