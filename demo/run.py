@@ -150,8 +150,13 @@ def main():
         [a.redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
          "--save", "", "--appendonly", "no", "--dir", prefix],
         stdout=subprocess.DEVNULL))
+    env = dict(os.environ)
+    if os.environ.get("PULSE_NGINX_PRELOAD"):  # a sanitizer-built module
+        env["LD_PRELOAD"] = os.environ["PULSE_NGINX_PRELOAD"]
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
     nginx = subprocess.Popen([a.nginx, "-p", prefix, "-c", conf_path,
-                              "-e", os.path.join(prefix, "error.log")])
+                              "-e", os.path.join(prefix, "error.log")],
+                             env=env)
     procs.append(nginx)
     yaml_path = os.path.join(prefix, "publisher.yaml")
     with open(yaml_path, "w") as f:

@@ -20,7 +20,9 @@ def test_demo_serves_page_and_live_events(request):
          "--module", request.config.getoption("--module"),
          "--publisher", request.config.getoption("--publisher"),
          "--redis-server", request.config.getoption("--redis-server")],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ,
+                 PULSE_NGINX_PRELOAD=request.config.getoption("--preload")))
     try:
         line = ""
         while "open http://" not in line:
