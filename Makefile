@@ -34,7 +34,8 @@ MODULE_SO  := $(BUILD)/ngx_http_pulse_module.so
 PUBLISHER  := $(BUILD)/pulse-publisher
 
 .PHONY: all deps module publisher unit itest test asan asan-module nginx-t \
-        format format-check tidy style-check clean bench bench-quick demo
+        format format-check tidy style-check clean bench bench-quick demo \
+        bench-deps
 
 all: module publisher
 
@@ -139,9 +140,17 @@ tidy: $(BUILD)/.deps
 	    -std=c++17 -Ilib -Ipublisher
 
 # ---------------------------------------------------------------- bench, demo
-bench: all
+$(BUILD)/loadgen: bench/loadgen.cpp $(BUILD)/.deps
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ bench/loadgen.cpp
+BENCH_DEBS := python3-matplotlib
+bench-deps:
+	@dpkg-query -W -f='$${Status}' $(BENCH_DEBS) 2>/dev/null | grep -q 'ok installed' \
+	    || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	         DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	         --no-install-recommends $(BENCH_DEBS) >/dev/null; }
+bench: all $(BUILD)/loadgen bench-deps
 	$(PYTHON) bench/run.py --module=$(MODULE_SO) --nginx=$(NGINX)
-bench-quick: all
+bench-quick: all $(BUILD)/loadgen bench-deps
 	$(PYTHON) bench/run.py --quick --module=$(MODULE_SO) --nginx=$(NGINX)
 
 demo: all

@@ -152,6 +152,20 @@ try {
 }
 PULSE_CATCH_CONF(cf)
 
+// Compiles `value` (which may hold nginx variables) into *cv.
+bool compile(ngx_conf_t* cf, ngx_str_t* value, ngx_http_complex_value_t* cv)
+{
+    if (cv == nullptr) {
+        return false;
+    }
+    ngx_http_compile_complex_value_t ccv;
+    ngx_memzero(&ccv, sizeof(ccv));
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = cv;
+    return ngx_http_compile_complex_value(&ccv) == NGX_OK;
+}
+
 // pulse_channel_id and friends: 1..7 values with nginx variables.
 char* ngx_http_pulse_set_channel_ids(ngx_conf_t* cf, ngx_command_t* cmd,
                                      void* conf) noexcept
@@ -170,12 +184,7 @@ try {
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
         auto* cv =
             static_cast<ngx_http_complex_value_t*>(ngx_array_push(*field));
-        ngx_http_compile_complex_value_t ccv;
-        ngx_memzero(&ccv, sizeof(ccv));
-        ccv.cf = cf;
-        ccv.value = &args[i];
-        ccv.complex_value = cv;
-        if (cv == nullptr || ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        if (!compile(cf, &args[i], cv)) {
             return static_cast<char*>(NGX_CONF_ERROR);
         }
     }
@@ -199,15 +208,8 @@ try {
     if (ngx_strlchr(v->data, v->data + v->len, '$') != nullptr) {
         *cv = static_cast<ngx_http_complex_value_t*>(
             ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t)));
-        ngx_http_compile_complex_value_t ccv;
-        ngx_memzero(&ccv, sizeof(ccv));
-        ccv.cf = cf;
-        ccv.value = v;
-        ccv.complex_value = *cv;
-        if (*cv == nullptr || ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return static_cast<char*>(NGX_CONF_ERROR);
-        }
-        return NGX_CONF_OK;
+        return compile(cf, v, *cv) ? NGX_CONF_OK
+                                   : static_cast<char*>(NGX_CONF_ERROR);
     }
     bool is_time = std::strcmp(reinterpret_cast<const char*>(cmd->name.data),
                                "pulse_message_timeout")

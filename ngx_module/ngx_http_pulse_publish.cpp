@@ -199,35 +199,12 @@ ngx_int_t publish(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     return NGX_DONE;
 }
 
-ngx_int_t channel_info(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
-{
-    ngx_http_discard_request_body(r);
-    Worker* w = Worker::get();
-    if (w == nullptr) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-    auto keys = channel_keys(r, lcf, true);
-    if (!keys.is_ok()) {
-        return fail(r, keys.status());
-    }
-    ChannelInfo total;
-    size_t found = 0;
-    {
-        Store::Guard g(w->store());
-        for (const std::string& key : keys.value()) {
-            auto info = w->store().info(g, key, ngx_time());
-            if (info.is_ok()) {
-                aggregate(&total, info.value(), found++);
-            }
-        }
-    }
-    if (found == 0) {
-        return send_response(r, NGX_HTTP_NOT_FOUND, "", "");
-    }
-    return send_info(r, NGX_HTTP_OK, total);
-}
+namespace {
 
-ngx_int_t delete_channel(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+// GET (info) and DELETE: the same lookup, DELETE also removes the channels
+// and wakes their subscribers' workers (who end them with 410).
+ngx_int_t info_or_delete(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                         bool remove)
 {
     ngx_http_discard_request_body(r);
     Worker* w = Worker::get();
@@ -244,10 +221,15 @@ ngx_int_t delete_channel(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     {
         Store::Guard g(w->store());
         for (const std::string& key : keys.value()) {
-            auto d = w->store().remove(g, key, ngx_time());
-            if (d.is_ok()) {
-                ring |= d->ring;
-                aggregate(&total, d->info, found++);
+            if (remove) {
+                auto d = w->store().remove(g, key, ngx_time());
+                if (d.is_ok()) {
+                    ring |= d->ring;
+                    aggregate(&total, d->info, found++);
+                }
+            } else if (auto info = w->store().info(g, key, ngx_time());
+                       info.is_ok()) {
+                aggregate(&total, info.value(), found++);
             }
         }
     }
@@ -256,6 +238,18 @@ ngx_int_t delete_channel(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
         return send_response(r, NGX_HTTP_NOT_FOUND, "", "");
     }
     return send_info(r, NGX_HTTP_OK, total);
+}
+
+}  // namespace
+
+ngx_int_t channel_info(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    return info_or_delete(r, lcf, false);
+}
+
+ngx_int_t delete_channel(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    return info_or_delete(r, lcf, true);
 }
 
 }  // namespace pulse::ngx

@@ -7,9 +7,10 @@ namespace pulse {
 
 namespace {
 
-Status invalid(std::string why)
+Status invalid(std::string_view why)
 {
-    return Status(Code::kInvalidArgument, "Message ID invalid: " + why);
+    return Status(Code::kInvalidArgument,
+                  "Message ID invalid: " + std::string(why));
 }
 
 bool parse_int64(std::string_view s, int64_t* out)

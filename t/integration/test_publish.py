@@ -37,6 +37,14 @@ server {
         pulse_channel_id_split_delimiter ",";
     }
     location ~ ^/subonly/(.*)$ { pulse_subscriber; pulse_channel_id $1; }
+    location ~ ^/varlen/(.*)$ {
+        pulse_publisher; pulse_channel_id $1;
+        pulse_message_buffer_length $arg_len;
+        pulse_message_timeout $arg_ttl;
+    }
+    location ~ ^/nostore/(.*)$ {
+        pulse_publisher; pulse_channel_id $1; pulse_store_messages off;
+    }
 }
 """
 
@@ -240,3 +248,30 @@ def test_multi_channel_publish_aggregates(nginx):
         s.close()
     for c in ("m1", "m2", "m3"):
         assert requests.get(nginx.url("/sub/" + c)).text == "all"
+
+
+def test_buffer_length_and_timeout_from_variables(nginx):
+    for i in range(4):
+        r = requests.post(nginx.url("/varlen/v?len=2&ttl=1h"), data=str(i))
+        assert r.status_code == 202
+    assert "queued messages: 2" in r.text
+    assert requests.get(nginx.url("/sub/v")).text == "2"
+    for bad in ("len=abc&ttl=1h", "len=2&ttl=soon"):
+        r = requests.post(nginx.url("/varlen/v?" + bad), data="x")
+        assert r.status_code == 403
+        assert "Invalid message buffer length or timeout" in r.text
+    healthy(nginx)
+
+
+def test_store_messages_off_keeps_only_the_latest_briefly(nginx):
+    s = sse(nginx.url("/sub/ns"))
+    try:
+        for i in range(3):
+            requests.post(nginx.url("/nostore/ns"), data="n%d" % i)
+        body = s.read_until(lambda b: b"data: n2\n\n" in b)
+        assert [e["data"] for e in parse_sse(body) if "data" in e] == \
+            ["n0", "n1", "n2"]
+    finally:
+        s.close()
+    info = requests.get(nginx.url("/pub/ns")).text
+    assert "queued messages: 1" in info
