@@ -15,7 +15,10 @@ function subscribe(channel, handlers) {
   es.onopen = () => dot.firstChild.classList.add("on");
   es.onerror = () => dot.firstChild.classList.remove("on");
   for (const [event, fn] of Object.entries(handlers)) {
-    es.addEventListener(event, (e) => fn(JSON.parse(e.data), e.lastEventId));
+    es.addEventListener(event, (e) => {
+      dot.firstChild.classList.add("on");
+      fn(JSON.parse(e.data), e.lastEventId);
+    });
   }
   return es;
 }
