@@ -1,14 +1,19 @@
-// pulse-publisher: Redis Pub/Sub -> publishes on the local nginx.
-// Streams, the bounded queue, pipelining and /metrics are issue 5; this is
-// the Pub/Sub path the demo runs on.
+// pulse-publisher: Redis Pub/Sub and Streams -> publishes on the local
+// nginx. Single-threaded: one poll loop over the Pub/Sub and the stream
+// connections. Still to do (issue 5): pipelined publishing with a bounded
+// queue, /metrics and /healthz, SIGHUP reload.
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -22,6 +27,9 @@ namespace {
 
 using namespace pulse::publisher;
 
+constexpr int kExitUsage = 64;   // EX_USAGE
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
 volatile sig_atomic_t g_stop = 0;
 
 void on_signal(int)
@@ -34,10 +42,63 @@ void log_line(const std::string& s)
     std::fprintf(stderr, "publisher: %s\n", s.c_str());
 }
 
-// Routes one message by its source's rules and publishes it. Returns false
-// when it was dropped (counted by the caller).
-bool route(const Config& config, PublishClient& nginx, const PubSubMessage& m,
-           std::string* why)
+// Capped exponential backoff with jitter, per connection.
+class Backoff {
+public:
+    void failed()
+    {
+        std::uniform_int_distribution<int> jitter(0, delay_ms_ / 2);
+        next_ = now_ms() + delay_ms_ + jitter(rng_);
+        delay_ms_ = std::min(delay_ms_ * 2, 5000);
+    }
+    void succeeded() { delay_ms_ = 100; }
+    bool due() const { return now_ms() >= next_; }
+    int delay_ms() const { return delay_ms_; }
+    static int64_t now_ms()
+    {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
+
+private:
+    int delay_ms_ = 100;
+    int64_t next_ = 0;
+    std::mt19937 rng_{static_cast<unsigned>(getpid())};
+};
+
+// Logs a line when the state it describes changes, not per event.
+class StateLog {
+public:
+    void set(const std::string& key, const std::string& state)
+    {
+        if (states_[key] != state) {
+            states_[key] = state;
+            if (!state.empty()) {
+                log_line(key + ": " + state);
+            }
+        }
+    }
+
+private:
+    std::map<std::string, std::string> states_;
+};
+
+struct Counters {
+    unsigned long published = 0;
+    unsigned long dropped = 0;
+};
+
+bool is_poison(int status)
+{
+    // The event itself is wrong (bad channel id, too large...): retrying
+    // cannot help. 408/429 and 5xx/507 are nginx's state: retry.
+    return status >= 400 && status < 500 && status != 408 && status != 429;
+}
+
+// Pub/Sub (at-most-once by nature): one try after nginx's own reconnect.
+void route_pubsub(const Config& config, PublishClient& nginx,
+                  const PubSubMessage& m, Counters& n, StateLog& log)
 {
     for (const Source& s : config.sources) {
         if (s.kind != SourceKind::kPubSub) {
@@ -46,19 +107,14 @@ bool route(const Config& config, PublishClient& nginx, const PubSubMessage& m,
         std::vector<std::string> caps;
         bool mine = false;
         if (m.pattern.empty()) {
-            for (const auto& ch : s.channels) {
-                mine = mine || ch == m.channel;
-            }
-        } else {
-            for (const auto& p : s.patterns) {
-                if (p == m.pattern) {
-                    auto c = glob_captures(p, m.channel);
-                    if (c) {
-                        caps = *c;
-                        mine = true;
-                    }
-                }
-            }
+            mine = std::find(s.channels.begin(), s.channels.end(), m.channel)
+                   != s.channels.end();
+        } else if (std::find(s.patterns.begin(), s.patterns.end(), m.pattern)
+                   != s.patterns.end())
+        {
+            auto c = glob_captures(m.pattern, m.channel);
+            mine = c.has_value();
+            caps = c.value_or(caps);
         }
         if (!mine) {
             continue;
@@ -66,20 +122,80 @@ bool route(const Config& config, PublishClient& nginx, const PubSubMessage& m,
         auto target = expand(s.target, m.channel, caps);
         auto event = expand(s.event, m.channel, caps);
         if (!target || target->empty() || !event) {
-            *why =
-                "no target channel for '" + m.channel + "' in source " + s.name;
-            return false;
+            n.dropped++;
+            log.set("dropping", "no target channel for '" + m.channel
+                                    + "' in source " + s.name);
+            return;
         }
         int status = nginx.post(*target, m.payload, "", *event);
         if (status == 201 || status == 202) {
+            n.published++;
+            log.set("dropping", "");
+            log.set("nginx", "accepting publishes");
+            return;
+        }
+        n.dropped++;
+        if (status < 0) {
+            log.set("nginx", "unreachable: " + nginx.error());
+        } else {
+            log.set("dropping", "nginx answered " + std::to_string(status)
+                                    + " for channel " + *target);
+        }
+        return;
+    }
+}
+
+// Streams: nothing is lost. An event nginx cannot take now is retried with
+// backoff (reading stops meanwhile); an event that can never be published
+// (no body field, a channel nginx refuses) is dropped, logged and
+// acknowledged. Returns false only when stopping.
+bool deliver_stream(PublishClient& nginx, const StreamEntry& e, Counters& n,
+                    StateLog& log)
+{
+    const Source& s = *e.source;
+    const std::string* body = field(e.fields, s.body_field);
+    auto target = expand(s.target, e.key, {}, e.fields);
+    std::optional<std::string> event =
+        s.event_field.empty() ? expand(s.event, e.key, {}, e.fields)
+        : field(e.fields, s.event_field) != nullptr
+            ? std::optional<std::string>(*field(e.fields, s.event_field))
+            : std::optional<std::string>(std::string());
+    const std::string* ctype = s.content_type_field.empty()
+                                   ? nullptr
+                                   : field(e.fields, s.content_type_field);
+    if (body == nullptr || !target || target->empty() || !event) {
+        n.dropped++;
+        log.set("dropping",
+                "stream " + e.key + " entry " + e.id + ": "
+                    + (body == nullptr ? "no field '" + s.body_field + "'"
+                                       : std::string("no target channel")));
+        return true;
+    }
+    std::string msg_id = stream_id_to_msg_id(e.id).value_or("");
+    Backoff backoff;
+    while (!g_stop) {
+        int status = nginx.post(*target, *body, ctype == nullptr ? "" : *ctype,
+                                *event, msg_id);
+        if (status == 201 || status == 202) {
+            n.published++;
+            log.set("nginx", "accepting publishes");
             return true;
         }
-        *why = status < 0 ? "nginx unreachable: " + nginx.error()
-                          : "nginx answered " + std::to_string(status)
-                                + " for channel " + *target;
-        return false;
+        if (is_poison(status)) {
+            n.dropped++;
+            log.set("dropping", "nginx answered " + std::to_string(status)
+                                    + " for stream " + e.key + " entry "
+                                    + e.id);
+            return true;
+        }
+        log.set("nginx", (status < 0 ? "unreachable: " + nginx.error()
+                                     : "answered " + std::to_string(status))
+                             + "; holding stream reads and retrying");
+        backoff.failed();
+        while (!g_stop && !backoff.due()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
     }
-    *why = "no source for '" + m.channel + "'";
     return false;
 }
 
@@ -90,73 +206,96 @@ int run(const Config& config)
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
+    bool has_pubsub = false;
+    bool has_streams = false;
     for (const Source& s : config.sources) {
-        if (s.kind == SourceKind::kStream) {
-            log_line("source " + s.name
-                     + ": stream sources are not implemented yet (issue 5); "
-                       "ignored");
-        }
+        (s.kind == SourceKind::kPubSub ? has_pubsub : has_streams) = true;
     }
     PublishClient nginx(config.nginx);
-    std::mt19937 rng(static_cast<unsigned>(getpid()));
-    int backoff_ms = 100;
-    bool connected = false;
-    std::string last_drop;
-    unsigned long published = 0, dropped = 0;
-    auto stop = [] { return g_stop != 0; };
+    Counters n;
+    StateLog log;
+    RedisConn pubsub;
+    StreamReader streams(config);
+    Backoff ps_backoff;
+    Backoff st_backoff;
+    auto deliver = [&](const StreamEntry& e) {
+        return deliver_stream(nginx, e, n, log);
+    };
     while (!g_stop) {
         std::string error;
-        bool ok = run_pubsub(
-            config,
-            [&] {
-                if (!connected) {
-                    connected = true;
-                    backoff_ms = 100;
-                    log_line("redis: subscribed");
+        if (has_pubsub && !pubsub && ps_backoff.due()) {
+            if (pubsub.connect(config.redis, &error)
+                && subscribe_all(config, pubsub, &error))
+            {
+                ps_backoff.succeeded();
+                log.set("redis pubsub", "subscribed");
+            } else {
+                pubsub.reset();
+                ps_backoff.failed();
+                log.set("redis pubsub", error + "; retrying with backoff");
+            }
+        }
+        if (has_streams && !streams.conn() && st_backoff.due()) {
+            if (streams.start(deliver, &error) && streams.request(&error)) {
+                st_backoff.succeeded();
+                log.set("redis streams", "reading");
+            } else {
+                streams.conn().reset();
+                st_backoff.failed();
+                log.set("redis streams", error + "; retrying with backoff");
+            }
+        }
+        pollfd fds[2] = {{pubsub.fd(), POLLIN, 0},
+                         {streams.conn().fd(), POLLIN, 0}};
+        if (poll(fds, 2, 200) <= 0) {
+            continue;
+        }
+        if (fds[0].revents != 0) {
+            std::vector<ReplyPtr> replies;
+            bool ok = pubsub.read_available(&replies);
+            for (const ReplyPtr& r : replies) {
+                if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+                    continue;
                 }
-                return stop();
-            },
-            [&](const PubSubMessage& m) {
-                std::string why;
-                if (route(config, nginx, m, &why)) {
-                    published++;
-                    if (!last_drop.empty()) {
-                        log_line("publishing again after " + last_drop);
-                        last_drop.clear();
-                    }
-                } else {
-                    dropped++;
-                    if (why != last_drop) {  // one line per state change
-                        log_line("dropping: " + why);
-                        last_drop = why;
-                    }
+                auto s = [&](size_t i) {
+                    const redisReply* e = r->element[i];
+                    return std::string(e->str == nullptr ? "" : e->str, e->len);
+                };
+                if (s(0) == "message") {
+                    route_pubsub(config, nginx, {"", s(1), s(2)}, n, log);
+                } else if (s(0) == "pmessage" && r->elements >= 4) {
+                    route_pubsub(config, nginx, {s(1), s(2), s(3)}, n, log);
                 }
-            },
-            &error);
-        if (ok || g_stop) {
-            break;
+            }
+            if (!ok) {
+                log.set("redis pubsub", "connection lost: " + pubsub.error()
+                                            + "; reconnecting");
+                pubsub.reset();
+                ps_backoff.failed();
+            }
         }
-        if (connected) {
-            log_line("redis: " + error + "; reconnecting");
-            connected = false;
-        } else if (backoff_ms == 100) {
-            log_line("redis: " + error + "; retrying with backoff");
+        if (fds[1].revents != 0) {
+            std::vector<ReplyPtr> replies;
+            bool ok = streams.conn().read_available(&replies);
+            for (const ReplyPtr& r : replies) {
+                ok = ok && streams.handle(r.get(), deliver, &error)
+                     && (g_stop || streams.request(&error));
+            }
+            if (!ok) {
+                log.set("redis streams",
+                        (error.empty()
+                             ? "connection lost: " + streams.conn().error()
+                             : error)
+                            + "; reconnecting");
+                streams.conn().reset();
+                st_backoff.failed();
+            }
         }
-        // Capped exponential backoff with jitter.
-        std::uniform_int_distribution<int> jitter(0, backoff_ms / 2);
-        int wait = backoff_ms + jitter(rng);
-        for (int t = 0; t < wait && !g_stop; t += 50) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        backoff_ms = std::min(backoff_ms * 2, 5000);
     }
-    log_line("stopping: " + std::to_string(published) + " published, "
-             + std::to_string(dropped) + " dropped");
+    log_line("stopping: " + std::to_string(n.published) + " published, "
+             + std::to_string(n.dropped) + " dropped");
     return 0;
 }
-
-constexpr int kExitUsage = 64;   // EX_USAGE
-constexpr int kExitConfig = 78;  // EX_CONFIG
 
 void usage(FILE* out)
 {

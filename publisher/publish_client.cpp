@@ -124,7 +124,8 @@ int PublishClient::exchange(const std::string& request)
 }
 
 int PublishClient::post(std::string_view channel, std::string_view body,
-                        std::string_view content_type, std::string_view event)
+                        std::string_view content_type, std::string_view event,
+                        std::string_view msg_id)
 {
     std::string path = endpoint_.publish_path;
     size_t at = path.find("{channel}");
@@ -135,6 +136,9 @@ int PublishClient::post(std::string_view channel, std::string_view body,
     }
     if (!event.empty()) {
         req.append("X-EventSource-Event: ").append(event).append("\r\n");
+    }
+    if (!msg_id.empty()) {
+        req.append("Pulse-Message-Id: ").append(msg_id).append("\r\n");
     }
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     req.append(body);

@@ -2,41 +2,40 @@
 
 #include <poll.h>
 
+#include <algorithm>
+
 namespace pulse::publisher {
 
 namespace {
 
-std::string context_error(redisContext* c, const char* what)
+std::string str(const redisReply* r)
 {
-    return std::string(what) + ": "
-           + (c == nullptr ? "cannot allocate a context" : c->errstr);
+    return r == nullptr || r->str == nullptr ? std::string()
+                                             : std::string(r->str, r->len);
 }
 
-ReplyPtr command(redisContext* c, const std::vector<std::string>& argv)
+bool is_error(const ReplyPtr& r, std::string* error, const char* what)
 {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const auto& a : argv) {
-        ptrs.push_back(a.c_str());
-        lens.push_back(a.size());
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        *error = std::string(what) + ": " + str(r.get());
+        return true;
     }
-    return ReplyPtr(static_cast<redisReply*>(redisCommandArgv(
-        c, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+    return false;
 }
 
 }  // namespace
 
-bool run_pubsub(const Config& config, const std::function<bool()>& stop,
-                const std::function<void(const PubSubMessage&)>& on_message,
-                std::string* error)
+// ------------------------------------------------------------ RedisConn
+
+bool RedisConn::connect(const RedisEndpoint& r, std::string* error)
 {
-    const RedisEndpoint& r = config.redis;
     timeval tv{5, 0};
-    ContextPtr c(r.unix_socket.empty()
-                     ? redisConnectWithTimeout(r.host.c_str(), r.port, tv)
-                     : redisConnectUnixWithTimeout(r.unix_socket.c_str(), tv));
-    if (c == nullptr || c->err != 0) {
-        *error = context_error(c.get(), "connect");
+    c_.reset(r.unix_socket.empty()
+                 ? redisConnectWithTimeout(r.host.c_str(), r.port, tv)
+                 : redisConnectUnixWithTimeout(r.unix_socket.c_str(), tv));
+    if (!c_ || c_->err != 0) {
+        *error = "connect: " + this->error();
+        c_.reset();
         return false;
     }
     if (!r.password.empty()) {
@@ -45,72 +44,314 @@ bool run_pubsub(const Config& config, const std::function<bool()>& stop,
             argv.push_back(r.username);
         }
         argv.push_back(r.password);
-        ReplyPtr rep = command(c.get(), argv);
-        if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            *error = rep ? "AUTH: " + std::string(rep->str, rep->len)
-                         : context_error(c.get(), "AUTH");
+        ReplyPtr rep = command(argv);
+        if (!rep || is_error(rep, error, "AUTH")) {
+            if (!rep) {
+                *error = "AUTH: " + this->error();
+            }
+            c_.reset();
             return false;
         }
     }
     if (r.db != 0) {
-        ReplyPtr rep = command(c.get(), {"SELECT", std::to_string(r.db)});
-        if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            *error = rep ? "SELECT: " + std::string(rep->str, rep->len)
-                         : context_error(c.get(), "SELECT");
+        ReplyPtr rep = command({"SELECT", std::to_string(r.db)});
+        if (!rep || is_error(rep, error, "SELECT")) {
+            if (!rep) {
+                *error = "SELECT: " + this->error();
+            }
+            c_.reset();
             return false;
         }
     }
+    return true;
+}
+
+std::string RedisConn::error() const
+{
+    return !c_ ? "no connection" : c_->err ? c_->errstr : "protocol error";
+}
+
+ReplyPtr RedisConn::command(const std::vector<std::string>& argv)
+{
+    if (!send(argv)) {
+        return nullptr;
+    }
+    void* raw = nullptr;
+    if (redisGetReply(c_.get(), &raw) != REDIS_OK) {
+        return nullptr;
+    }
+    return ReplyPtr(static_cast<redisReply*>(raw));
+}
+
+bool RedisConn::send(const std::vector<std::string>& argv)
+{
+    if (!c_) {
+        return false;
+    }
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (const auto& a : argv) {
+        ptrs.push_back(a.c_str());
+        lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(c_.get(), static_cast<int>(argv.size()),
+                               ptrs.data(), lens.data())
+        != REDIS_OK)
+    {
+        return false;
+    }
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(c_.get(), &done) != REDIS_OK) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool RedisConn::pending_reply(ReplyPtr* out)
+{
+    void* raw = nullptr;
+    if (!c_ || redisGetReplyFromReader(c_.get(), &raw) != REDIS_OK) {
+        return false;
+    }
+    out->reset(static_cast<redisReply*>(raw));
+    return true;
+}
+
+bool RedisConn::read_available(std::vector<ReplyPtr>* out)
+{
+    if (!c_ || redisBufferRead(c_.get()) != REDIS_OK) {
+        return false;
+    }
+    while (true) {
+        ReplyPtr r;
+        if (!pending_reply(&r)) {
+            return false;
+        }
+        if (!r) {
+            return true;
+        }
+        out->push_back(std::move(r));
+    }
+}
+
+// ------------------------------------------------------------- pub/sub
+
+bool subscribe_all(const Config& config, RedisConn& conn, std::string* error)
+{
     for (const Source& s : config.sources) {
         if (s.kind != SourceKind::kPubSub) {
             continue;
         }
         for (const auto& ch : s.channels) {
-            ReplyPtr rep = command(c.get(), {"SUBSCRIBE", ch});
-            if (!rep) {
-                *error = context_error(c.get(), "SUBSCRIBE");
+            if (!conn.command({"SUBSCRIBE", ch})) {
+                *error = "SUBSCRIBE: " + conn.error();
                 return false;
             }
         }
         for (const auto& p : s.patterns) {
-            ReplyPtr rep = command(c.get(), {"PSUBSCRIBE", p});
-            if (!rep) {
-                *error = context_error(c.get(), "PSUBSCRIBE");
+            if (!conn.command({"PSUBSCRIBE", p})) {
+                *error = "PSUBSCRIBE: " + conn.error();
                 return false;
             }
         }
     }
-    // Read with poll() first, so that a signal (stop()) is seen within
-    // 200 ms even when Redis is quiet; hiredis's blocking read would retry
-    // through EINTR forever.
-    while (!stop()) {
-        void* raw = nullptr;
-        if (redisGetReplyFromReader(c.get(), &raw) != REDIS_OK) {
-            *error = context_error(c.get(), "read");
-            return false;
+    return true;
+}
+
+// -------------------------------------------------------------- streams
+
+bool StreamReader::active() const
+{
+    return !positions_.empty();
+}
+
+std::string StreamReader::pos_hash(const Source& s) const
+{
+    return "pulse:publisher:" + (s.consumer.empty() ? s.name : s.consumer);
+}
+
+bool StreamReader::save(const Position& p, std::string* error)
+{
+    ReplyPtr r = conn_.command({"HSET", pos_hash(*p.source), p.key, p.id});
+    if (!r || is_error(r, error, "HSET")) {
+        if (!r) {
+            *error = "HSET: " + conn_.error();
         }
-        if (raw == nullptr) {
-            pollfd p{c->fd, POLLIN, 0};
-            if (poll(&p, 1, 200) > 0 && redisBufferRead(c.get()) != REDIS_OK) {
-                *error = context_error(c.get(), "connection lost");
-                return false;
+        return false;
+    }
+    return true;
+}
+
+bool StreamReader::start(const std::function<bool(const StreamEntry&)>& deliver,
+                         std::string* error)
+{
+    positions_.clear();
+    if (!conn_.connect(config_.redis, error)) {
+        return false;
+    }
+    for (const Source& s : config_.sources) {
+        if (s.kind != SourceKind::kStream) {
+            continue;
+        }
+        for (const auto& key : s.keys) {
+            Position p{&s, key, "$"};
+            if (!s.group.empty()) {
+                ReplyPtr r = conn_.command(
+                    {"XGROUP", "CREATE", key, s.group, "$", "MKSTREAM"});
+                if (!r) {
+                    *error = "XGROUP: " + conn_.error();
+                    return false;
+                }
+                if (r->type == REDIS_REPLY_ERROR
+                    && str(r.get()).rfind("BUSYGROUP", 0) != 0) {
+                    *error = "XGROUP CREATE " + key + ": " + str(r.get());
+                    return false;
+                }
+            } else {
+                ReplyPtr r = conn_.command({"HGET", pos_hash(s), key});
+                if (!r) {
+                    *error = "HGET: " + conn_.error();
+                    return false;
+                }
+                if (r->type == REDIS_REPLY_STRING) {
+                    p.id = str(r.get());
+                }
             }
-            continue;
-        }
-        ReplyPtr rep(static_cast<redisReply*>(raw));
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) {
-            continue;
-        }
-        auto str = [&](size_t i) {
-            redisReply* e = rep->element[i];
-            return std::string(e->str == nullptr ? "" : e->str, e->len);
-        };
-        std::string kind = str(0);
-        if (kind == "message") {
-            on_message(PubSubMessage{"", str(1), str(2)});
-        } else if (kind == "pmessage" && rep->elements >= 4) {
-            on_message(PubSubMessage{str(1), str(2), str(3)});
+            // Replay the newest entries once per process start, so that a
+            // new node can serve resumes at once (the module drops ids it
+            // already has).
+            if (!replayed_ && s.replay > 0) {
+                ReplyPtr r = conn_.command({"XREVRANGE", key, "+", "-", "COUNT",
+                                            std::to_string(s.replay)});
+                if (!r) {
+                    *error = "XREVRANGE: " + conn_.error();
+                    return false;
+                }
+                if (r->type == REDIS_REPLY_ARRAY) {
+                    for (size_t i = r->elements; i-- > 0;) {
+                        const redisReply* e = r->element[i];
+                        StreamEntry entry{&s, key, str(e->element[0]), {}};
+                        const redisReply* f = e->element[1];
+                        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                            entry.fields.emplace_back(str(f->element[k]),
+                                                      str(f->element[k + 1]));
+                        }
+                        if (!deliver(entry)) {
+                            *error = "stopped during replay";
+                            return false;
+                        }
+                        if (s.group.empty() && p.id == "$") {
+                            p.id = entry.id;
+                        }
+                    }
+                }
+            }
+            if (p.id == "$" && s.group.empty()) {
+                // "$" in every XREAD would miss entries added between two
+                // reads: pin the position to the current last entry.
+                ReplyPtr r =
+                    conn_.command({"XREVRANGE", key, "+", "-", "COUNT", "1"});
+                if (!r) {
+                    *error = "XREVRANGE: " + conn_.error();
+                    return false;
+                }
+                p.id = r->type == REDIS_REPLY_ARRAY && r->elements == 1
+                           ? str(r->element[0]->element[0])
+                           : "0-0";
+            }
+            positions_.push_back(p);
         }
     }
+    replayed_ = true;
+    backlog_done_.clear();
+    return true;
+}
+
+bool StreamReader::request(std::string* error)
+{
+    // One source per read, round robin: a source's keys share its group.
+    const Source* s = positions_[next_ % positions_.size()].source;
+    std::vector<std::string> argv;
+    if (s->group.empty()) {
+        argv = {"XREAD", "COUNT", "100", "BLOCK", "200", "STREAMS"};
+    } else {
+        argv = {"XREADGROUP", "GROUP", s->group, s->consumer, "COUNT",
+                "100",        "BLOCK", "200",    "STREAMS"};
+    }
+    std::vector<std::string> ids;
+    for (const Position& p : positions_) {
+        if (p.source == s) {
+            argv.push_back(p.key);
+            // XREADGROUP: first what this consumer read but never
+            // acknowledged (a crash before XACK), then new entries.
+            ids.push_back(s->group.empty()              ? p.id
+                          : backlog_done_.count(s) == 0 ? "0"
+                                                        : ">");
+        }
+    }
+    argv.insert(argv.end(), ids.begin(), ids.end());
+    if (!conn_.send(argv)) {
+        *error = "XREAD: " + conn_.error();
+        return false;
+    }
+    return true;
+}
+
+bool StreamReader::handle(
+    const redisReply* reply,
+    const std::function<bool(const StreamEntry&)>& deliver, std::string* error)
+{
+    const Source* s = positions_[next_ % positions_.size()].source;
+    bool any = false;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        *error = "XREAD: " + str(reply);
+        return false;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; ++i) {
+            const redisReply* stream = reply->element[i];
+            std::string key = str(stream->element[0]);
+            auto pos = std::find_if(positions_.begin(), positions_.end(),
+                                    [&](const Position& p) {
+                                        return p.source == s && p.key == key;
+                                    });
+            const redisReply* entries = stream->element[1];
+            for (size_t j = 0; j < entries->elements; ++j) {
+                const redisReply* e = entries->element[j];
+                StreamEntry entry{s, key, str(e->element[0]), {}};
+                const redisReply* f = e->element[1];
+                for (size_t k = 0; f != nullptr && k + 1 < f->elements; k += 2)
+                {
+                    entry.fields.emplace_back(str(f->element[k]),
+                                              str(f->element[k + 1]));
+                }
+                any = true;
+                if (!deliver(entry)) {
+                    return true;  // stopping: not acknowledged, re-read later
+                }
+                if (!s->group.empty()) {
+                    ReplyPtr r =
+                        conn_.command({"XACK", key, s->group, entry.id});
+                    if (!r) {
+                        *error = "XACK: " + conn_.error();
+                        return false;
+                    }
+                } else if (pos != positions_.end()) {
+                    pos->id = entry.id;
+                }
+            }
+            if (s->group.empty() && pos != positions_.end() && any
+                && !save(*pos, error)) {
+                return false;
+            }
+        }
+    }
+    if (!s->group.empty() && !any) {
+        backlog_done_.insert(s);
+    }
+    next_++;
     return true;
 }
 

@@ -1,12 +1,16 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <hiredis/hiredis.h>
 
 #include "config.h"
+#include "rules.h"
 
 namespace pulse::publisher {
 
@@ -19,6 +23,30 @@ struct ReplyFree {
 using ContextPtr = std::unique_ptr<redisContext, RedisFree>;
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 
+/// One hiredis 0.14 connection (RAII): connect with AUTH and SELECT,
+/// synchronous commands, and the send / poll / read-available split that a
+/// single-threaded loop over several connections needs.
+class RedisConn {
+public:
+    bool connect(const RedisEndpoint& r, std::string* error);
+    void reset() { c_.reset(); }
+    explicit operator bool() const { return c_ != nullptr; }
+    int fd() const { return c_ ? c_->fd : -1; }
+    /// A synchronous command; nullptr on a connection error (see error).
+    ReplyPtr command(const std::vector<std::string>& argv);
+    /// Sends without waiting for the reply.
+    bool send(const std::vector<std::string>& argv);
+    /// Reads what the socket has and returns the complete replies; false
+    /// when the connection failed.
+    bool read_available(std::vector<ReplyPtr>* out);
+    /// A reply already parsed and waiting, without reading the socket.
+    bool pending_reply(ReplyPtr* out);
+    std::string error() const;
+
+private:
+    ContextPtr c_;
+};
+
 /// One Pub/Sub message as Redis delivered it.
 struct PubSubMessage {
     std::string pattern;  // empty for SUBSCRIBE'd channels
@@ -26,12 +54,55 @@ struct PubSubMessage {
     std::string payload;
 };
 
-/// Connects (AUTH, SELECT), subscribes every pubsub source's channels and
-/// patterns on one connection, and calls `on_message` for each message until
-/// `stop()` returns true. Returns false with `error` set when the connection
-/// fails or drops (the caller backs off and calls again).
-bool run_pubsub(const Config& config, const std::function<bool()>& stop,
-                const std::function<void(const PubSubMessage&)>& on_message,
+/// A stream entry read from a stream source.
+struct StreamEntry {
+    const Source* source;
+    std::string key;
+    std::string id;
+    Fields fields;
+};
+
+/// Subscribes every pubsub source's channels and patterns on one
+/// connection.
+bool subscribe_all(const Config& config, RedisConn& conn, std::string* error);
+
+/// Reads the stream sources: XREAD from a position kept in Redis (hash
+/// `pulse:publisher:<consumer or source name>`), or XREADGROUP with XACK.
+class StreamReader {
+public:
+    explicit StreamReader(const Config& config) : config_(config) {}
+
+    /// (Re)connects, creates consumer groups, loads positions, and on the
+    /// first start replays each stream's last `replay` entries through
+    /// `deliver`. Returns false on a connection error.
+    bool start(const std::function<bool(const StreamEntry&)>& deliver,
+               std::string* error);
+    /// Sends the next blocking read (XREAD[GROUP] ... BLOCK 200).
+    bool request(std::string* error);
+    /// Handles a read reply: delivers each entry in order; an entry is
+    /// acknowledged (XACK, or its position saved) only once `deliver`
+    /// returns true. Returns false on a connection error.
+    bool handle(const redisReply* reply,
+                const std::function<bool(const StreamEntry&)>& deliver,
                 std::string* error);
+    RedisConn& conn() { return conn_; }
+    bool active() const;
+
+private:
+    struct Position {
+        const Source* source;
+        std::string key;
+        std::string id;  // XREAD: last id handled
+    };
+    std::string pos_hash(const Source& s) const;
+    bool save(const Position& p, std::string* error);
+
+    const Config& config_;
+    RedisConn conn_;
+    std::vector<Position> positions_;
+    size_t next_ = 0;  // which source reads next (round robin)
+    bool replayed_ = false;
+    std::set<const Source*> backlog_done_;  // XREADGROUP: unacked re-read
+};
 
 }  // namespace pulse::publisher

@@ -42,9 +42,50 @@ std::optional<std::vector<std::string>> glob_captures(std::string_view pattern,
     return caps;
 }
 
+const std::string* field(const Fields& fields, std::string_view name)
+{
+    for (const auto& [k, v] : fields) {
+        if (k == name) {
+            return &v;
+        }
+    }
+    return nullptr;
+}
+
+std::optional<std::string> stream_id_to_msg_id(std::string_view entry_id)
+{
+    size_t dash = entry_id.find('-');
+    if (dash == std::string_view::npos || dash == 0
+        || dash + 1 == entry_id.size() || dash > 19
+        || entry_id.size() - dash - 1 > 19)
+    {
+        return std::nullopt;
+    }
+    unsigned long long ms = 0;
+    unsigned long long seq = 0;
+    for (char c : entry_id.substr(0, dash)) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        ms = ms * 10 + static_cast<unsigned long long>(c - '0');
+    }
+    for (char c : entry_id.substr(dash + 1)) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        seq = seq * 10 + static_cast<unsigned long long>(c - '0');
+    }
+    if (seq >= 1000000) {
+        return std::nullopt;
+    }
+    return std::to_string(ms / 1000) + ":"
+           + std::to_string((ms % 1000) * 1000000 + seq);
+}
+
 std::optional<std::string> expand(std::string_view tmpl,
                                   std::string_view channel,
-                                  const std::vector<std::string>& captures)
+                                  const std::vector<std::string>& captures,
+                                  const Fields& fields)
 {
     std::string out;
     size_t i = 0;
@@ -66,6 +107,8 @@ std::optional<std::string> expand(std::string_view tmpl,
                 return std::nullopt;
             }
             out += captures[n];
+        } else if (const std::string* v = field(fields, name)) {
+            out += *v;
         } else {
             return std::nullopt;
         }

@@ -31,6 +31,30 @@ TEST(Rules, Expand)
     EXPECT_FALSE(expand("{1", "c", caps));
 }
 
+TEST(Rules, ExpandStreamFields)
+{
+    Fields f{{"tenant", "acme"}, {"widget", "bw"}, {"data", "{}"}};
+    EXPECT_EQ(expand("{tenant}.{widget}", "events", {}, f), "acme.bw");
+    EXPECT_EQ(expand("{channel}", "events", {}, f), "events");
+    EXPECT_FALSE(expand("{missing}", "events", {}, f));
+    ASSERT_NE(field(f, "data"), nullptr);
+    EXPECT_EQ(*field(f, "data"), "{}");
+    EXPECT_EQ(field(f, "nope"), nullptr);
+}
+
+TEST(Rules, StreamIdsMapToOrderedMessageIds)
+{
+    EXPECT_EQ(stream_id_to_msg_id("1700000000123-5"), "1700000000:123000005");
+    EXPECT_EQ(stream_id_to_msg_id("1700000000999-999999"),
+              "1700000000:999999999");
+    EXPECT_EQ(stream_id_to_msg_id("1700000001000-0"), "1700000001:0");
+    for (const char* bad : {"", "-", "1-", "-1", "x-1", "1-x", "1-1000000",
+                            "12345678901234567890-1", "17"})
+    {
+        EXPECT_FALSE(stream_id_to_msg_id(bad)) << bad;
+    }
+}
+
 TEST(Rules, UrlPathEscape)
 {
     EXPECT_EQ(url_path_escape("acme/bw"), "acme%2Fbw");

@@ -1,0 +1,239 @@
+"""pulse-publisher's Stream sources against a real redis-server and nginx:
+ids from stream entry ids, read positions kept in Redis across restarts,
+nginx down without loss, poison entries, consumer groups with XACK, and the
+two-node resume: a client reads on node A and resumes on node B with
+exactly the messages it missed."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+import requests
+
+from clients import parse_sse, sse
+from conftest import wait_for
+
+NGINX_CONFIG = """
+server {
+    listen 127.0.0.1:{port};
+    location ~ ^/pub/(.+)$ {
+        pulse_publisher; pulse_channel_id $1;
+        pulse_publisher_message_id on;
+        pulse_message_buffer_length 100;
+    }
+    location ~ ^/sub/(.+)$ { pulse_subscriber; pulse_channel_id $1; }
+}
+"""
+
+YAML = """
+nginx:
+  port: %(port)d
+  publish_path: /pub/{channel}
+redis:
+  port: %(redis)d
+sources:
+  - name: %(name)s
+    type: stream
+    keys: [%(key)s]
+    target: "{tenant}.{widget}"
+    event_field: kind
+    content_type_field: ctype
+    %(extra)s
+"""
+
+
+class Publisher:
+    def __init__(self, binary, tmp_path, nginx, redis_port, key, name="s",
+                 extra=""):
+        self.path = str(tmp_path / ("%s-%d.yaml" % (name, nginx.port)))
+        with open(self.path, "w") as f:
+            f.write(YAML % {"port": nginx.port, "redis": redis_port,
+                            "name": name, "key": key, "extra": extra})
+        self.binary = binary
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "-c", self.path],
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = []
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=15)
+        self.lines = err.splitlines()
+        assert self.proc.returncode == 0, self.lines
+        return self.lines
+
+
+def xadd(r, key, data, tenant="acme", widget="bw", kind="sample", **more):
+    fields = {"tenant": tenant, "widget": widget, "kind": kind,
+              "data": data}
+    fields.update(more)
+    return r.xadd(key, fields).decode()
+
+
+def msg_id(entry_id):
+    ms, seq = entry_id.split("-")
+    return "%d:%d" % (int(ms) // 1000, int(ms) % 1000 * 1000000 + int(seq))
+
+
+def datas(body):
+    return [e for e in parse_sse(body) if "data" in e]
+
+
+@pytest.fixture
+def r(redis_server):
+    c = redis.Redis(port=redis_server["port"])
+    c.flushall()
+    return c
+
+
+def started(r, pub, key):
+    # the publisher pinned its position once its read is blocking
+    wait_for(lambda: any(c.get("cmd") in ("xread", "xreadgroup")
+                         for c in r.client_list()), 10, "publisher reading")
+
+
+def test_entries_become_messages_with_entry_ids(request, nginx, r, tmp_path,
+                                                redis_server):
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "ev")
+    try:
+        started(r, pub, "ev")
+        s = sse(nginx.url("/sub/acme.bw"))
+        ids = [xadd(r, "ev", "m%d" % i) for i in range(3)]
+        xadd(r, "ev", "typed", ctype="application/json", kind="update")
+        body = s.read_until(lambda b: b"data: typed\n\n" in b)
+        s.close()
+        evs = datas(body)
+        assert [e["data"] for e in evs] == ["m0", "m1", "m2", "typed"]
+        assert [e["id"] for e in evs[:3]] == [msg_id(i) for i in ids]
+        assert evs[0]["event"] == "sample" and evs[3]["event"] == "update"
+        lp = requests.get(nginx.url("/sub/acme.bw?last_event_id=" +
+                                    evs[2]["id"]))
+        assert lp.text == "typed"
+        assert lp.headers["Content-Type"] == "application/json"
+    finally:
+        pub.stop()
+
+
+def test_restart_loses_nothing(request, nginx, r, tmp_path, redis_server):
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "rs")
+    started(r, pub, "rs")
+    xadd(r, "rs", "before", widget="rs")
+    wait_for(lambda: requests.get(nginx.url("/pub/acme.rs")).status_code
+             == 200, 10, "first entry")
+    pub.stop()
+    for i in range(3):
+        xadd(r, "rs", "while-down-%d" % i, widget="rs")
+    pub.start()
+    s = sse(nginx.url("/sub/acme.rs"))
+    body = s.read_until(lambda b: b"data: while-down-2\n\n" in b)
+    s.close()
+    assert [e["data"] for e in datas(body)] == \
+        ["before", "while-down-0", "while-down-1", "while-down-2"]
+    pub.stop()
+
+
+def test_nginx_down_holds_reads_and_loses_nothing(request, nginx, r,
+                                                   tmp_path, redis_server):
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "nd")
+    try:
+        started(r, pub, "nd")
+        nginx.stop()
+        for i in range(5):
+            xadd(r, "nd", "n%d" % i, widget="nd")
+        time.sleep(0.5)
+        nginx.start()
+        s = sse(nginx.url("/sub/acme.nd?last_event_id=0"))
+        body = s.read_until(lambda b: b"data: n4\n\n" in b, 15)
+        s.close()
+        assert [e["data"] for e in datas(body)] == ["n%d" % i for i in range(5)]
+    finally:
+        lines = pub.stop()
+    assert any("holding stream reads and retrying" in l for l in lines), lines
+
+
+def test_poison_entries_are_dropped_and_reading_goes_on(request, nginx, r,
+                                                         tmp_path,
+                                                         redis_server):
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "px")
+    try:
+        started(r, pub, "px")
+        s = sse(nginx.url("/sub/acme.px"))
+        r.xadd("px", {"tenant": "acme", "widget": "px"})  # no data field
+        xadd(r, "px", "x", widget="y" * 2000)  # channel id too long: 403
+        xadd(r, "px", "good", widget="px")
+        s.read_until(lambda b: b"data: good\n\n" in b)
+        s.close()
+    finally:
+        lines = pub.stop()
+    assert "publisher: stopping: 1 published, 2 dropped" in lines, lines
+    assert any("no field 'data'" in l for l in lines), lines
+
+
+def test_consumer_group_acknowledges_after_publish(request, nginx, r,
+                                                    tmp_path, redis_server):
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "cg", name="grp",
+                    extra="group: pulse-a\n    consumer: node-a")
+    try:
+        started(r, pub, "cg")
+        s = sse(nginx.url("/sub/acme.cg"))
+        for i in range(4):
+            xadd(r, "cg", "g%d" % i, widget="cg")
+        s.read_until(lambda b: b"data: g3\n\n" in b)
+        s.close()
+        wait_for(lambda: r.xpending("cg", "pulse-a")["pending"] == 0, 5,
+                 "all entries acknowledged")
+    finally:
+        pub.stop()
+
+
+def test_two_nodes_resume_across_nodes(request, nginx_factory, r, tmp_path,
+                                       redis_server):
+    binary = request.config.getoption("--publisher")
+    a = nginx_factory(NGINX_CONFIG)
+    b = nginx_factory(NGINX_CONFIG)
+    pa = Publisher(binary, tmp_path, a, redis_server["port"], "tn",
+                   name="na", extra="consumer: node-a\n    replay: 50")
+    pb = Publisher(binary, tmp_path, b, redis_server["port"], "tn",
+                   name="nb", extra="consumer: node-b\n    replay: 50")
+    try:
+        started(r, pa, "tn")
+        wait_for(lambda: sum(c.get("cmd") == "xread"
+                             for c in r.client_list()) >= 2, 10, "both")
+        s = sse(a.url("/sub/acme.tn"))
+        for i in range(3):
+            xadd(r, "tn", "t%d" % i, widget="tn")
+        body = s.read_until(lambda x: b"data: t2\n\n" in x)
+        s.close()
+        last = datas(body)[-1]["id"]
+        for i in range(3, 6):  # missed while disconnected
+            xadd(r, "tn", "t%d" % i, widget="tn")
+        wait_for(lambda: requests.get(
+            b.url("/pub/acme.tn"), headers={"Accept": "text/json"}).json()
+            ["messages"] == 6, 10, "node B has all six")
+        s = sse(b.url("/sub/acme.tn"), {"Last-Event-ID": last})
+        body = s.read_until(lambda x: b"data: t5\n\n" in x)
+        s.close()
+        assert [e["data"] for e in datas(body)] == ["t3", "t4", "t5"]
+        # a third node started now gets the history by replay
+        c = nginx_factory(NGINX_CONFIG)
+        pc = Publisher(binary, tmp_path, c, redis_server["port"], "tn",
+                       name="nc", extra="consumer: node-c\n    replay: 50")
+        wait_for(lambda: requests.get(c.url("/pub/acme.tn")).status_code
+                 == 200, 10, "replay on node C")
+        s = sse(c.url("/sub/acme.tn"), {"Last-Event-ID": last})
+        body = s.read_until(lambda x: b"data: t5\n\n" in x)
+        s.close()
+        assert [e["data"] for e in datas(body)] == ["t3", "t4", "t5"]
+        pc.stop()
+    finally:
+        pa.stop()
+        pb.stop()
