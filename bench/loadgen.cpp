@@ -11,10 +11,12 @@
 //     seconds, or on SIGTERM/stdin EOF, and prints one JSON line.
 //
 //   loadgen pub --port P --channels C --messages M [--rate R] [--window W]
-//               [--path /pub/bench{c}] [--size B]
+//               [--path /pub/bench{c}] [--size B] [--redis 1]
 //     Publishes M messages round-robin over C channels on keep-alive
 //     connections (W in flight), at R per second or as fast as possible;
-//     prints one JSON line (throughput, status counts).
+//     prints one JSON line (throughput, status counts). With --redis 1, P
+//     is a Redis port and each message is `XADD bench{c} * data <payload>`
+//     (pipelined, W in flight), for the path through pulse-publisher.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -425,9 +427,30 @@ int run_pub(const Args& a)
     long sent = 0, answered = 0;
     std::string pad(static_cast<size_t>(size), 'x');
     char buf[65536];
+    bool redis = a.num("redis", 0) != 0;
     auto read_answers = [&](Conn& c, bool block) {
         while (c.inflight > 0) {
-            size_t e = c.in.find("\r\n\r\n");
+            if (redis) {
+                // RESP: one line per XADD reply ($N\r\n<id>\r\n or -ERR)
+                size_t e1 = c.in.find("\r\n");
+                if (e1 != std::string::npos && c.in[0] == '$') {
+                    size_t e2 = c.in.find("\r\n", e1 + 2);
+                    if (e2 != std::string::npos) {
+                        codes[200]++;
+                        c.in.erase(0, e2 + 2);
+                        c.inflight--;
+                        answered++;
+                        continue;
+                    }
+                } else if (e1 != std::string::npos) {
+                    codes[500]++;
+                    c.in.erase(0, e1 + 2);
+                    c.inflight--;
+                    answered++;
+                    continue;
+                }
+            }
+            size_t e = redis ? std::string::npos : c.in.find("\r\n\r\n");
             if (e != std::string::npos) {
                 int code = std::atoi(c.in.c_str() + 9);
                 long len = std::strtol(
@@ -478,9 +501,18 @@ int run_pub(const Args& a)
         }
         std::string body = std::to_string(seq[static_cast<size_t>(ch)]++)
                            + " " + std::to_string(now_ns()) + " " + pad;
-        std::string req = "POST " + path_for(tmpl, ch)
-                          + " HTTP/1.1\r\nHost: bench\r\nContent-Length: "
-                          + std::to_string(body.size()) + "\r\n\r\n" + body;
+        std::string req;
+        if (redis) {
+            auto bulk = [](const std::string& x) {
+                return "$" + std::to_string(x.size()) + "\r\n" + x + "\r\n";
+            };
+            req = "*5\r\n" + bulk("XADD") + bulk(path_for("bench{c}", ch))
+                  + bulk("*") + bulk("data") + bulk(body);
+        } else {
+            req = "POST " + path_for(tmpl, ch)
+                  + " HTTP/1.1\r\nHost: bench\r\nContent-Length: "
+                  + std::to_string(body.size()) + "\r\n\r\n" + body;
+        }
         send_all(c.fd, req);
         c.inflight++;
         sent++;

@@ -50,6 +50,7 @@ http {{
             X_subscriber; X_channel_id $1;
             X_subscriber_first_message newest;
         }}
+        location = /pulse_status {{ X_stub_status; }}
     }}
 }}
 """
@@ -252,6 +253,110 @@ def slow_consumer(srv, q):
             "sent to the stalled one KiB": msgs * 4}
 
 
+# ------------------------------------------- end to end through Redis
+
+class RedisAndPublisher:
+    """redis-server plus pulse-publisher feeding `srv` from streams
+    bench0..bench{n-1} (target {channel})."""
+
+    def __init__(self, srv, channels, publisher):
+        self.dir = tempfile.mkdtemp(prefix="bench-redis-")
+        self.port = free_port()
+        while self.port == srv.port:
+            self.port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        keys = ", ".join("bench%d" % c for c in range(channels))
+        path = os.path.join(self.dir, "publisher.yaml")
+        with open(path, "w") as f:
+            f.write("nginx:\n  port: %d\n  publish_path: /pub/{channel}\n"
+                    "redis:\n  port: %d\nsources:\n  - name: bench\n"
+                    "    type: stream\n    keys: [%s]\n"
+                    % (srv.port, self.port, keys))
+        self.pub = subprocess.Popen([publisher, "-c", path],
+                                    stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # connected and reading
+
+    def stop(self):
+        for p in (self.pub, self.redis):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def e2e(nginx, module, publisher, q):
+    """Latency added by Redis + pulse-publisher over a direct POST, at
+    1,000 events/s, and the publisher's sustained throughput."""
+    subs, chans, rate, secs = (500, 10, 1000, 3) if q else (1000, 10, 1000, 5)
+    out = {}
+    for path in ("direct POST", "XADD -> pulse-publisher"):
+        srv = Server(nginx, module, "pulse")
+        rp = None
+        try:
+            if path != "direct POST":
+                rp = RedisAndPublisher(srv, chans, publisher)
+            s = start_subs(srv, subs=subs, channels=chans, sources=2,
+                           expect=rate * secs // chans)
+            time.sleep(0.5)
+            if rp:
+                publish(srv, port=rp.port, redis=1, channels=chans,
+                        messages=rate * secs, rate=rate, window=4)
+            else:
+                publish(srv, channels=chans, messages=rate * secs, rate=rate,
+                        window=4)
+            r = finish_subs(s)
+            out[path] = {"deliveries": r["deliveries"], "lost": r["lost"],
+                         "p50 ms": r["latency_ms"].get("p50"),
+                         "p99 ms": r["latency_ms"].get("p99")}
+        finally:
+            if rp:
+                rp.stop()
+            srv.stop()
+    # throughput: as fast as Redis takes them, no subscribers
+    n = 20000 if q else 100000
+    srv = Server(nginx, module, "pulse")
+    rp = RedisAndPublisher(srv, 10, publisher)
+    try:
+        t0 = time.monotonic()
+        publish(srv, port=rp.port, redis=1, channels=10, messages=n,
+                window=64)
+        deadline = time.monotonic() + 120
+        while published_count(srv) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        secs_taken = time.monotonic() - t0
+    finally:
+        rp.stop()
+        srv.stop()
+    out["throughput"] = {"events": n, "seconds": round(secs_taken, 2),
+                         "events per s": round(n / secs_taken)}
+    return out
+
+
+def published_count(srv):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(
+                "http://127.0.0.1:%d/pulse_status" % srv.port, timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("total published messages: "):
+                    return int(line.rsplit(" ", 1)[1])
+    except Exception:
+        pass
+    return 0
+
+
 SCENARIOS = [
     ("fanout-sse", fanout, "deliveries per server CPU s", "higher"),
     ("steady-latency-sse", steady, "p99 ms", "lower"),
@@ -283,6 +388,8 @@ def main():
     ap.add_argument("--nginx", default="/usr/sbin/nginx")
     ap.add_argument("--module", default=os.path.join(
         ROOT, "build", "ngx_http_pulse_module.so"))
+    ap.add_argument("--publisher", default=os.path.join(
+        ROOT, "build", "pulse-publisher"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=0)
     ap.add_argument("--only", default="")
@@ -323,6 +430,31 @@ def main():
         text = "\n".join(lines)
         print(text, flush=True)
         with open(os.path.join(HERE, "results", "%s-%s.md" % (date, name)),
+                  "w") as f:
+            f.write(text + "\n")
+        report.append(text)
+    if not a.only or "e2e" in a.only:
+        res = e2e(a.nginx, a.module, a.publisher, a.quick)
+        lines = ["## e2e-redis (Pulse only: nchan has no sidecar)\n",
+                 "| path at 1,000 events/s | deliveries | lost | p50 ms | "
+                 "p99 ms |", "|---|---|---|---|---|"]
+        for path in ("direct POST", "XADD -> pulse-publisher"):
+            r = res[path]
+            lines.append("| %s | %d | %d | %s | %s |" % (
+                path, r["deliveries"], r["lost"], fmt(r["p50 ms"]),
+                fmt(r["p99 ms"])))
+        t = res["throughput"]
+        lines.append("\nAdded by Redis + pulse-publisher: p50 %+.2f ms, p99 "
+                     "%+.2f ms. Throughput through one publisher: %s events/s "
+                     "(%d XADDs in %.2f s, no subscribers).\n" % (
+                         res["XADD -> pulse-publisher"]["p50 ms"]
+                         - res["direct POST"]["p50 ms"],
+                         res["XADD -> pulse-publisher"]["p99 ms"]
+                         - res["direct POST"]["p99 ms"],
+                         t["events per s"], t["events"], t["seconds"]))
+        text = "\n".join(lines)
+        print(text, flush=True)
+        with open(os.path.join(HERE, "results", "%s-e2e-redis.md" % date),
                   "w") as f:
             f.write(text + "\n")
         report.append(text)

@@ -367,6 +367,9 @@ void SseSubscriber::detach_request()
 {
     ngx_http_request_t* r = r_;
     ngx_connection_t* c = c_;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    bool nodelay = clcf->tcp_nodelay != 0;
     detached_ = true;  // the pool cleanup must not delete us now
     writer_.detach();
     r_ = nullptr;
@@ -382,6 +385,12 @@ void SseSubscriber::detach_request()
     c->read->handler = on_conn_read;
     c->write->handler = on_conn_write;
     c->log->action = const_cast<char*>("streaming events");
+    // Each event is a small write that must go now: tcp_nodelay (on by
+    // default), which nginx itself only applies to keepalive connections.
+    if (nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        close_detached();
+        return;
+    }
     c->idle = 1;
     if (c->read->timer_set) {
         ngx_del_timer(c->read);

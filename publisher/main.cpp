@@ -199,6 +199,55 @@ bool deliver_stream(PublishClient& nginx, const StreamEntry& e, Counters& n,
     return false;
 }
 
+// Pipelines a batch of stream entries; entries that need a retry (and
+// everything after them, to keep the order) go through deliver_stream.
+// Returns how many were handled (all, unless stopping).
+size_t deliver_batch(PublishClient& nginx,
+                     const std::vector<StreamEntry>& batch, Counters& n,
+                     StateLog& log)
+{
+    std::vector<PublishClient::Request> reqs;
+    for (const StreamEntry& e : batch) {
+        const Source& s = *e.source;
+        const std::string* body = field(e.fields, s.body_field);
+        auto target = expand(s.target, e.key, {}, e.fields);
+        if (body == nullptr || !target || target->empty()
+            || !s.event_field.empty() || !s.content_type_field.empty())
+        {
+            break;  // the general path below handles these one by one
+        }
+        auto event = expand(s.event, e.key, {}, e.fields);
+        if (!event) {
+            break;
+        }
+        reqs.push_back({*target, *body, "", *event,
+                        stream_id_to_msg_id(e.id).value_or("")});
+    }
+    std::vector<int> statuses = nginx.post_many(reqs);
+    size_t i = 0;
+    for (; i < statuses.size(); ++i) {
+        if (statuses[i] == 201 || statuses[i] == 202) {
+            n.published++;
+        } else if (is_poison(statuses[i])) {
+            n.dropped++;
+            log.set("dropping", "nginx answered " + std::to_string(statuses[i])
+                                    + " for stream " + batch[i].key + " entry "
+                                    + batch[i].id);
+        } else {
+            break;
+        }
+    }
+    if (i > 0) {
+        log.set("nginx", "accepting publishes");
+    }
+    for (; i < batch.size(); ++i) {
+        if (!deliver_stream(nginx, batch[i], n, log)) {
+            return i;
+        }
+    }
+    return batch.size();
+}
+
 int run(const Config& config)
 {
     struct sigaction sa {};
@@ -218,8 +267,8 @@ int run(const Config& config)
     StreamReader streams(config);
     Backoff ps_backoff;
     Backoff st_backoff;
-    auto deliver = [&](const StreamEntry& e) {
-        return deliver_stream(nginx, e, n, log);
+    auto deliver = [&](const std::vector<StreamEntry>& batch) {
+        return deliver_batch(nginx, batch, n, log);
     };
     while (!g_stop) {
         std::string error;

@@ -77,20 +77,25 @@ bool PublishClient::connect_nginx()
     return true;
 }
 
-// Sends one request and reads its response; -1 on a transport error.
-int PublishClient::exchange(const std::string& request)
+bool PublishClient::send_all(const std::string& data)
 {
     size_t off = 0;
-    while (off < request.size()) {
+    while (off < data.size()) {
         ssize_t n =
-            send(fd_, request.data() + off, request.size() - off, MSG_NOSIGNAL);
+            send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
         if (n <= 0) {
             error_ = std::string("send: ") + std::strerror(errno);
-            return -1;
+            return false;
         }
         off += static_cast<size_t>(n);
     }
-    char buf[4096];
+    return true;
+}
+
+// Reads one response; its status, or -1 on a transport error.
+int PublishClient::read_response()
+{
+    char buf[16384];
     while (true) {
         size_t end = in_.find("\r\n\r\n");
         if (end != std::string::npos) {
@@ -123,9 +128,16 @@ int PublishClient::exchange(const std::string& request)
     }
 }
 
-int PublishClient::post(std::string_view channel, std::string_view body,
-                        std::string_view content_type, std::string_view event,
-                        std::string_view msg_id)
+int PublishClient::exchange(const std::string& request)
+{
+    return send_all(request) ? read_response() : -1;
+}
+
+std::string PublishClient::format(std::string_view channel,
+                                  std::string_view body,
+                                  std::string_view content_type,
+                                  std::string_view event,
+                                  std::string_view msg_id) const
 {
     std::string path = endpoint_.publish_path;
     size_t at = path.find("{channel}");
@@ -142,6 +154,14 @@ int PublishClient::post(std::string_view channel, std::string_view body,
     }
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     req.append(body);
+    return req;
+}
+
+int PublishClient::post(std::string_view channel, std::string_view body,
+                        std::string_view content_type, std::string_view event,
+                        std::string_view msg_id)
+{
+    std::string req = format(channel, body, content_type, event, msg_id);
     // A kept-alive connection may have been closed by nginx meanwhile: one
     // fresh connection is tried before giving up.
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -155,6 +175,30 @@ int PublishClient::post(std::string_view channel, std::string_view body,
         disconnect();
     }
     return -1;
+}
+
+std::vector<int> PublishClient::post_many(const std::vector<Request>& reqs)
+{
+    std::vector<int> statuses(reqs.size(), -1);
+    if (reqs.empty() || (fd_ < 0 && !connect_nginx())) {
+        return statuses;
+    }
+    std::string all;
+    for (const Request& r : reqs) {
+        all += format(r.channel, r.body, r.content_type, r.event, r.msg_id);
+    }
+    if (!send_all(all)) {
+        disconnect();
+        return statuses;
+    }
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        statuses[i] = read_response();
+        if (statuses[i] < 0 || fd_ < 0) {
+            disconnect();
+            break;
+        }
+    }
+    return statuses;
 }
 
 }  // namespace pulse::publisher

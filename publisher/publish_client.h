@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 
@@ -27,10 +28,26 @@ public:
     int post(std::string_view channel, std::string_view body,
              std::string_view content_type, std::string_view event,
              std::string_view msg_id = {});
+    struct Request {
+        std::string channel;
+        std::string body;
+        std::string content_type;
+        std::string event;
+        std::string msg_id;
+    };
+    /// Pipelines `reqs` on the keep-alive connection (all sent, then the
+    /// answers read in order); statuses in order, -1 for requests that got
+    /// no answer (the connection failed: see error()).
+    std::vector<int> post_many(const std::vector<Request>& reqs);
     const std::string& error() const { return error_; }
 
 private:
     bool connect_nginx();
+    std::string format(std::string_view channel, std::string_view body,
+                       std::string_view content_type, std::string_view event,
+                       std::string_view msg_id) const;
+    bool send_all(const std::string& data);
+    int read_response();
     int exchange(const std::string& request);
     void disconnect();
 

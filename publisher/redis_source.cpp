@@ -184,8 +184,7 @@ bool StreamReader::save(const Position& p, std::string* error)
     return true;
 }
 
-bool StreamReader::start(const std::function<bool(const StreamEntry&)>& deliver,
-                         std::string* error)
+bool StreamReader::start(const Deliver& deliver, std::string* error)
 {
     positions_.clear();
     if (!conn_.connect(config_.redis, error)) {
@@ -230,21 +229,16 @@ bool StreamReader::start(const std::function<bool(const StreamEntry&)>& deliver,
                     return false;
                 }
                 if (r->type == REDIS_REPLY_ARRAY) {
+                    std::vector<StreamEntry> batch;
                     for (size_t i = r->elements; i-- > 0;) {
-                        const redisReply* e = r->element[i];
-                        StreamEntry entry{&s, key, str(e->element[0]), {}};
-                        const redisReply* f = e->element[1];
-                        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                            entry.fields.emplace_back(str(f->element[k]),
-                                                      str(f->element[k + 1]));
-                        }
-                        if (!deliver(entry)) {
-                            *error = "stopped during replay";
-                            return false;
-                        }
-                        if (s.group.empty() && p.id == "$") {
-                            p.id = entry.id;
-                        }
+                        batch.push_back(entry_of(&s, key, r->element[i]));
+                    }
+                    if (deliver(batch) < batch.size()) {
+                        *error = "stopped during replay";
+                        return false;
+                    }
+                    if (s.group.empty() && p.id == "$" && !batch.empty()) {
+                        p.id = batch.back().id;
                     }
                 }
             }
@@ -299,9 +293,8 @@ bool StreamReader::request(std::string* error)
     return true;
 }
 
-bool StreamReader::handle(
-    const redisReply* reply,
-    const std::function<bool(const StreamEntry&)>& deliver, std::string* error)
+bool StreamReader::handle(const redisReply* reply, const Deliver& deliver,
+                          std::string* error)
 {
     const Source* s = positions_[next_ % positions_.size()].source;
     bool any = false;
@@ -313,38 +306,41 @@ bool StreamReader::handle(
         for (size_t i = 0; i < reply->elements; ++i) {
             const redisReply* stream = reply->element[i];
             std::string key = str(stream->element[0]);
-            auto pos = std::find_if(positions_.begin(), positions_.end(),
-                                    [&](const Position& p) {
-                                        return p.source == s && p.key == key;
-                                    });
             const redisReply* entries = stream->element[1];
+            std::vector<StreamEntry> batch;
             for (size_t j = 0; j < entries->elements; ++j) {
-                const redisReply* e = entries->element[j];
-                StreamEntry entry{s, key, str(e->element[0]), {}};
-                const redisReply* f = e->element[1];
-                for (size_t k = 0; f != nullptr && k + 1 < f->elements; k += 2)
-                {
-                    entry.fields.emplace_back(str(f->element[k]),
-                                              str(f->element[k + 1]));
+                batch.push_back(entry_of(s, key, entries->element[j]));
+            }
+            any = any || !batch.empty();
+            size_t done = batch.empty() ? 0 : deliver(batch);
+            if (done == 0) {
+                continue;
+            }
+            if (!s->group.empty()) {
+                std::vector<std::string> argv{"XACK", key, s->group};
+                for (size_t j = 0; j < done; ++j) {
+                    argv.push_back(batch[j].id);
                 }
-                any = true;
-                if (!deliver(entry)) {
-                    return true;  // stopping: not acknowledged, re-read later
+                ReplyPtr r = conn_.command(argv);
+                if (!r) {
+                    *error = "XACK: " + conn_.error();
+                    return false;
                 }
-                if (!s->group.empty()) {
-                    ReplyPtr r =
-                        conn_.command({"XACK", key, s->group, entry.id});
-                    if (!r) {
-                        *error = "XACK: " + conn_.error();
+            } else {
+                auto pos =
+                    std::find_if(positions_.begin(), positions_.end(),
+                                 [&](const Position& p) {
+                                     return p.source == s && p.key == key;
+                                 });
+                if (pos != positions_.end()) {
+                    pos->id = batch[done - 1].id;
+                    if (!save(*pos, error)) {
                         return false;
                     }
-                } else if (pos != positions_.end()) {
-                    pos->id = entry.id;
                 }
             }
-            if (s->group.empty() && pos != positions_.end() && any
-                && !save(*pos, error)) {
-                return false;
+            if (done < batch.size()) {
+                return true;  // stopping: the rest is re-read next time
             }
         }
     }
@@ -353,6 +349,17 @@ bool StreamReader::handle(
     }
     next_++;
     return true;
+}
+
+StreamEntry StreamReader::entry_of(const Source* s, const std::string& key,
+                                   const redisReply* e)
+{
+    StreamEntry entry{s, key, str(e->element[0]), {}};
+    const redisReply* f = e->element[1];
+    for (size_t k = 0; f != nullptr && k + 1 < f->elements; k += 2) {
+        entry.fields.emplace_back(str(f->element[k]), str(f->element[k + 1]));
+    }
+    return entry;
 }
 
 }  // namespace pulse::publisher

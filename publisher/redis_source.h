@@ -72,18 +72,20 @@ class StreamReader {
 public:
     explicit StreamReader(const Config& config) : config_(config) {}
 
+    /// Delivers entries in order; returns how many (a prefix) were handled:
+    /// fewer only when stopping.
+    using Deliver = std::function<size_t(const std::vector<StreamEntry>&)>;
+
     /// (Re)connects, creates consumer groups, loads positions, and on the
     /// first start replays each stream's last `replay` entries through
     /// `deliver`. Returns false on a connection error.
-    bool start(const std::function<bool(const StreamEntry&)>& deliver,
-               std::string* error);
+    bool start(const Deliver& deliver, std::string* error);
     /// Sends the next blocking read (XREAD[GROUP] ... BLOCK 200).
     bool request(std::string* error);
-    /// Handles a read reply: delivers each entry in order; an entry is
-    /// acknowledged (XACK, or its position saved) only once `deliver`
-    /// returns true. Returns false on a connection error.
-    bool handle(const redisReply* reply,
-                const std::function<bool(const StreamEntry&)>& deliver,
+    /// Handles a read reply: delivers each stream's entries as one batch;
+    /// only what `deliver` handled is acknowledged (one XACK, or the saved
+    /// position). Returns false on a connection error.
+    bool handle(const redisReply* reply, const Deliver& deliver,
                 std::string* error);
     RedisConn& conn() { return conn_; }
     bool active() const;
@@ -94,6 +96,8 @@ private:
         std::string key;
         std::string id;  // XREAD: last id handled
     };
+    static StreamEntry entry_of(const Source* s, const std::string& key,
+                                const redisReply* e);
     std::string pos_hash(const Source& s) const;
     bool save(const Position& p, std::string* error);
 

@@ -35,6 +35,12 @@ class Publisher:
         return self.proc.returncode
 
 
+def subscribed(r):
+    """Both the channel and the pattern subscriptions are in place."""
+    return (r.pubsub_numsub("faults")[0][1] >= 1
+            and r.execute_command("PUBSUB", "NUMPAT") >= 1)
+
+
 def write_config(tmp_path, nginx, redis_port, extra=""):
     path = str(tmp_path / "publisher.yaml")
     with open(path, "w") as f:
@@ -64,8 +70,7 @@ def setup(request, nginx, redis_server, tmp_path):
     path = write_config(tmp_path, nginx, redis_server["port"])
     pub = Publisher(request.config.getoption("--publisher"), path)
     r = redis.Redis(port=redis_server["port"])
-    wait_for(lambda: r.pubsub_numsub("faults")[0][1] >= 1, 10,
-             "publisher to subscribe")
+    wait_for(lambda: subscribed(r), 10, "publisher to subscribe")
     yield nginx, r, pub
     if pub.proc.poll() is None:
         pub.stop()
@@ -105,11 +110,10 @@ def test_survives_redis_and_nginx_restarts(request, nginx, redis_server,
     pub = Publisher(request.config.getoption("--publisher"), path)
     r = redis.Redis(port=redis_server["port"])
     try:
-        wait_for(lambda: r.pubsub_numsub("faults")[0][1] >= 1, 10,
-                 "subscribe")
-        # Redis goes away and comes back on the same port.
+        wait_for(lambda: subscribed(r), 10, "subscribe")
+        # The connection to Redis drops.
         r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        wait_for(lambda: r.pubsub_numsub("faults")[0][1] >= 1, 10,
+        wait_for(lambda: subscribed(r), 10,
                  "resubscribe after the connection was killed")
         s = sse(nginx.url("/sub/faults"))
         r.publish("faults", "after redis")
