@@ -245,7 +245,7 @@ private:
     static void on_detach(ngx_event_t* ev) noexcept;
     static void on_conn_read(ngx_event_t* ev) noexcept;
     static void on_conn_write(ngx_event_t* ev) noexcept;
-    void push_text(std::string text);
+    bool push_text(std::string text);
     bool send();
     void fail();
     void detach_request();
@@ -329,9 +329,13 @@ ngx_int_t SseSubscriber::start(const std::string& key,
     }
     for (const MsgPtr& m : join->catch_up) {
         if (!writer_.push(m->encoded(wire_, event_override_))) {
-            break;  // more than the buffer holds: the client resumes
+            // More than the send buffer holds: end the stream after what
+            // fits; the client resumes from its Last-Event-ID (skipping the
+            // rest would be a silent gap).
+            finishing_ = true;
+            detach();
+            break;
         }
-        last_sent_ = m->id > last_sent_ ? m->id : last_sent_;
     }
     if (lcf_->es_ping_interval > 0) {
         ngx_add_timer(&ping_,
@@ -342,19 +346,21 @@ ngx_int_t SseSubscriber::start(const std::string& key,
                       static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000);
     }
     r->main->count++;
-    send();
-    if (r->stream == nullptr) {
-        // Outside this call stack, which still uses the request.
-        ngx_post_event(&detach_, &ngx_posted_events);
-    }
+    // The first write, and for HTTP/1.x the detach, run from a posted event:
+    // ending the stream here would finalize the request under the content
+    // handler, which finalizes it again with our NGX_DONE.
+    ngx_post_event(&detach_, &ngx_posted_events);
     return NGX_DONE;
 }
 
 void SseSubscriber::on_detach(ngx_event_t* ev) noexcept
 try {
     auto* s = static_cast<SseSubscriber*>(ev->data);
-    if (s->r_ == nullptr || s->finishing_) {
-        return;
+    if (!s->send()) {
+        return;  // the stream ended
+    }
+    if (s->r_ == nullptr || s->finishing_ || s->r_->stream != nullptr) {
+        return;  // detached already, ending, or HTTP/2
     }
     if (s->r_->out != nullptr || s->c_->buffered) {
         return;  // the header is still going out; on_writable retries
@@ -476,7 +482,8 @@ void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
     send();
 }
 
-void SseSubscriber::push_text(std::string text)
+// False when the text did not fit: the stream failed and `this` is gone.
+bool SseSubscriber::push_text(std::string text)
 {
     if (wire_ == Wire::kSseChunked) {
         char hex[32];
@@ -490,6 +497,7 @@ void SseSubscriber::push_text(std::string text)
     if (!ok) {
         fail();
     }
+    return ok;
 }
 
 void SseSubscriber::on_end(ngx_uint_t status)
@@ -504,8 +512,8 @@ void SseSubscriber::on_end(ngx_uint_t status)
     } else if (status == NGX_HTTP_REQUEST_TIME_OUT) {
         sse::append_status(text, 408, "408 Request Timeout");
     }
-    if (!text.empty()) {
-        push_text(std::move(text));
+    if (!text.empty() && !push_text(std::move(text))) {
+        return;
     }
     if (detached_ && wire_ == Wire::kSseChunked) {
         // The last chunk that nginx's chunked filter would have sent.
@@ -576,8 +584,9 @@ try {
                      sv(s->lcf_->es_ping_event), sv(s->lcf_->es_ping_data));
     ngx_add_timer(&s->ping_,
                   static_cast<ngx_msec_t>(s->lcf_->es_ping_interval) * 1000);
-    s->push_text(std::move(text));
-    s->send();
+    if (s->push_text(std::move(text))) {
+        s->send();
+    }
 }
 PULSE_CATCH_VOID(ev->log)
 

@@ -17,7 +17,8 @@ namespace {
 
 // Housekeeping period: message expiry, idle channels, dead slots.
 constexpr ngx_msec_t kTickMs = 1000;
-constexpr uint32_t kGcBucketsPerTick = 512;
+// Every bucket is swept within about 5 ticks, whatever the zone size.
+constexpr uint32_t kGcTicksPerSweep = 5;
 constexpr int64_t kDefaultChannelTimeout = 5;
 
 bool process_alive(int32_t pid)
@@ -325,7 +326,8 @@ void Worker::tick()
     }
     {
         Store::Guard g(store());
-        store().gc(g, ngx_time(), kDefaultChannelTimeout, kGcBucketsPerTick);
+        store().gc(g, ngx_time(), kDefaultChannelTimeout,
+                   store().bucket_count() / kGcTicksPerSweep + 1);
         if (++ticks_ % 5 == 0) {
             store().reap_dead_slots(g, process_alive);
         }

@@ -37,6 +37,11 @@ std::string_view key_view(const Channel* c)
 
 }  // namespace
 
+uint32_t Store::bucket_count() const
+{
+    return hdr_ == nullptr ? 0 : hdr_->nbuckets;
+}
+
 uint64_t Store::token() const
 {
     return hdr_ == nullptr ? 0 : hdr_->token;

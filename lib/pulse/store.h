@@ -208,6 +208,7 @@ public:
             uint32_t max_buckets);
 
     StoreStats stats(const Guard&);
+    uint32_t bucket_count() const;
 
 private:
     Channel* find(std::string_view key, uint32_t hash);
