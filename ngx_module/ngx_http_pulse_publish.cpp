@@ -16,9 +16,6 @@ namespace pulse::ngx {
 
 namespace {
 
-// A full zone is logged once per episode, not once per failed publish.
-bool nomem_logged = false;
-
 std::string request_body(ngx_http_request_t* r)
 {
     std::string body;
@@ -151,14 +148,22 @@ try {
     bool stored = false;
     for (size_t i = 0; i < keys->size(); ++i) {
         p.key = keys.value()[i];
+        // A full zone is logged once per episode by all workers together
+        // (the flag is in the zone), not once per failed publish.
+        bool first_full = false;
         auto res = [&] {
             Store::Guard g(w->store());
-            return w->store().publish(g, p);
+            auto out = w->store().publish(g, p);
+            if (out.is_ok()) {
+                w->store().clear_full(g);
+            } else if (out.status().code() == Code::kNoMemory) {
+                first_full = w->store().mark_full(g);
+            }
+            return out;
         }();
         if (!res.is_ok()) {
             w->ring(ring);
-            if (res.status().code() == Code::kNoMemory && !nomem_logged) {
-                nomem_logged = true;
+            if (first_full) {
                 ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                               PULSE_LOG_PREFIX
                               "shared memory zone \"pulse\" is full: "
@@ -172,7 +177,6 @@ try {
         ring |= res->ring;
         aggregate(&total, res->info, i);
     }
-    nomem_logged = false;
     w->ring(ring);
     ngx_uint_t status =
         stored && total.subscribers > 0 ? NGX_HTTP_CREATED : NGX_HTTP_ACCEPTED;

@@ -37,6 +37,18 @@ std::string_view key_view(const Channel* c)
 
 }  // namespace
 
+bool Store::mark_full(const Guard&)
+{
+    bool first = hdr_->full == 0;
+    hdr_->full = 1;
+    return first;
+}
+
+void Store::clear_full(const Guard&)
+{
+    hdr_->full = 0;
+}
+
 uint32_t Store::bucket_count() const
 {
     return hdr_ == nullptr ? 0 : hdr_->nbuckets;

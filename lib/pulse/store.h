@@ -22,7 +22,7 @@ constexpr uint32_t kMailboxSize = 512;
 /// subscribers in flight still get it (NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
-constexpr uint32_t kStoreLayoutVersion = 1;
+constexpr uint32_t kStoreLayoutVersion = 2;
 
 /// A channel as a subscriber's worker holds it: offset plus the serial
 /// number the channel got when it was created, so a reused offset is never
@@ -210,6 +210,12 @@ public:
     StoreStats stats(const Guard&);
     uint32_t bucket_count() const;
 
+    /// Zone-wide "the zone is full" episode, so that all workers together
+    /// log it once: mark_full() is true for the first failure of an
+    /// episode, clear_full() ends it (a publish succeeded).
+    bool mark_full(const Guard&);
+    void clear_full(const Guard&);
+
 private:
     Channel* find(std::string_view key, uint32_t hash);
     Channel* create(std::string_view key, uint32_t hash, int64_t now);
@@ -315,6 +321,8 @@ struct StoreHeader {
     uint64_t channels;
     uint64_t subscribers;
     uint64_t notices;
+    uint32_t full;  // in a "zone full" episode
+    uint32_t pad;
     WorkerSlot slots[kMaxSlots];
 };
 
