@@ -31,10 +31,16 @@ constexpr int kExitUsage = 64;   // EX_USAGE
 constexpr int kExitConfig = 78;  // EX_CONFIG
 
 volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_reload = 0;
 
 void on_signal(int)
 {
     g_stop = 1;
+}
+
+void on_hup(int)
+{
+    g_reload = 1;
 }
 
 void log_line(const std::string& s)
@@ -248,18 +254,28 @@ size_t deliver_batch(PublishClient& nginx,
     return batch.size();
 }
 
-int run(const Config& config)
+int run(const std::string& path, Config config_in)
 {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = on_hup;
+    sigaction(SIGHUP, &hup, nullptr);
     signal(SIGPIPE, SIG_IGN);
+    // One Config object for the whole run: the readers refer to it, and a
+    // SIGHUP replaces its contents (then every connection is rebuilt).
+    Config config = std::move(config_in);
     bool has_pubsub = false;
     bool has_streams = false;
-    for (const Source& s : config.sources) {
-        (s.kind == SourceKind::kPubSub ? has_pubsub : has_streams) = true;
-    }
+    auto kinds = [&] {
+        has_pubsub = has_streams = false;
+        for (const Source& s : config.sources) {
+            (s.kind == SourceKind::kPubSub ? has_pubsub : has_streams) = true;
+        }
+    };
+    kinds();
     PublishClient nginx(config.nginx);
     Counters n;
     StateLog log;
@@ -272,6 +288,27 @@ int run(const Config& config)
     };
     while (!g_stop) {
         std::string error;
+        if (g_reload) {
+            g_reload = 0;
+            try {
+                Config fresh = Config::load(path);
+                config = std::move(fresh);
+                kinds();
+                nginx.reset(config.nginx);
+                pubsub.reset();
+                streams.conn().reset();
+                ps_backoff.succeeded();
+                st_backoff.succeeded();
+                log.set("redis pubsub", "");
+                log.set("redis streams", "");
+                log_line("config reloaded from " + path + " ("
+                         + std::to_string(config.sources.size()) + " sources)");
+            } catch (const std::exception& e) {
+                log_line(std::string("config reload failed, keeping the "
+                                     "running config: ")
+                         + e.what());
+            }
+        }
         if (has_pubsub && !pubsub && ps_backoff.due()) {
             if (pubsub.connect(config.redis, &error)
                 && subscribe_all(config, pubsub, &error))
@@ -388,7 +425,7 @@ int main(int argc, char** argv)
                         config.sources.size());
             return 0;
         }
-        return run(config);
+        return run(path, std::move(config));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "publisher: config error: %s\n", e.what());
         return kExitConfig;

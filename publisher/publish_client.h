@@ -21,6 +21,12 @@ public:
     PublishClient(PublishClient&&) = delete;
     PublishClient& operator=(PublishClient&&) = delete;
     ~PublishClient();
+    /// Drops the connection and targets `endpoint` from now on (reload).
+    void reset(NginxEndpoint endpoint)
+    {
+        disconnect();
+        endpoint_ = std::move(endpoint);
+    }
 
     /// Publishes to `channel`; returns the HTTP status, or -1 when nginx
     /// cannot be reached (one reconnect is tried first). `error()` says why.

@@ -145,3 +145,43 @@ def test_config_errors_exit_78(request, tmp_path):
     assert r.returncode == 0, r.stderr
     r = subprocess.run([binary, "--bogus"], capture_output=True, text=True)
     assert r.returncode == 64
+
+
+def test_sighup_reloads_the_config(request, nginx, redis_server, tmp_path):
+    path = write_config(tmp_path, nginx, redis_server["port"])
+    pub = Publisher(request.config.getoption("--publisher"), path)
+    r = redis.Redis(port=redis_server["port"])
+    try:
+        wait_for(lambda: subscribed(r), 10, "subscribe")
+        # a new source appears with the reload
+        write_config(tmp_path, nginx, redis_server["port"], extra="""
+  - name: alarms
+    type: pubsub
+    channels: [alarms]
+""")
+        pub.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: r.pubsub_numsub("alarms")[0][1] >= 1, 10,
+                 "the reloaded config's channel")
+        s = sse(nginx.url("/sub/alarms"))
+        r.publish("alarms", "new source")
+        s.read_until(lambda x: b"data: new source\n\n" in x)
+        s.close()
+        # a broken config is refused and the running one keeps working
+        with open(path, "w") as f:
+            f.write("nginx: {port: 0}\n")
+        pub.proc.send_signal(signal.SIGHUP)
+        s = sse(nginx.url("/sub/alarms"))
+        deadline = time.monotonic() + 5
+        while b"still here" not in s.body and time.monotonic() < deadline:
+            r.publish("alarms", "still here")
+            try:
+                s.read_until(lambda x: b"data: still here\n\n" in x, 0.3)
+            except TimeoutError:
+                pass
+        s.close()
+        assert b"data: still here\n\n" in s.body
+    finally:
+        assert pub.stop() == 0
+    assert any("config reloaded" in l for l in pub.lines), pub.lines
+    assert any("config reload failed, keeping the running config" in l
+               and "nginx.port" in l for l in pub.lines), pub.lines
