@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "config.h"
+#include "metrics.h"
 #include "publish_client.h"
 #include "redis_source.h"
 #include "rules.h"
@@ -90,10 +91,24 @@ private:
     std::map<std::string, std::string> states_;
 };
 
-struct Counters {
-    unsigned long published = 0;
-    unsigned long dropped = 0;
-};
+using Counters = Metrics;
+
+double seconds_since(std::chrono::steady_clock::time_point t0)
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+        .count();
+}
+
+// Stream lag: how old the entry just published is (its id is its time).
+void note_lag(Counters& n, const StreamEntry& e)
+{
+    size_t dash = e.id.find('-');
+    double ms = std::strtod(e.id.substr(0, dash).c_str(), nullptr);
+    double now = std::chrono::duration<double, std::milli>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    n.stream_lag[e.source->name + "/" + e.key] = (now - ms) / 1000.0;
+}
 
 bool is_poison(int status)
 {
@@ -125,22 +140,26 @@ void route_pubsub(const Config& config, PublishClient& nginx,
         if (!mine) {
             continue;
         }
+        n.in(s.name);
         auto target = expand(s.target, m.channel, caps);
         auto event = expand(s.event, m.channel, caps);
         if (!target || target->empty() || !event) {
-            n.dropped++;
+            n.drop(s.name);
             log.set("dropping", "no target channel for '" + m.channel
                                     + "' in source " + s.name);
             return;
         }
+        auto t0 = std::chrono::steady_clock::now();
         int status = nginx.post(*target, m.payload, "", *event);
+        n.nginx_up = status > 0;
         if (status == 201 || status == 202) {
-            n.published++;
+            n.observe_latency(seconds_since(t0));
+            n.ok(s.name);
             log.set("dropping", "");
             log.set("nginx", "accepting publishes");
             return;
         }
-        n.dropped++;
+        n.drop(s.name);
         if (status < 0) {
             log.set("nginx", "unreachable: " + nginx.error());
         } else {
@@ -170,7 +189,7 @@ bool deliver_stream(PublishClient& nginx, const StreamEntry& e, Counters& n,
                                    ? nullptr
                                    : field(e.fields, s.content_type_field);
     if (body == nullptr || !target || target->empty() || !event) {
-        n.dropped++;
+        n.drop(s.name);
         log.set("dropping",
                 "stream " + e.key + " entry " + e.id + ": "
                     + (body == nullptr ? "no field '" + s.body_field + "'"
@@ -180,15 +199,19 @@ bool deliver_stream(PublishClient& nginx, const StreamEntry& e, Counters& n,
     std::string msg_id = stream_id_to_msg_id(e.id).value_or("");
     Backoff backoff;
     while (!g_stop) {
+        auto t0 = std::chrono::steady_clock::now();
         int status = nginx.post(*target, *body, ctype == nullptr ? "" : *ctype,
                                 *event, msg_id);
+        n.nginx_up = status > 0;
         if (status == 201 || status == 202) {
-            n.published++;
+            n.observe_latency(seconds_since(t0));
+            n.ok(s.name);
+            note_lag(n, e);
             log.set("nginx", "accepting publishes");
             return true;
         }
         if (is_poison(status)) {
-            n.dropped++;
+            n.drop(s.name);
             log.set("dropping", "nginx answered " + std::to_string(status)
                                     + " for stream " + e.key + " entry "
                                     + e.id);
@@ -229,13 +252,21 @@ size_t deliver_batch(PublishClient& nginx,
         reqs.push_back({*target, *body, "", *event,
                         stream_id_to_msg_id(e.id).value_or("")});
     }
+    for (const StreamEntry& e : batch) {
+        n.in(e.source->name);
+    }
+    auto t0 = std::chrono::steady_clock::now();
     std::vector<int> statuses = nginx.post_many(reqs);
+    double took = seconds_since(t0);
     size_t i = 0;
     for (; i < statuses.size(); ++i) {
+        n.nginx_up = statuses[i] > 0;
         if (statuses[i] == 201 || statuses[i] == 202) {
-            n.published++;
+            n.observe_latency(took);
+            n.ok(batch[i].source->name);
+            note_lag(n, batch[i]);
         } else if (is_poison(statuses[i])) {
-            n.dropped++;
+            n.drop(batch[i].source->name);
             log.set("dropping", "nginx answered " + std::to_string(statuses[i])
                                     + " for stream " + batch[i].key + " entry "
                                     + batch[i].id);
@@ -281,6 +312,14 @@ int run(const std::string& path, Config config_in)
     StateLog log;
     RedisConn pubsub;
     StreamReader streams(config);
+    MetricsServer metrics;
+    if (!config.metrics_listen.empty()) {
+        std::string error;
+        if (!metrics.listen(config.metrics_listen, &error)) {
+            log_line(error);
+            return 1;
+        }
+    }
     Backoff ps_backoff;
     Backoff st_backoff;
     auto deliver = [&](const std::vector<StreamEntry>& batch) {
@@ -331,10 +370,23 @@ int run(const std::string& path, Config config_in)
                 log.set("redis streams", error + "; retrying with backoff");
             }
         }
-        pollfd fds[2] = {{pubsub.fd(), POLLIN, 0},
-                         {streams.conn().fd(), POLLIN, 0}};
-        if (poll(fds, 2, 200) <= 0) {
+        n.redis_pubsub_up = static_cast<bool>(pubsub);
+        n.redis_streams_up = static_cast<bool>(streams.conn());
+        pollfd fds[3] = {{pubsub.fd(), POLLIN, 0},
+                         {streams.conn().fd(), POLLIN, 0},
+                         {metrics.fd(), POLLIN, 0}};
+        if (poll(fds, 3, 200) <= 0) {
             continue;
+        }
+        if (fds[2].revents != 0) {
+            std::string why;
+            if (has_pubsub && !pubsub) {
+                why += "redis pubsub down; ";
+            }
+            if (has_streams && !streams.conn()) {
+                why += "redis streams down; ";
+            }
+            metrics.serve(n, why.empty(), why);
         }
         if (fds[0].revents != 0) {
             std::vector<ReplyPtr> replies;
@@ -354,6 +406,7 @@ int run(const std::string& path, Config config_in)
                 }
             }
             if (!ok) {
+                n.reconnects++;
                 log.set("redis pubsub", "connection lost: " + pubsub.error()
                                             + "; reconnecting");
                 pubsub.reset();
@@ -373,6 +426,7 @@ int run(const std::string& path, Config config_in)
                              ? "connection lost: " + streams.conn().error()
                              : error)
                             + "; reconnecting");
+                n.reconnects++;
                 streams.conn().reset();
                 st_backoff.failed();
             }

@@ -144,15 +144,23 @@ bool subscribe_all(const Config& config, RedisConn& conn, std::string* error)
         if (s.kind != SourceKind::kPubSub) {
             continue;
         }
+        // An error reply (NOAUTH, ACL denied...) is a failure too, not a
+        // subscription.
         for (const auto& ch : s.channels) {
-            if (!conn.command({"SUBSCRIBE", ch})) {
-                *error = "SUBSCRIBE: " + conn.error();
+            ReplyPtr r = conn.command({"SUBSCRIBE", ch});
+            if (!r || is_error(r, error, "SUBSCRIBE")) {
+                if (!r) {
+                    *error = "SUBSCRIBE: " + conn.error();
+                }
                 return false;
             }
         }
         for (const auto& p : s.patterns) {
-            if (!conn.command({"PSUBSCRIBE", p})) {
-                *error = "PSUBSCRIBE: " + conn.error();
+            ReplyPtr r = conn.command({"PSUBSCRIBE", p});
+            if (!r || is_error(r, error, "PSUBSCRIBE")) {
+                if (!r) {
+                    *error = "PSUBSCRIBE: " + conn.error();
+                }
                 return false;
             }
         }

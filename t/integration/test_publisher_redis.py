@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 from clients import parse_sse, sse
 from conftest import wait_for
@@ -185,3 +186,47 @@ def test_sighup_reloads_the_config(request, nginx, redis_server, tmp_path):
     assert any("config reloaded" in l for l in pub.lines), pub.lines
     assert any("config reload failed, keeping the running config" in l
                and "nginx.port" in l for l in pub.lines), pub.lines
+
+
+def test_metrics_and_healthz(request, nginx, redis_server, tmp_path):
+    from conftest import free_port
+    mport = free_port()
+    path = write_config(tmp_path, nginx, redis_server["port"])
+    with open(path, "a") as f:
+        f.write("metrics: 127.0.0.1:%d\n" % mport)
+    pub = Publisher(request.config.getoption("--publisher"), path)
+    r = redis.Redis(port=redis_server["port"])
+    base = "http://127.0.0.1:%d" % mport
+    try:
+        wait_for(lambda: subscribed(r), 10, "subscribe")
+        assert requests.get(base + "/healthz").text == "ok\n"
+        s = sse(nginx.url("/sub/faults"))
+        r.publish("faults", "m1")
+        r.publish("faults", "m2")
+        s.read_until(lambda x: b"data: m2\n\n" in x)
+        s.close()
+        m = requests.get(base + "/metrics")
+        assert m.status_code == 200
+        text = m.text
+        assert 'pulse_publisher_events_in_total{source="direct"} 2' in text
+        assert ('pulse_publisher_events_published_total{source="direct"} 2'
+                in text)
+        assert 'pulse_publisher_up{connection="redis_pubsub"} 1' in text
+        assert "pulse_publisher_publish_latency_seconds_count 2" in text
+        assert requests.get(base + "/nope").status_code == 404
+        # Redis away: healthz says so
+        r.execute_command("CONFIG", "SET", "requirepass", "pw")
+        r2 = redis.Redis(port=redis_server["port"], password="pw")
+        r2.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        def unhealthy():
+            h = requests.get(base + "/healthz")
+            # (a Response is falsy for 5xx: return its text)
+            return h.text if h.status_code == 503 else None
+        assert "redis pubsub down" in wait_for(unhealthy, 10, "unhealthy")
+        r2.execute_command("CONFIG", "SET", "requirepass", "")
+        wait_for(lambda: requests.get(base + "/healthz").status_code == 200,
+                 15, "healthy again")
+        assert "pulse_publisher_redis_reconnects_total 1" in \
+            requests.get(base + "/metrics").text
+    finally:
+        assert pub.stop() == 0
