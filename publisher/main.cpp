@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <map>
 #include <optional>
@@ -117,9 +118,17 @@ bool is_poison(int status)
     return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
-// Pub/Sub (at-most-once by nature): one try after nginx's own reconnect.
-void route_pubsub(const Config& config, PublishClient& nginx,
-                  const PubSubMessage& m, Counters& n, StateLog& log)
+// A Pub/Sub event routed to its publish request, waiting in the queue.
+struct Pending {
+    const Source* source;
+    PublishClient::Request request;
+};
+
+// Routes a Pub/Sub message (no I/O); nullopt when no source takes it or its
+// target cannot be built (counted and logged as a drop).
+std::optional<Pending> route_pubsub(const Config& config,
+                                    const PubSubMessage& m, Counters& n,
+                                    StateLog& log)
 {
     for (const Source& s : config.sources) {
         if (s.kind != SourceKind::kPubSub) {
@@ -147,26 +156,61 @@ void route_pubsub(const Config& config, PublishClient& nginx,
             n.drop(s.name);
             log.set("dropping", "no target channel for '" + m.channel
                                     + "' in source " + s.name);
-            return;
+            return std::nullopt;
         }
-        auto t0 = std::chrono::steady_clock::now();
-        int status = nginx.post(*target, m.payload, "", *event);
-        n.nginx_up = status > 0;
-        if (status == 201 || status == 202) {
-            n.observe_latency(seconds_since(t0));
-            n.ok(s.name);
+        return Pending{&s, {*target, m.payload, "", *event, ""}};
+    }
+    return std::nullopt;
+}
+
+// The bounded Pub/Sub queue: when full, the oldest event goes (Pub/Sub is
+// at-most-once; the newest state is what a dashboard wants).
+void enqueue(std::deque<Pending>& queue, Pending p, uint32_t limit, Counters& n,
+             StateLog& log)
+{
+    if (queue.size() >= limit) {
+        n.drop(queue.front().source->name);
+        queue.pop_front();
+        log.set("pubsub queue", "full (" + std::to_string(limit)
+                                    + "): dropping the oldest events");
+    }
+    queue.push_back(std::move(p));
+}
+
+// Publishes up to `max` queued events as one pipeline; one try each.
+void publish_queued(std::deque<Pending>& queue, size_t max,
+                    PublishClient& nginx, Counters& n, StateLog& log)
+{
+    std::vector<PublishClient::Request> reqs;
+    std::vector<const Source*> sources;
+    while (!queue.empty() && reqs.size() < max) {
+        reqs.push_back(std::move(queue.front().request));
+        sources.push_back(queue.front().source);
+        queue.pop_front();
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<int> statuses = nginx.post_many(reqs);
+    double took = seconds_since(t0);
+    for (size_t i = 0; i < statuses.size(); ++i) {
+        n.nginx_up = statuses[i] > 0;
+        if (statuses[i] == 201 || statuses[i] == 202) {
+            n.observe_latency(took);
+            n.ok(sources[i]->name);
             log.set("dropping", "");
             log.set("nginx", "accepting publishes");
-            return;
-        }
-        n.drop(s.name);
-        if (status < 0) {
-            log.set("nginx", "unreachable: " + nginx.error());
         } else {
-            log.set("dropping", "nginx answered " + std::to_string(status)
-                                    + " for channel " + *target);
+            n.drop(sources[i]->name);
+            if (statuses[i] < 0) {
+                log.set("nginx", "unreachable: " + nginx.error());
+            } else {
+                log.set("dropping", "nginx answered "
+                                        + std::to_string(statuses[i])
+                                        + " for channel " + reqs[i].channel);
+            }
         }
-        return;
+    }
+    if (queue.empty()) {
+        log.set("pubsub queue", "");
     }
 }
 
@@ -311,6 +355,7 @@ int run(const std::string& path, Config config_in)
     Counters n;
     StateLog log;
     RedisConn pubsub;
+    std::deque<Pending> queue;
     StreamReader streams(config);
     MetricsServer metrics;
     if (!config.metrics_listen.empty()) {
@@ -371,6 +416,7 @@ int run(const std::string& path, Config config_in)
             }
         }
         n.redis_pubsub_up = static_cast<bool>(pubsub);
+        n.queue_depth = queue.size();
         n.redis_streams_up = static_cast<bool>(streams.conn());
         pollfd fds[3] = {{pubsub.fd(), POLLIN, 0},
                          {streams.conn().fd(), POLLIN, 0},
@@ -389,20 +435,41 @@ int run(const std::string& path, Config config_in)
             metrics.serve(n, why.empty(), why);
         }
         if (fds[0].revents != 0) {
-            std::vector<ReplyPtr> replies;
-            bool ok = pubsub.read_available(&replies);
-            for (const ReplyPtr& r : replies) {
-                if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-                    continue;
+            // Read everything Redis has sent into the bounded queue, then
+            // publish it in pipelined batches, reading again between
+            // batches so that a slow nginx drops the oldest events here
+            // rather than piling them up in Redis.
+            bool ok = true;
+            auto drain = [&] {
+                std::vector<ReplyPtr> replies;
+                ok = pubsub.read_available(&replies);
+                for (const ReplyPtr& r : replies) {
+                    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+                        continue;
+                    }
+                    auto s = [&](size_t i) {
+                        const redisReply* e = r->element[i];
+                        return std::string(e->str == nullptr ? "" : e->str,
+                                           e->len);
+                    };
+                    std::optional<Pending> p;
+                    if (s(0) == "message") {
+                        p = route_pubsub(config, {"", s(1), s(2)}, n, log);
+                    } else if (s(0) == "pmessage" && r->elements >= 4) {
+                        p = route_pubsub(config, {s(1), s(2), s(3)}, n, log);
+                    }
+                    if (p) {
+                        enqueue(queue, std::move(*p), config.queue_size, n,
+                                log);
+                    }
                 }
-                auto s = [&](size_t i) {
-                    const redisReply* e = r->element[i];
-                    return std::string(e->str == nullptr ? "" : e->str, e->len);
-                };
-                if (s(0) == "message") {
-                    route_pubsub(config, nginx, {"", s(1), s(2)}, n, log);
-                } else if (s(0) == "pmessage" && r->elements >= 4) {
-                    route_pubsub(config, nginx, {s(1), s(2), s(3)}, n, log);
+            };
+            drain();
+            while (ok && !queue.empty() && !g_stop) {
+                publish_queued(queue, 100, nginx, n, log);
+                pollfd more{pubsub.fd(), POLLIN, 0};
+                if (poll(&more, 1, 0) > 0) {
+                    drain();
                 }
             }
             if (!ok) {
@@ -431,6 +498,11 @@ int run(const std::string& path, Config config_in)
                 st_backoff.failed();
             }
         }
+    }
+    // SIGTERM: what was read is published before exiting (stream entries
+    // not yet accepted are simply re-read next time: not acknowledged).
+    while (!queue.empty()) {
+        publish_queued(queue, 100, nginx, n, log);
     }
     log_line("stopping: " + std::to_string(n.published) + " published, "
              + std::to_string(n.dropped) + " dropped");

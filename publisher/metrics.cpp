@@ -51,9 +51,9 @@ std::string Metrics::prometheus() const
           << s.dropped << "\n";
     }
     head("pulse_publisher_queue_depth", "gauge",
-         "Events read but not yet published (streams stop reading instead "
-         "of queueing).");
-    o << "pulse_publisher_queue_depth 0\n";
+         "Pub/Sub events read but not yet published (streams stop reading "
+         "instead of queueing).");
+    o << "pulse_publisher_queue_depth " << queue_depth << "\n";
     head("pulse_publisher_redis_reconnects_total", "counter",
          "Redis connections lost and re-established.");
     o << "pulse_publisher_redis_reconnects_total " << reconnects << "\n";

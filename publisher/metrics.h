@@ -22,6 +22,7 @@ struct Metrics {
     bool redis_pubsub_up = false;
     bool redis_streams_up = false;
     bool nginx_up = false;
+    uint64_t queue_depth = 0;
 
     static constexpr std::array<double, 8> kBuckets = {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0};

@@ -180,22 +180,35 @@ int PublishClient::post(std::string_view channel, std::string_view body,
 std::vector<int> PublishClient::post_many(const std::vector<Request>& reqs)
 {
     std::vector<int> statuses(reqs.size(), -1);
-    if (reqs.empty() || (fd_ < 0 && !connect_nginx())) {
+    if (reqs.empty()) {
         return statuses;
     }
     std::string all;
     for (const Request& r : reqs) {
         all += format(r.channel, r.body, r.content_type, r.event, r.msg_id);
     }
-    if (!send_all(all)) {
+    // A kept-alive connection that nginx closed meanwhile answers nothing:
+    // then one fresh connection gets the whole pipeline again.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        bool reused = fd_ >= 0;
+        if (fd_ < 0 && !connect_nginx()) {
+            return statuses;
+        }
+        size_t answered = 0;
+        if (send_all(all)) {
+            for (; answered < reqs.size(); ++answered) {
+                statuses[answered] = read_response();
+                if (statuses[answered] < 0 || fd_ < 0) {
+                    break;
+                }
+            }
+        }
+        if (answered == reqs.size()) {
+            return statuses;
+        }
         disconnect();
-        return statuses;
-    }
-    for (size_t i = 0; i < reqs.size(); ++i) {
-        statuses[i] = read_response();
-        if (statuses[i] < 0 || fd_ < 0) {
-            disconnect();
-            break;
+        if (answered > 0 || statuses[0] > 0 || !reused) {
+            return statuses;
         }
     }
     return statuses;

@@ -3,6 +3,7 @@ routing by channel and pattern, drops that do not stop it, Redis and nginx
 restarts survived, SIGTERM, and config errors (exit 78)."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -62,6 +63,10 @@ sources:
     patterns: ["tenant:*:widget:*"]
     target: "{1}.{2}"
     event: "widget"
+  - name: broken
+    type: pubsub
+    channels: [broken]
+    target: "{1}"
 %s""" % (nginx.port, redis_port, extra))
     return path
 
@@ -97,12 +102,17 @@ def test_bad_events_are_dropped_and_it_carries_on(setup):
     s = sse(nginx.url("/sub/faults"))
     # a channel id nginx refuses (too long for its 1024-byte limit)
     r.publish("tenant:%s:widget:x" % ("y" * 2000), "too long")
+    # a source whose target cannot be built ({1} with no pattern capture)
+    r.publish("broken", "unroutable")
     r.publish("faults", "after")
     s.read_until(lambda x: b"data: after\n\n" in x)
     s.close()
     assert pub.stop() == 0
     assert any("dropping: nginx answered 403" in l for l in pub.lines), \
         pub.lines
+    assert any("no target channel for 'broken' in source broken" in l
+               for l in pub.lines), pub.lines
+    assert "publisher: stopping: 1 published, 2 dropped" in pub.lines
 
 
 def test_survives_redis_and_nginx_restarts(request, nginx, redis_server,
@@ -230,3 +240,44 @@ def test_metrics_and_healthz(request, nginx, redis_server, tmp_path):
             requests.get(base + "/metrics").text
     finally:
         assert pub.stop() == 0
+
+
+def test_pubsub_queue_keeps_the_newest_when_full(request, nginx,
+                                                  redis_server, tmp_path):
+    """The publisher is stopped (SIGSTOP) while 50 events arrive; on
+    SIGCONT it reads them all at once into a queue of 3: the 3 newest are
+    published, the 47 oldest dropped and counted."""
+    path = write_config(tmp_path, nginx, redis_server["port"])
+    with open(path, "a") as f:
+        f.write("queue_size: 3\n")
+    pub = Publisher(request.config.getoption("--publisher"), path)
+    r = redis.Redis(port=redis_server["port"])
+    try:
+        wait_for(lambda: subscribed(r), 10, "subscribe")
+        s = sse(nginx.url("/sub/faults"))
+        pub.proc.send_signal(signal.SIGSTOP)
+
+        def stopped():
+            with open("/proc/%d/stat" % pub.proc.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "T"
+        wait_for(stopped, 5, "the publisher to stop")
+        for i in range(50):
+            r.publish("faults", "q%02d" % i)
+        time.sleep(0.3)  # Redis writes to the stopped client's socket
+        pub.proc.send_signal(signal.SIGCONT)
+        body = s.read_until(lambda x: b"data: q49\n\n" in x)
+        s.close()
+        from clients import parse_sse
+        got = [e["data"] for e in parse_sse(body)
+               if e.get("data", "").startswith("q")]
+        # the newest three arrive; the queue never held more than three
+        # per read of the socket
+        assert got[-3:] == ["q47", "q48", "q49"]
+        assert len(got) <= 9, got
+    finally:
+        assert pub.stop() == 0
+    final = [l for l in pub.lines if l.startswith("publisher: stopping:")][0]
+    published, dropped = [int(x) for x in re.findall(r"(\d+) ", final)]
+    assert published + dropped == 50 and dropped >= 41, final
+    assert any("pubsub queue: full (3): dropping the oldest events" in l
+               for l in pub.lines), pub.lines

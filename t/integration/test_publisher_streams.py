@@ -237,3 +237,75 @@ def test_two_nodes_resume_across_nodes(request, nginx_factory, r, tmp_path,
     finally:
         pa.stop()
         pb.stop()
+
+
+def test_oversize_payload_is_dropped_and_reading_goes_on(request, nginx, r,
+                                                          tmp_path,
+                                                          redis_server):
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "big")
+    try:
+        started(r, pub, "big")
+        s = sse(nginx.url("/sub/acme.big"))
+        xadd(r, "big", "x" * (2 * 1024 * 1024), widget="big")  # > 1m: 413
+        xadd(r, "big", "small", widget="big")
+        body = s.read_until(lambda b: b"data: small\n\n" in b)
+        s.close()
+        assert [e["data"] for e in datas(body)] == ["small"]
+    finally:
+        lines = pub.stop()
+    assert "publisher: stopping: 1 published, 1 dropped" in lines, lines
+    assert any("nginx answered 413" in l for l in lines), lines
+
+
+def test_redis_server_restart_resumes_from_stored_position(
+        request, nginx, tmp_path):
+    """A real redis-server restart (with its AOF): the publisher reconnects
+    and goes on from the position it stored, nothing lost or repeated."""
+    from conftest import free_port
+    port = free_port()
+    d = str(tmp_path / "aof")
+    import os
+    os.makedirs(d)
+    cmd = [request.config.getoption("--redis-server"), "--port", str(port),
+           "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+           "--appendfsync", "always", "--dir", d]
+
+    def start_redis():
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        c = redis.Redis(port=port)
+        wait_for(lambda: _ping(c), 10, "redis-server")
+        return p, c
+    rp, c = start_redis()
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    port, "rr", name="rr")
+    try:
+        started(c, pub, "rr")
+        for i in range(3):
+            xadd(c, "rr", "a%d" % i, widget="rr")
+        wait_for(lambda: requests.get(nginx.url("/pub/acme.rr"),
+                                      headers={"Accept": "text/json"})
+                 .json().get("messages") == 3, 10, "first three")
+        rp.terminate()
+        rp.wait(10)
+        rp, c = start_redis()
+        for i in range(3, 6):
+            xadd(c, "rr", "a%d" % i, widget="rr")
+        s = sse(nginx.url("/sub/acme.rr?last_event_id=0"))
+        body = s.read_until(lambda b: b"data: a5\n\n" in b, 15)
+        s.close()
+        assert [e["data"] for e in datas(body)] == ["a%d" % i
+                                                    for i in range(6)]
+    finally:
+        lines = pub.stop()
+        rp.terminate()
+        rp.wait(10)
+    assert "publisher: stopping: 6 published, 0 dropped" in lines, lines
+    assert any("reconnecting" in l for l in lines), lines
+
+
+def _ping(c):
+    try:
+        return c.ping()
+    except redis.exceptions.ConnectionError:
+        return False
