@@ -93,7 +93,27 @@ INSTANTIATE_TEST_SUITE_P(
             "  - {type: pubsub, channels: [a]}\n",
             "needs redis.password"},
         Bad{"nginx: {}\nsources:\n  - {type: pubsub, channels: [\"\"]}\n",
-            "non-empty strings"}));
+            "non-empty strings"},
+        Bad{"nginx: []\n", "nginx: must be a mapping"},
+        Bad{"nginx: {}\nredis: {db: -1}\nsources:\n"
+            "  - {type: pubsub, channels: [a]}\n",
+            "redis.db: must be between 0"},
+        Bad{"nginx: {}\nredis: {port: 0}\n", "redis.port: must be between"},
+        Bad{"nginx: {}\nredis: {bogus: 1}\n", "redis.bogus: unknown key"},
+        Bad{"nginx: {}\nqueue_size: 0\n", "queue_size: must be between 1"},
+        Bad{"nginx: {}\nsources: [3]\n", "sources[0]: must be a mapping"},
+        Bad{"nginx: {}\nsources:\n  - {type: pubsub, channels: {a: 1}}\n",
+            "channels: must be a list of strings"},
+        Bad{"nginx: {}\nsources:\n  - {type: stream, keys: [k], "
+            "replay: -1}\n",
+            "replay: must be between 0"},
+        Bad{"nginx: {}\nsources:\n  - {type: pubsub, channels: [a], "
+            "target: \"\"}\n",
+            "target: must not be empty"},
+        Bad{"nginx: {}\nsources:\n  - {type: stream, keys: [k], "
+            "channels: [a]}\n",
+            "channels and patterns are for pubsub sources"},
+        Bad{"nginx: {host: [a]}\n", "nginx.host: must be a string"}));
 
 TEST(Config, MissingFile)
 {
