@@ -4,8 +4,10 @@ nginx down without loss, poison entries, consumer groups with XACK, and the
 two-node resume: a client reads on node A and resumes on node B with
 exactly the messages it missed."""
 
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -309,3 +311,62 @@ def _ping(c):
         return c.ping()
     except redis.exceptions.ConnectionError:
         return False
+
+
+def test_unix_sockets_auth_and_db(request, nginx_factory, tmp_path):
+    """nginx and Redis over unix sockets, Redis with a password (AUTH) and
+    the stream in db 3."""
+    import os
+    sock_dir = tempfile.mkdtemp(prefix="pulse-sock-")
+    os.chmod(sock_dir, 0o755)
+    nsock = os.path.join(sock_dir, "nginx.sock")
+    rsock = os.path.join(sock_dir, "redis.sock")
+    n = nginx_factory(NGINX_CONFIG.replace(
+        "listen 127.0.0.1:{port};",
+        "listen 127.0.0.1:{port}; listen unix:%s;" % nsock))
+    from conftest import free_port
+    rport = free_port()
+    rp = subprocess.Popen(
+        [request.config.getoption("--redis-server"), "--port", str(rport),
+         "--bind", "127.0.0.1", "--unixsocket", rsock, "--save", "",
+         "--appendonly", "no", "--requirepass", "s3cret", "--dir", sock_dir],
+        stdout=subprocess.DEVNULL)
+    c = redis.Redis(unix_socket_path=rsock, password="s3cret", db=3)
+    wait_for(lambda: os.path.exists(rsock) and _ping(c), 10, "redis")
+    path = str(tmp_path / "unix.yaml")
+    with open(path, "w") as f:
+        f.write("""
+nginx:
+  unix: %s
+  publish_path: /pub/{channel}
+redis:
+  unix: %s
+  password: s3cret
+  db: 3
+sources:
+  - name: u
+    type: stream
+    keys: [ux]
+    target: "{tenant}.{widget}"
+""" % (nsock, rsock))
+    pub = subprocess.Popen([request.config.getoption("--publisher"), "-c",
+                            path], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(cl.get("cmd") == "xread"
+                             for cl in c.client_list()), 10, "reading")
+        s = sse(n.url("/sub/acme.ux"))
+        xadd(c, "ux", "over unix", widget="ux")
+        s.read_until(lambda b: b"data: over unix\n\n" in b)
+        s.close()
+        # the entry is in db 3, where the publisher read it
+        assert redis.Redis(unix_socket_path=rsock, password="s3cret",
+                           db=0).exists("ux") == 0
+    finally:
+        pub.send_signal(signal.SIGTERM)
+        _, err = pub.communicate(timeout=10)
+        rp.terminate()
+        rp.wait(10)
+        n.stop()  # nginx unlinks its socket on exit: before the dir goes
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    assert pub.returncode == 0
+    assert "publisher: stopping: 1 published, 0 dropped" in err, err
