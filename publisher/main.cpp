@@ -214,51 +214,64 @@ void publish_queued(std::deque<Pending>& queue, size_t max,
     }
 }
 
-// Streams: nothing is lost. An event nginx cannot take now is retried with
-// backoff (reading stops meanwhile); an event that can never be published
-// (no body field, a channel nginx refuses) is dropped, logged and
-// acknowledged. Returns false only when stopping.
-bool deliver_stream(PublishClient& nginx, const StreamEntry& e, Counters& n,
-                    StateLog& log)
+// A stream entry as a publish request, or nullopt (and why) when it can
+// never be published: no body field, or no target channel.
+std::optional<PublishClient::Request> route_entry(const StreamEntry& e,
+                                                  std::string* why)
 {
     const Source& s = *e.source;
     const std::string* body = field(e.fields, s.body_field);
     auto target = expand(s.target, e.key, {}, e.fields);
-    std::optional<std::string> event =
-        s.event_field.empty() ? expand(s.event, e.key, {}, e.fields)
-        : field(e.fields, s.event_field) != nullptr
-            ? std::optional<std::string>(*field(e.fields, s.event_field))
-            : std::optional<std::string>(std::string());
+    std::optional<std::string> event;
+    if (s.event_field.empty()) {
+        event = expand(s.event, e.key, {}, e.fields);
+    } else {
+        const std::string* v = field(e.fields, s.event_field);
+        event = v == nullptr ? std::string() : *v;
+    }
     const std::string* ctype = s.content_type_field.empty()
                                    ? nullptr
                                    : field(e.fields, s.content_type_field);
     if (body == nullptr || !target || target->empty() || !event) {
-        n.drop(s.name);
-        log.set("dropping",
-                "stream " + e.key + " entry " + e.id + ": "
-                    + (body == nullptr ? "no field '" + s.body_field + "'"
-                                       : std::string("no target channel")));
-        return true;
+        *why = body == nullptr ? "no field '" + s.body_field + "'"
+                               : std::string("no target channel");
+        return std::nullopt;
     }
-    std::string msg_id = stream_id_to_msg_id(e.id).value_or("");
+    return PublishClient::Request{*target, *body,
+                                  ctype == nullptr ? "" : *ctype, *event,
+                                  stream_id_to_msg_id(e.id).value_or("")};
+}
+
+void drop_entry(const StreamEntry& e, const std::string& why, Counters& n,
+                StateLog& log)
+{
+    n.drop(e.source->name);
+    log.set("dropping", "stream " + e.key + " entry " + e.id + ": " + why);
+}
+
+// Streams: nothing is lost. An event nginx cannot take now is retried with
+// backoff (reading stops meanwhile); an event nginx refuses for good (a
+// channel it rejects, a body too large) is dropped, logged and
+// acknowledged. Returns false only when stopping.
+bool deliver_stream(PublishClient& nginx, const StreamEntry& e,
+                    const PublishClient::Request& req, Counters& n,
+                    StateLog& log)
+{
     Backoff backoff;
     while (!g_stop) {
         auto t0 = std::chrono::steady_clock::now();
-        int status = nginx.post(*target, *body, ctype == nullptr ? "" : *ctype,
-                                *event, msg_id);
+        int status = nginx.post(req.channel, req.body, req.content_type,
+                                req.event, req.msg_id);
         n.nginx_up = status > 0;
         if (status == 201 || status == 202) {
             n.observe_latency(seconds_since(t0));
-            n.ok(s.name);
+            n.ok(e.source->name);
             note_lag(n, e);
             log.set("nginx", "accepting publishes");
             return true;
         }
         if (is_poison(status)) {
-            n.drop(s.name);
-            log.set("dropping", "nginx answered " + std::to_string(status)
-                                    + " for stream " + e.key + " entry "
-                                    + e.id);
+            drop_entry(e, "nginx answered " + std::to_string(status), n, log);
             return true;
         }
         log.set("nginx", (status < 0 ? "unreachable: " + nginx.error()
@@ -272,58 +285,48 @@ bool deliver_stream(PublishClient& nginx, const StreamEntry& e, Counters& n,
     return false;
 }
 
-// Pipelines a batch of stream entries; entries that need a retry (and
-// everything after them, to keep the order) go through deliver_stream.
-// Returns how many were handled (all, unless stopping).
+// Publishes a batch of stream entries as one pipeline. Entries that can
+// never be published are dropped in place; from the first entry nginx
+// could not take now, the rest go one by one with retries (keeping the
+// order). Returns how many were handled (all, unless stopping).
 size_t deliver_batch(PublishClient& nginx,
                      const std::vector<StreamEntry>& batch, Counters& n,
                      StateLog& log)
 {
     std::vector<PublishClient::Request> reqs;
-    for (const StreamEntry& e : batch) {
-        const Source& s = *e.source;
-        const std::string* body = field(e.fields, s.body_field);
-        auto target = expand(s.target, e.key, {}, e.fields);
-        if (body == nullptr || !target || target->empty()
-            || !s.event_field.empty() || !s.content_type_field.empty())
-        {
-            break;  // the general path below handles these one by one
+    std::vector<size_t> index;  // reqs[k] is batch[index[k]]
+    for (size_t i = 0; i < batch.size(); ++i) {
+        n.in(batch[i].source->name);
+        std::string why;
+        if (auto req = route_entry(batch[i], &why)) {
+            reqs.push_back(std::move(*req));
+            index.push_back(i);
+        } else {
+            drop_entry(batch[i], why, n, log);
         }
-        auto event = expand(s.event, e.key, {}, e.fields);
-        if (!event) {
-            break;
-        }
-        reqs.push_back({*target, *body, "", *event,
-                        stream_id_to_msg_id(e.id).value_or("")});
-    }
-    for (const StreamEntry& e : batch) {
-        n.in(e.source->name);
     }
     auto t0 = std::chrono::steady_clock::now();
     std::vector<int> statuses = nginx.post_many(reqs);
     double took = seconds_since(t0);
-    size_t i = 0;
-    for (; i < statuses.size(); ++i) {
-        n.nginx_up = statuses[i] > 0;
-        if (statuses[i] == 201 || statuses[i] == 202) {
+    size_t k = 0;
+    for (; k < statuses.size(); ++k) {
+        const StreamEntry& e = batch[index[k]];
+        n.nginx_up = statuses[k] > 0;
+        if (statuses[k] == 201 || statuses[k] == 202) {
             n.observe_latency(took);
-            n.ok(batch[i].source->name);
-            note_lag(n, batch[i]);
-        } else if (is_poison(statuses[i])) {
-            n.drop(batch[i].source->name);
-            log.set("dropping", "nginx answered " + std::to_string(statuses[i])
-                                    + " for stream " + batch[i].key + " entry "
-                                    + batch[i].id);
+            n.ok(e.source->name);
+            note_lag(n, e);
+            log.set("nginx", "accepting publishes");
+        } else if (is_poison(statuses[k])) {
+            drop_entry(e, "nginx answered " + std::to_string(statuses[k]), n,
+                       log);
         } else {
             break;
         }
     }
-    if (i > 0) {
-        log.set("nginx", "accepting publishes");
-    }
-    for (; i < batch.size(); ++i) {
-        if (!deliver_stream(nginx, batch[i], n, log)) {
-            return i;
+    for (; k < reqs.size(); ++k) {
+        if (!deliver_stream(nginx, batch[index[k]], reqs[k], n, log)) {
+            return index[k];
         }
     }
     return batch.size();
