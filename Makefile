@@ -87,17 +87,17 @@ nginx-t: $(MODULE_SO)
 publisher: $(PUBLISHER)
 $(PUBLISHER): $(BUILD)/.deps publisher/main.cpp $(PUB_SRCS) $(PUB_HDRS) $(LIB_SRCS) $(LIB_HDRS)
 	$(CXX) -std=c++17 -O2 $(STRICT) -Ilib -Ipublisher publisher/main.cpp \
-	    $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp -o $@
+	    $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp -lcrypto -lz -o $@
 
 # ---------------------------------------------------------------- tests
 $(BUILD)/unit_lib: $(BUILD)/.deps $(ULIB_TESTS) $(LIB_SRCS) $(LIB_HDRS) t/unit/support/*.h
 	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) -Ilib -It/unit \
-	    $(ULIB_TESTS) $(LIB_SRCS) -lgtest_main -lgtest -pthread -o $@
+	    $(ULIB_TESTS) $(LIB_SRCS) -lgtest_main -lgtest -lcrypto -lz -pthread -o $@
 
 $(BUILD)/unit_publisher: $(BUILD)/.deps $(UPUB_TESTS) $(PUB_SRCS) $(PUB_HDRS) $(LIB_SRCS) $(LIB_HDRS)
 	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) -Ilib -Ipublisher -It/unit \
 	    $(UPUB_TESTS) $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp \
-	    -lgtest_main -lgtest -pthread -o $@
+	    -lgtest_main -lgtest -lcrypto -lz -pthread -o $@
 
 unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher
 	$(BUILD)/unit_lib --gtest_brief=1

@@ -30,6 +30,11 @@ struct ngx_http_pulse_main_conf_t {
     size_t shm_size;
     ngx_shm_zone_t* shm_zone;
     ngx_flag_t used;  // some location uses pulse: make the zone
+    // permessage-deflate of published messages (http level, as nchan)
+    ngx_int_t deflate_level;
+    ngx_int_t deflate_memlevel;
+    ngx_uint_t deflate_strategy;
+    ngx_int_t deflate_window;
 };
 
 struct ngx_http_pulse_loc_conf_t {
@@ -68,6 +73,15 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_flag_t allow_credentials;
 
     ngx_flag_t stub_status;
+
+    time_t ws_ping_interval;
+    ngx_str_t ws_heartbeat_in;  // pulse_websocket_client_heartbeat
+    ngx_str_t ws_heartbeat_out;
+    size_t ws_max_message_size;
+    ngx_flag_t deflate_message;  // pulse_deflate_message_for_websocket
+    ngx_int_t max_channels_per_connection;
+    ngx_str_t ws_upstream;                  // pulse_websocket_upstream URI
+    ngx_http_complex_value_t* ws_identity;  // pulse_websocket_identity
 };
 
 extern "C" {

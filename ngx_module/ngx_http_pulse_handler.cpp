@@ -68,10 +68,7 @@ try {
                 if (lcf->roles
                     & (NGX_HTTP_PULSE_SUB_WEBSOCKET
                        | NGX_HTTP_PULSE_PUB_WEBSOCKET)) {
-                    // TODO(pulse): WebSocket transport (issue 4).
-                    ngx_http_discard_request_body(r);
-                    return send_response(r, NGX_HTTP_NOT_IMPLEMENTED, "",
-                                         "WebSocket is not implemented yet.\n");
+                    return pulse::ngx::websocket(r, lcf);
                 }
                 ngx_http_discard_request_body(r);
                 return send_response(r, NGX_HTTP_FORBIDDEN, "", "");

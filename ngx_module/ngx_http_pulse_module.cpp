@@ -4,6 +4,8 @@
 
 #include "ngx.h"
 
+#include <zlib.h>
+
 #include <cstring>
 
 #include "ngx_http_pulse_conf.h"
@@ -21,6 +23,21 @@ using pulse::ngx::Worker;
 constexpr size_t kDefaultShmSize = 128 * 1024 * 1024;
 constexpr size_t kMinShmSize = 1024 * 1024;
 constexpr size_t kDefaultMaxBuffered = 4 * 1024 * 1024;
+constexpr size_t kDefaultWsMaxMessage = 1024 * 1024;
+constexpr ngx_int_t kDefaultMaxChannelsPerConnection = 64;
+
+ngx_conf_num_bounds_t kDeflateLevelBounds = {ngx_conf_check_num_bounds, 0, 9};
+ngx_conf_num_bounds_t kDeflateMemlevelBounds = {ngx_conf_check_num_bounds, 1,
+                                                9};
+ngx_conf_num_bounds_t kDeflateWindowBounds = {ngx_conf_check_num_bounds, 9, 15};
+ngx_conf_enum_t kDeflateStrategies[] = {
+    {ngx_string("default"), Z_DEFAULT_STRATEGY},
+    {ngx_string("filtered"), Z_FILTERED},
+    {ngx_string("huffman-only"), Z_HUFFMAN_ONLY},
+    {ngx_string("rle"), Z_RLE},
+    {ngx_string("fixed"), Z_FIXED},
+    {ngx_null_string, 0},
+};
 
 struct RoleName {
     const char* name;
@@ -151,6 +168,21 @@ try {
     return NGX_CONF_OK;
 }
 PULSE_CATCH_CONF(cf)
+
+// pulse_websocket_client_heartbeat <in> <out>
+char* ngx_http_pulse_set_heartbeat(ngx_conf_t* cf, ngx_command_t* cmd,
+                                   void* conf) noexcept
+{
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    (void) cmd;
+    if (lcf->ws_heartbeat_in.data != nullptr) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    lcf->ws_heartbeat_in = args[1];
+    lcf->ws_heartbeat_out = args[2];
+    return NGX_CONF_OK;
+}
 
 // Compiles `value` (which may hold nginx variables) into *cv.
 bool compile(ngx_conf_t* cf, ngx_str_t* value, ngx_http_complex_value_t* cv)
@@ -487,6 +519,83 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, allow_credentials),
       nullptr },
 
+    { ngx_string("pulse_websocket_ping_interval"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, ws_ping_interval),
+      nullptr },
+
+    { ngx_string("pulse_websocket_client_heartbeat"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE2,
+      ngx_http_pulse_set_heartbeat,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_websocket_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, ws_max_message_size),
+      nullptr },
+
+    { ngx_string("pulse_deflate_message_for_websocket"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, deflate_message),
+      nullptr },
+
+    { ngx_string("pulse_permessage_deflate_compression_level"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pulse_main_conf_t, deflate_level),
+      &kDeflateLevelBounds },
+
+    { ngx_string("pulse_permessage_deflate_compression_memlevel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pulse_main_conf_t, deflate_memlevel),
+      &kDeflateMemlevelBounds },
+
+    { ngx_string("pulse_permessage_deflate_compression_strategy"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pulse_main_conf_t, deflate_strategy),
+      kDeflateStrategies },
+
+    { ngx_string("pulse_permessage_deflate_compression_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pulse_main_conf_t, deflate_window),
+      &kDeflateWindowBounds },
+
+    { ngx_string("pulse_max_channels_per_connection"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, max_channels_per_connection),
+      nullptr },
+
+    { ngx_string("pulse_websocket_upstream"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, ws_upstream),
+      nullptr },
+
+    { ngx_string("pulse_websocket_identity"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, ws_identity),
+      nullptr },
+
     { ngx_string("pulse_publisher_message_id"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -506,6 +615,10 @@ void* ngx_http_pulse_create_main_conf(ngx_conf_t* cf) noexcept
         return nullptr;
     }
     mcf->shm_size = NGX_CONF_UNSET_SIZE;
+    mcf->deflate_level = NGX_CONF_UNSET;
+    mcf->deflate_memlevel = NGX_CONF_UNSET;
+    mcf->deflate_strategy = NGX_CONF_UNSET_UINT;
+    mcf->deflate_window = NGX_CONF_UNSET;
     return mcf;
 }
 
@@ -513,6 +626,10 @@ char* ngx_http_pulse_init_main_conf(ngx_conf_t* cf, void* conf) noexcept
 {
     auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(conf);
     ngx_conf_init_size_value(mcf->shm_size, kDefaultShmSize);
+    ngx_conf_init_value(mcf->deflate_level, 6);
+    ngx_conf_init_value(mcf->deflate_memlevel, 8);
+    ngx_conf_init_uint_value(mcf->deflate_strategy, Z_DEFAULT_STRATEGY);
+    ngx_conf_init_value(mcf->deflate_window, 10);
     if (mcf->shm_size < kMinShmSize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            PULSE_LOG_PREFIX
@@ -560,6 +677,10 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->es_ping_event.data = nullptr;
     c->allow_credentials = NGX_CONF_UNSET;
     c->stub_status = NGX_CONF_UNSET;
+    c->ws_ping_interval = NGX_CONF_UNSET;
+    c->ws_max_message_size = NGX_CONF_UNSET_SIZE;
+    c->deflate_message = NGX_CONF_UNSET;
+    c->max_channels_per_connection = NGX_CONF_UNSET;
     return c;
 }
 
@@ -625,6 +746,21 @@ char* ngx_http_pulse_merge_loc_conf(ngx_conf_t* cf, void* parent,
     }
     ngx_conf_merge_value(c->allow_credentials, p->allow_credentials, 1);
     ngx_conf_merge_value(c->stub_status, p->stub_status, 0);
+    ngx_conf_merge_sec_value(c->ws_ping_interval, p->ws_ping_interval, 0);
+    if (c->ws_heartbeat_in.data == nullptr) {
+        c->ws_heartbeat_in = p->ws_heartbeat_in;
+        c->ws_heartbeat_out = p->ws_heartbeat_out;
+    }
+    ngx_conf_merge_size_value(c->ws_max_message_size, p->ws_max_message_size,
+                              kDefaultWsMaxMessage);
+    ngx_conf_merge_value(c->deflate_message, p->deflate_message, 0);
+    ngx_conf_merge_value(c->max_channels_per_connection,
+                         p->max_channels_per_connection,
+                         kDefaultMaxChannelsPerConnection);
+    ngx_conf_merge_str_value(c->ws_upstream, p->ws_upstream, "");
+    if (c->ws_identity == nullptr) {
+        c->ws_identity = p->ws_identity;
+    }
     return NGX_CONF_OK;
 }
 

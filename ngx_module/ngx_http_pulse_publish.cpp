@@ -90,8 +90,7 @@ void publish_body_handler(ngx_http_request_t* r) noexcept
 try {
     auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(
         ngx_http_get_module_loc_conf(r, ngx_http_pulse_module));
-    Worker* w = Worker::get();
-    if (w == nullptr) {
+    if (Worker::get() == nullptr) {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
@@ -100,87 +99,40 @@ try {
         ngx_http_finalize_request(r, fail(r, keys.status()));
         return;
     }
+    auto spec = publish_spec(r, lcf);
+    if (!spec.is_ok()) {
+        ngx_http_finalize_request(r, fail(r, spec.status()));
+        return;
+    }
     std::string body = request_body(r);
-    Store::PublishParams p;
-    p.body = body;
     std::string ctype;
     if (r->headers_in.content_type != nullptr) {
         ctype = std::string(sv(r->headers_in.content_type->value));
     }
-    p.content_type = ctype;
     std::string event;
     if (lcf->eventsource_event != nullptr) {
         event = eval(r, lcf->eventsource_event);
     } else if (auto e = header(r, "X-EventSource-Event")) {
         event = std::string(*e);
     }
-    p.event = event;
-    int64_t buffer =
-        eval_number(r, lcf->buffer_length_cv, lcf->buffer_length, false);
-    int64_t timeout =
-        eval_number(r, lcf->message_timeout_cv, lcf->message_timeout, true);
-    if (buffer < 0 || timeout < 0) {
-        ngx_http_finalize_request(
-            r, send_response(r, NGX_HTTP_FORBIDDEN, "",
-                             "Invalid message buffer length or timeout.\n"));
-        return;
-    }
-    p.max_messages =
-        lcf->store_messages
-            ? static_cast<uint32_t>(std::min<int64_t>(buffer, UINT32_MAX))
-            : 0;
-    p.timeout = timeout;
-    p.channel_timeout = lcf->channel_timeout;
-    p.now = ngx_time();
+    std::optional<MsgId> id;
     if (lcf->publisher_message_id) {
-        if (auto id = header(r, "Pulse-Message-Id")) {
-            auto parsed = parse_msg_id(*id);
+        if (auto h = header(r, "Pulse-Message-Id")) {
+            auto parsed = parse_msg_id(*h);
             if (!parsed.is_ok()) {
                 ngx_http_finalize_request(r, fail(r, parsed.status()));
                 return;
             }
-            p.id = MsgId{parsed->time, parsed->tags[0]};
+            id = MsgId{parsed->time, parsed->tags[0]};
         }
     }
-
-    ChannelInfo total;
-    uint64_t ring = 0;
-    bool stored = false;
-    for (size_t i = 0; i < keys->size(); ++i) {
-        p.key = keys.value()[i];
-        // A full zone is logged once per episode by all workers together
-        // (the flag is in the zone), not once per failed publish.
-        bool first_full = false;
-        auto res = [&] {
-            Store::Guard g(w->store());
-            auto out = w->store().publish(g, p);
-            if (out.is_ok()) {
-                w->store().clear_full(g);
-            } else if (out.status().code() == Code::kNoMemory) {
-                first_full = w->store().mark_full(g);
-            }
-            return out;
-        }();
-        if (!res.is_ok()) {
-            w->ring(ring);
-            if (first_full) {
-                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                              PULSE_LOG_PREFIX
-                              "shared memory zone \"pulse\" is full: "
-                              "publishes fail with 507 until messages expire "
-                              "(raise pulse_shared_memory_size)");
-            }
-            ngx_http_finalize_request(r, fail(r, res.status()));
-            return;
-        }
-        stored = stored || !res->duplicate;
-        ring |= res->ring;
-        aggregate(&total, res->info, i);
+    auto out = publish_to(r->connection->log, keys.value(), spec.value(), body,
+                          ctype, event, id);
+    if (!out.is_ok()) {
+        ngx_http_finalize_request(r, fail(r, out.status()));
+        return;
     }
-    w->ring(ring);
-    ngx_uint_t status =
-        stored && total.subscribers > 0 ? NGX_HTTP_CREATED : NGX_HTTP_ACCEPTED;
-    ngx_http_finalize_request(r, send_info(r, status, total));
+    ngx_http_finalize_request(r, send_info(r, out->status, out->info));
 } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
                   e.what());
@@ -190,6 +142,92 @@ try {
 }
 
 }  // namespace
+
+Result<PublishSpec> publish_spec(ngx_http_request_t* r,
+                                 ngx_http_pulse_loc_conf_t* lcf)
+{
+    int64_t buffer =
+        eval_number(r, lcf->buffer_length_cv, lcf->buffer_length, false);
+    int64_t timeout =
+        eval_number(r, lcf->message_timeout_cv, lcf->message_timeout, true);
+    if (buffer < 0 || timeout < 0) {
+        return Status(Code::kForbidden,
+                      "Invalid message buffer length or timeout.\n");
+    }
+    PublishSpec spec;
+    spec.max_messages =
+        lcf->store_messages
+            ? static_cast<uint32_t>(std::min<int64_t>(buffer, UINT32_MAX))
+            : 0;
+    spec.timeout = timeout;
+    spec.channel_timeout = lcf->channel_timeout;
+    spec.deflate = lcf->deflate_message != 0;
+    return spec;
+}
+
+Result<Published> publish_to(ngx_log_t* log,
+                             const std::vector<std::string>& keys,
+                             const PublishSpec& spec, std::string_view body,
+                             std::string_view content_type,
+                             std::string_view event, std::optional<MsgId> id)
+{
+    Worker* w = Worker::get();
+    Store::PublishParams p;
+    p.body = body;
+    p.content_type = content_type;
+    p.event = event;
+    p.max_messages = spec.max_messages;
+    p.timeout = spec.timeout;
+    p.channel_timeout = spec.channel_timeout;
+    p.deflate = spec.deflate;
+    p.now = ngx_time();
+    p.id = id;
+    Published out;
+    uint64_t ring = 0;
+    bool stored = false;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        p.key = keys[i];
+        // A full zone is logged once per episode by all workers together
+        // (the flag is in the zone), not once per failed publish.
+        bool first_full = false;
+        auto res = [&] {
+            Store::Guard g(w->store());
+            auto r = w->store().publish(g, p);
+            if (r.is_ok()) {
+                w->store().clear_full(g);
+            } else if (r.status().code() == Code::kNoMemory) {
+                first_full = w->store().mark_full(g);
+            }
+            return r;
+        }();
+        if (!res.is_ok()) {
+            w->ring(ring);
+            if (first_full) {
+                ngx_log_error(NGX_LOG_ALERT, log, 0,
+                              PULSE_LOG_PREFIX
+                              "shared memory zone \"pulse\" is full: "
+                              "publishes fail with 507 until messages expire "
+                              "(raise pulse_shared_memory_size)");
+            }
+            return res.status();
+        }
+        stored = stored || !res->duplicate;
+        ring |= res->ring;
+        aggregate(&out.info, res->info, i);
+    }
+    w->ring(ring);
+    out.status = stored && out.info.subscribers > 0 ? NGX_HTTP_CREATED
+                                                    : NGX_HTTP_ACCEPTED;
+    return out;
+}
+
+std::string info_body(std::string_view accept, const ChannelInfo& info,
+                      std::string_view* content_type)
+{
+    InfoFormat f = info_format_from_accept(accept);
+    *content_type = info_content_type(f);
+    return format_channel_info(info, f);
+}
 
 ngx_int_t publish(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 {

@@ -81,6 +81,8 @@ Transport detect(ngx_http_request_t* r, ngx_uint_t roles, std::string* what)
     return Transport::kNone;
 }
 
+}  // namespace
+
 // Where the subscriber resumes (reference 3.2): If-Modified-Since with
 // If-None-Match tags, If-None-Match alone as a full id, then
 // pulse_subscriber_last_message_id (default $http_last_event_id
@@ -159,6 +161,8 @@ FirstMessage first_message(ngx_http_pulse_loc_conf_t* lcf)
     }
     return FirstMessage{static_cast<int>(lcf->first_message)};
 }
+
+namespace {
 
 // Places a T in the request pool, destroyed with it.
 template <typename T, typename... Args>

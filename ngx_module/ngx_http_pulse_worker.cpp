@@ -8,6 +8,8 @@
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
 #include "pulse/sse.h"
+#include "pulse/websocket.h"
+#include "pulse/ws_protocol.h"
 
 namespace pulse::ngx {
 
@@ -58,7 +60,8 @@ LocalMsg::LocalMsg(const MessageView& m)
       prev_id(m.prev_id),
       content_type(m.content_type),
       event(m.event),
-      body(m.body)
+      body(m.body),
+      deflate(m.deflate)
 {}
 
 LocalMsg::~LocalMsg()
@@ -68,30 +71,65 @@ LocalMsg::~LocalMsg()
     }
 }
 
-Blob* LocalMsg::encoded(Wire wire, std::string_view event_override)
+Blob* LocalMsg::encoded(Wire wire, std::string_view variant)
 {
     for (Enc& e : encodings_) {
-        if (e.wire == wire && e.event == event_override) {
+        if (e.wire == wire && e.event == variant) {
             return e.blob;
         }
     }
     char idbuf[kMsgIdMaxText];
     std::string_view idtext(idbuf, format_msg_id(id, idbuf));
     std::string frame;
-    sse::append_message(
-        frame, idtext,
-        event_override.empty() ? std::string_view(event) : event_override,
-        body);
-    if (wire == Wire::kSseChunked) {
-        // nginx's chunked filter is bypassed for messages: frame the chunk
-        // here, once for every subscriber.
-        char hex[32];
-        int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", frame.size());
-        frame.insert(0, hex, static_cast<size_t>(n));
-        frame.append("\r\n");
+    switch (wire) {
+        case Wire::kSse:
+        case Wire::kSseChunked:
+            sse::append_message(
+                frame, idtext,
+                variant.empty() ? std::string_view(event) : variant, body);
+            if (wire == Wire::kSseChunked) {
+                // nginx's chunked filter is bypassed for messages: frame
+                // the chunk here, once for every subscriber.
+                char hex[32];
+                int n =
+                    std::snprintf(hex, sizeof(hex), "%zx\r\n", frame.size());
+                frame.insert(0, hex, static_cast<size_t>(n));
+                frame.append("\r\n");
+            }
+            break;
+        default: {
+            bool deflated = wire == Wire::kWsPlainDeflate
+                            || wire == Wire::kWsMetaDeflate
+                            || wire == Wire::kWsJsonDeflate;
+            ws::Opcode op = ws::Opcode::kText;
+            std::string payload;
+            if (wire == Wire::kWsMeta || wire == Wire::kWsMetaDeflate) {
+                ws::append_meta_payload(payload, idtext, content_type, body);
+                if (ws::is_binary_content(content_type)) {
+                    op = ws::Opcode::kBinary;
+                }
+            } else if (wire == Wire::kWsJson || wire == Wire::kWsJsonDeflate) {
+                payload = ws::json_message(variant, idtext, content_type, event,
+                                           body);
+            } else {
+                payload = body;
+                if (ws::is_binary_content(content_type)) {
+                    op = ws::Opcode::kBinary;
+                }
+            }
+            if (deflated) {
+                auto z = ws::deflate_message(payload,
+                                             Worker::get()->deflate_options());
+                if (!z.is_ok()) {
+                    throw std::bad_alloc();
+                }
+                payload = std::move(z.value());
+            }
+            ws::append_frame(frame, op, payload, deflated);
+            break;
+        }
     }
-    encodings_.push_back(
-        Enc{wire, std::string(event_override), Blob::make(frame)});
+    encodings_.push_back(Enc{wire, std::string(variant), Blob::make(frame)});
     return encodings_.back().blob;
 }
 
@@ -226,6 +264,12 @@ ngx_int_t Worker::start(ngx_cycle_t* cycle, Zone* zone)
 {
     auto* w = new Worker(cycle, zone);
     instance_ = w;
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_pulse_module));
+    w->deflate_.level = static_cast<int>(mcf->deflate_level);
+    w->deflate_.mem_level = static_cast<int>(mcf->deflate_memlevel);
+    w->deflate_.strategy = static_cast<int>(mcf->deflate_strategy);
+    w->deflate_.window_bits = static_cast<int>(mcf->deflate_window);
     uint64_t token = 0;
     {
         Store::Guard g(zone->store);

@@ -13,6 +13,7 @@
 
 #include "ngx_http_pulse_ipc.h"
 #include "ngx_http_pulse_shm.h"
+#include "pulse/deflate.h"
 #include "pulse/store.h"
 
 namespace pulse::ngx {
@@ -33,8 +34,20 @@ private:
     u_char* data_ = nullptr;
 };
 
-/// The wire variants of a message a subscriber may need.
-enum class Wire : uint8_t { kSse, kSseChunked };
+/// The wire variants of a message a subscriber may need: EventSource (raw
+/// or with its HTTP/1.1 chunk framing), and WebSocket frames in nchan's
+/// plain and ws+meta.nchan forms and pulse.v1 JSON, each also
+/// permessage-deflated.
+enum class Wire : uint8_t {
+    kSse,
+    kSseChunked,
+    kWsPlain,
+    kWsPlainDeflate,
+    kWsMeta,
+    kWsMetaDeflate,
+    kWsJson,
+    kWsJsonDeflate,
+};
 
 /// One message copied out of shared memory once per worker; its encodings
 /// are made on first use and shared.
@@ -47,15 +60,17 @@ public:
     LocalMsg& operator=(LocalMsg&&) = delete;
     ~LocalMsg();
 
-    /// The message framed for `wire`, with the location's event override
-    /// (empty: the message's own event).
-    Blob* encoded(Wire wire, std::string_view event_override);
+    /// The message framed for `wire`. `variant` is the location's event
+    /// override for EventSource (empty: the message's own event) and the
+    /// channel id for pulse.v1.
+    Blob* encoded(Wire wire, std::string_view variant);
 
     MsgId id;
     MsgId prev_id;
     std::string content_type;
     std::string event;
     std::string body;
+    bool deflate = false;
 
 private:
     struct Enc {
@@ -174,6 +189,8 @@ public:
     static void stop(ngx_cycle_t* cycle);
 
     Store& store() { return zone_->store; }
+    /// permessage-deflate settings for published messages (http level).
+    const ws::DeflateOptions& deflate_options() const { return deflate_; }
     uint32_t slot() const { return slot_; }
 
     struct Join {
@@ -224,6 +241,7 @@ private:
     ngx_event_t local_bell_{};
     ngx_event_t tick_{};
     ngx_msec_t ticks_ = 0;
+    ws::DeflateOptions deflate_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
 };
 

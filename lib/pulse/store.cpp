@@ -189,6 +189,7 @@ MessageView Store::view(Message* m)
     v.content_type = std::string_view(bytes, m->ctype_len);
     v.event = std::string_view(bytes + m->ctype_len, m->event_len);
     v.body = std::string_view(bytes + m->ctype_len + m->event_len, m->body_len);
+    v.deflate = (m->flags & kMessageDeflate) != 0;
     return v;
 }
 
@@ -204,6 +205,7 @@ Message* Store::alloc_message(const PublishParams& p)
     m->ctype_len = static_cast<uint16_t>(p.content_type.size());
     m->event_len = static_cast<uint16_t>(p.event.size());
     m->body_len = static_cast<uint32_t>(p.body.size());
+    m->flags = p.deflate ? kMessageDeflate : 0;
     char* out = reinterpret_cast<char*>(m + 1);
     for (std::string_view part : {p.content_type, p.event, p.body}) {
         if (!part.empty()) {

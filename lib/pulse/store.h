@@ -52,6 +52,8 @@ struct MessageView {
     std::string_view body;
     std::string_view content_type;
     std::string_view event;
+    /// Published with pulse_deflate_message_for_websocket on.
+    bool deflate = false;
 };
 
 /// Where a subscriber with no message id starts
@@ -122,6 +124,8 @@ public:
         /// Publisher-supplied id (pulse_publisher_message_id); the store
         /// assigns one when absent.
         std::optional<MsgId> id;
+        /// Offer the message compressed to permessage-deflate subscribers.
+        bool deflate = false;
     };
     struct PublishResult {
         MsgId id;
@@ -243,6 +247,8 @@ private:
 // ----------------------------------------------------------- shm layouts
 // Plain data only (kShmSafe), linked by offsets.
 
+constexpr uint8_t kMessageDeflate = 0x01;
+
 struct Message {
     uint32_t prev;
     uint32_t next;
@@ -256,7 +262,8 @@ struct Message {
     uint16_t ctype_len;
     uint16_t event_len;
     uint8_t evicted;  // out of the buffer, kept only for pending readers
-    uint8_t pad[3];
+    uint8_t flags;    // kMessageDeflate
+    uint8_t pad[2];
     // followed by content type, event, body bytes
 };
 

@@ -1,0 +1,191 @@
+#include "pulse/ws_protocol.h"
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "pulse/websocket.h"
+
+namespace pulse::ws {
+
+namespace {
+
+using nlohmann::json;
+
+std::string base64(std::string_view in)
+{
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+// Reads an optional string member; false when present but not a string.
+bool string_member(const json& j, const char* name, std::string* out)
+{
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) {
+        return true;
+    }
+    if (!it->is_string()) {
+        return false;
+    }
+    *out = it->get<std::string>();
+    return true;
+}
+
+}  // namespace
+
+bool is_binary_content(std::string_view content_type)
+{
+    return content_type == "application/octet-stream";
+}
+
+void append_meta_payload(std::string& out, std::string_view id,
+                         std::string_view content_type, std::string_view body)
+{
+    out.append("id: ");
+    out.append(id);
+    out.push_back('\n');
+    if (!content_type.empty()) {
+        out.append("content-type: ");
+        out.append(content_type);
+        out.push_back('\n');
+    }
+    out.push_back('\n');
+    out.append(body);
+}
+
+std::string json_string(std::string_view s)
+{
+    return json(std::string(s))
+        .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string json_message(std::string_view channel, std::string_view id,
+                         std::string_view content_type, std::string_view event,
+                         std::string_view body)
+{
+    std::string out = R"({"type":"message","channel":)";
+    out += json_string(channel);
+    out += R"(,"id":)";
+    out += json_string(id);
+    if (!content_type.empty() && valid_utf8(content_type)) {
+        out += R"(,"content_type":)";
+        out += json_string(content_type);
+    }
+    if (!event.empty() && valid_utf8(event)) {
+        out += R"(,"event":)";
+        out += json_string(event);
+    }
+    if (valid_utf8(body)) {
+        out += R"(,"data":)";
+        out += json_string(body);
+    } else {
+        out += R"(,"encoding":"base64","data":")";
+        out += base64(body);
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+
+std::optional<Request> parse_request(std::string_view text, RequestError* err)
+{
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        *err = {"bad_request", "A request is a JSON object.", ""};
+        return std::nullopt;
+    }
+    Request r;
+    if (auto it = j.find("id"); it != j.end()) {
+        if (!it->is_primitive() || it->is_null()) {
+            *err = {"bad_request", "\"id\" must be a string or a number.", ""};
+            return std::nullopt;
+        }
+        r.id = it->dump();
+    }
+    auto type = j.find("type");
+    if (type == j.end() || !type->is_string()) {
+        *err = {"bad_request", "\"type\" must be a string.", r.id};
+        return std::nullopt;
+    }
+    const std::string& t = type->get_ref<const std::string&>();
+    bool needs_channel = true;
+    if (t == "subscribe") {
+        r.type = Request::Type::kSubscribe;
+    } else if (t == "unsubscribe") {
+        r.type = Request::Type::kUnsubscribe;
+    } else if (t == "ping") {
+        r.type = Request::Type::kPing;
+        needs_channel = false;
+    } else if (t == "publish") {
+        r.type = Request::Type::kPublish;
+    } else if (t == "command") {
+        r.type = Request::Type::kCommand;
+        needs_channel = false;
+    } else {
+        *err = {"unknown_type", "Unknown request type \"" + t + "\".", r.id};
+        return std::nullopt;
+    }
+    if (!string_member(j, "channel", &r.channel)) {
+        *err = {"bad_request", "\"channel\" must be a string.", r.id};
+        return std::nullopt;
+    }
+    if (needs_channel && r.channel.empty()) {
+        *err = {"bad_request", "\"channel\" is required.", r.id};
+        return std::nullopt;
+    }
+    std::string last;
+    if (!string_member(j, "last_event_id", &last)) {
+        *err = {"bad_request", "\"last_event_id\" must be a string.", r.id};
+        return std::nullopt;
+    }
+    if (!last.empty()) {
+        r.last_event_id = last;
+    }
+    if (auto it = j.find("data"); it != j.end()) {
+        // a string is sent as is, any other JSON value as its JSON text
+        r.data = it->is_string() ? it->get<std::string>() : it->dump();
+    }
+    if (!string_member(j, "content_type", &r.content_type)
+        || !string_member(j, "event", &r.event))
+    {
+        *err = {"bad_request", "\"content_type\" and \"event\" are strings.",
+                r.id};
+        return std::nullopt;
+    }
+    return r;
+}
+
+std::string reply_frame(std::string_view type, std::string_view id,
+                        std::string_view channel, std::string_view extra)
+{
+    std::string out = R"({"type":)";
+    out += json_string(type);
+    if (!id.empty()) {
+        out += R"(,"id":)";
+        out += id;
+    }
+    if (!channel.empty()) {
+        out += R"(,"channel":)";
+        out += json_string(channel);
+    }
+    if (!extra.empty()) {
+        out += ',';
+        out += extra;
+    }
+    out += '}';
+    return out;
+}
+
+std::string error_frame(std::string_view code, std::string_view message,
+                        std::string_view id, std::string_view channel)
+{
+    std::string extra = R"("code":)" + json_string(code) + R"(,"message":)"
+                        + json_string(message);
+    return reply_frame("error", id, channel, extra);
+}
+
+}  // namespace pulse::ws
