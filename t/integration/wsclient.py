@@ -80,8 +80,16 @@ def deflate_raw(data):
 
 class WsClient:
     def __init__(self, port, path, protocols=None, extensions=None,
-                 headers=None, host="127.0.0.1", timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+                 headers=None, host="127.0.0.1", timeout=5.0, rcvbuf=None):
+        if rcvbuf:
+            # before connect, so that the window is small from the start
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port),
+                                                 timeout=timeout)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.inflater = None
