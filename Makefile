@@ -15,8 +15,9 @@ JOBS        ?= $(shell nproc)
 DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         libyaml-cpp-dev libgtest-dev libgmock-dev libssl-dev zlib1g-dev \
         libpcre3-dev g++ make curl python3-pytest python3-requests \
-        python3-aiohttp python3-websocket python3-redis python3-jinja2 \
-        clang-format clang-tidy iproute2 procps
+        python3-aiohttp python3-websocket python3-websockets python3-wsproto \
+        python3-redis python3-jinja2 nlohmann-json3-dev clang \
+        libclang-rt-14-dev clang-format clang-tidy iproute2 procps
 
 STRICT   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wold-style-cast \
             -Wnon-virtual-dtor -Werror -g -fno-omit-frame-pointer
@@ -34,7 +35,7 @@ MODULE_SO  := $(BUILD)/ngx_http_pulse_module.so
 PUBLISHER  := $(BUILD)/pulse-publisher
 
 .PHONY: all deps module publisher unit itest test asan asan-module nginx-t \
-        format format-check tidy style-check clean bench bench-quick demo \
+        format format-check tidy style-check clean bench bench-quick demo fuzz \
         bench-deps
 
 all: module publisher
@@ -138,6 +139,22 @@ style-check:
 tidy: $(BUILD)/.deps
 	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp -- \
 	    -std=c++17 -Ilib -Ipublisher
+
+# ---------------------------------------------------------------- fuzz
+# libFuzzer over the WebSocket frame parser, the inflater and the pulse.v1
+# request parser. FUZZ_SECONDS bounds the run (CI uses the default).
+FUZZ_SECONDS ?= 60
+FUZZ_LIB_SRCS := lib/pulse/websocket.cpp lib/pulse/deflate.cpp \
+                 lib/pulse/ws_protocol.cpp
+$(BUILD)/ws_frame_fuzz: $(BUILD)/.deps t/fuzz/ws_frame_fuzz.cpp $(FUZZ_LIB_SRCS) $(LIB_HDRS)
+	clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Ilib t/fuzz/ws_frame_fuzz.cpp \
+	    $(FUZZ_LIB_SRCS) -lcrypto -lz -o $@
+fuzz: $(BUILD)/ws_frame_fuzz
+	@mkdir -p $(BUILD)/fuzz-corpus && cp -n t/fuzz/corpus/* $(BUILD)/fuzz-corpus/
+	$(BUILD)/ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=100000 \
+	    -print_final_stats=1 $(BUILD)/fuzz-corpus t/fuzz/corpus 2>&1 | tail -15; \
+	    exit $${PIPESTATUS[0]}
 
 # ---------------------------------------------------------------- bench, demo
 $(BUILD)/loadgen: bench/loadgen.cpp $(BUILD)/.deps
