@@ -1,14 +1,17 @@
 // Pulse/nchan load generator: epoll, no threads.
 //
 //   loadgen sub --port P --subs N --channels C [--path /sub/bench{c}]
-//               [--sources K] [--transport sse|longpoll] [--expect M]
+//               [--sources K] [--transport sse|longpoll|ws|ws-meta]
+//               [--expect M]
 //               [--idle] [--seconds S]
 //     Opens N subscribers spread over C channels and over source addresses
 //     127.0.0.1 .. 127.0.0.K; prints "ready" once all are connected, then
 //     counts deliveries. Every payload is "<seq> <send time ns>": each one
 //     yields a latency, and per channel the seqs show lost, duplicated and
 //     out-of-order messages. Ends after M messages per subscriber, after S
-//     seconds, or on SIGTERM/stdin EOF, and prints one JSON line.
+//     seconds, or on SIGTERM/stdin EOF, and prints one JSON line. ws is a
+//     plain WebSocket (one frame per message), ws-meta one with the
+//     ws+meta.nchan subprotocol (id and content type before the payload).
 //
 //   loadgen pub --port P --channels C --messages M [--rate R] [--window W]
 //               [--path /pub/bench{c}] [--size B] [--redis 1]
@@ -206,6 +209,48 @@ void parse_sse(Sub& s, SubStats& st)
     s.body.erase(0, start);
 }
 
+// WebSocket: server frames (never masked); text/binary payloads are
+// messages, with ws+meta.nchan after the "\n\n" of their meta header.
+void parse_ws(Sub& s, SubStats& st, bool meta)
+{
+    s.body += s.in;
+    s.in.clear();
+    size_t at = 0;
+    while (s.body.size() - at >= 2) {
+        auto b0 = static_cast<uint8_t>(s.body[at]);
+        auto b1 = static_cast<uint8_t>(s.body[at + 1]);
+        size_t head = 2;
+        uint64_t len = b1 & 0x7F;
+        if (len == 126 || len == 127) {
+            size_t ext = len == 126 ? 2 : 8;
+            if (s.body.size() - at < 2 + ext) {
+                break;
+            }
+            len = 0;
+            for (size_t i = 0; i < ext; ++i) {
+                len = (len << 8) | static_cast<uint8_t>(s.body[at + 2 + i]);
+            }
+            head += ext;
+        }
+        if (s.body.size() - at < head + len) {
+            break;
+        }
+        uint8_t op = b0 & 0x0F;
+        if (op == 1 || op == 2) {
+            std::string p = s.body.substr(at + head, len);
+            if (meta) {
+                size_t e = p.find("\n\n");
+                p = e == std::string::npos ? "" : p.substr(e + 2);
+            }
+            on_payload(s, p, st);
+        } else if (op == 8) {
+            st.closed++;
+        }
+        at += head + len;
+    }
+    s.body.erase(0, at);
+}
+
 void decode(Sub& s)
 {
     if (!s.chunked) {
@@ -257,7 +302,10 @@ int run_sub(const Args& a)
     long n = a.num("subs", 100), channels = a.num("channels", 1);
     long sources = a.num("sources", 1), expect = a.num("expect", 0);
     long seconds = a.num("seconds", 3600);
-    bool longpoll = a.get("transport", "sse") == "longpoll";
+    std::string transport = a.get("transport", "sse");
+    bool longpoll = transport == "longpoll";
+    bool ws = transport == "ws" || transport == "ws-meta";
+    bool meta = transport == "ws-meta";
     std::string tmpl = a.get("path", "/sub/bench{c}");
     int ep = epoll_create1(EPOLL_CLOEXEC);
     std::vector<std::unique_ptr<Sub>> subs;
@@ -266,7 +314,14 @@ int run_sub(const Args& a)
     auto request = [&](Sub& s) {
         std::string req = "GET " + path_for(tmpl, s.channel)
                           + " HTTP/1.1\r\nHost: bench\r\n";
-        req += longpoll ? "" : "Accept: text/event-stream\r\n";
+        if (ws) {
+            req += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+            req += meta ? "Sec-WebSocket-Protocol: ws+meta.nchan\r\n" : "";
+        } else if (!longpoll) {
+            req += "Accept: text/event-stream\r\n";
+        }
         if (longpoll && !s.etag.empty()) {
             req += "If-None-Match: " + s.etag + "\r\n";
             req += "If-Modified-Since: " + s.last_modified + "\r\n";
@@ -332,7 +387,7 @@ int run_sub(const Args& a)
                     s.head_done = true;
                     s.chunked = header_value(head, "transfer-encoding")
                                 == "chunked";
-                    if (head.compare(9, 3, "200") != 0) {
+                    if (head.compare(9, 3, ws ? "101" : "200") != 0) {
                         if (!longpoll || head.compare(9, 3, "304") != 0) {
                             st.errors++;
                         }
@@ -363,6 +418,10 @@ int run_sub(const Args& a)
                         request(s);
                     }
                     continue;
+                }
+                if (ws) {
+                    parse_ws(s, st, meta);
+                    break;
                 }
                 decode(s);
                 parse_sse(s, st);

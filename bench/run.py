@@ -165,9 +165,10 @@ def publish(srv, **kw):
 
 # ------------------------------------------------------------ scenarios
 
-def fanout(srv, q):
+def fanout(srv, q, transport="sse"):
     subs, chans, per = (2000, 20, 10) if q else (10000, 100, 20)
-    s = start_subs(srv, subs=subs, channels=chans, sources=4, expect=per)
+    s = start_subs(srv, subs=subs, channels=chans, sources=4, expect=per,
+                   transport=transport)
     time.sleep(0.5)
     cpu0 = srv.cpu_seconds()
     t0 = time.monotonic()
@@ -197,11 +198,12 @@ def steady(srv, q):
             "max ms": lat.get("max")}
 
 
-def idle_memory(srv, q):
+def idle_memory(srv, q, transport="sse"):
     subs = 2000 if q else 10000
     time.sleep(0.3)
     before = srv.pss_kb()
-    s = start_subs(srv, subs=subs, channels=100, sources=4)
+    s = start_subs(srv, subs=subs, channels=100, sources=4,
+                   transport=transport)
     time.sleep(1.5)
     after = srv.pss_kb()
     s.send_signal(signal.SIGTERM)
@@ -367,6 +369,12 @@ SCENARIOS = [
     ("publish-no-subscribers", publish_only, "publishes per server CPU s",
      "higher"),
     ("fanout-longpoll", longpoll, "deliveries per server CPU s", "higher"),
+    ("fanout-websocket", lambda srv, q: fanout(srv, q, "ws"),
+     "deliveries per server CPU s", "higher"),
+    ("fanout-websocket-meta", lambda srv, q: fanout(srv, q, "ws-meta"),
+     "deliveries per server CPU s", "higher"),
+    ("idle-memory-websocket", lambda srv, q: idle_memory(srv, q, "ws"),
+     "PSS bytes per idle subscriber", "lower"),
     ("slow-consumer", slow_consumer, "nginx PSS growth KiB", "lower"),
 ]
 
