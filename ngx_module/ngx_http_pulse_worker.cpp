@@ -135,41 +135,82 @@ Blob* LocalMsg::encoded(Wire wire, std::string_view variant)
 
 // ---------------------------------------------------------- StreamWriter
 
+namespace {
+// Spare queue entries of this process (one thread per worker).
+StreamWriter::Item* g_free_items = nullptr;
+}  // namespace
+
+StreamWriter::Item* StreamWriter::alloc_item()
+{
+    Item* it = g_free_items;
+    if (it != nullptr) {
+        g_free_items = it->next;
+        return it;
+    }
+    void* mem = ngx_alloc(sizeof(Item), ngx_cycle->log);
+    if (mem == nullptr) {
+        throw std::bad_alloc();
+    }
+    return static_cast<Item*>(mem);
+}
+
+void StreamWriter::free_item(Item* it)
+{
+    static_assert(std::is_trivially_destructible_v<Item>);
+    it->next = g_free_items;
+    g_free_items = it;
+}
+
 bool StreamWriter::push(Blob* b)
 {
     if (queued_ + b->size() > limit_) {
         return false;
     }
+    Item* it = alloc_item();
     b->ref();
-    Item& it = items_.emplace_back();
-    it.blob = b;
-    ngx_memzero(&it.buf, sizeof(it.buf));
-    it.buf.memory = 1;
-    it.buf.start = it.buf.pos = const_cast<u_char*>(b->data());
-    it.buf.end = it.buf.last = it.buf.pos + b->size();
-    it.link.buf = &it.buf;
-    it.link.next = nullptr;
-    it.passed = false;
+    it->blob = b;
+    ngx_memzero(&it->buf, sizeof(it->buf));
+    it->buf.memory = 1;
+    it->buf.start = it->buf.pos = const_cast<u_char*>(b->data());
+    it->buf.end = it->buf.last = it->buf.pos + b->size();
+    it->link.buf = &it->buf;
+    it->link.next = nullptr;
+    it->next = nullptr;
+    it->passed = false;
+    if (tail_ != nullptr) {
+        tail_->next = it;
+        tail_->link.next = &it->link;
+    } else {
+        head_ = it;
+    }
+    tail_ = it;
     queued_ += b->size();
     return true;
 }
 
 void StreamWriter::reap()
 {
-    while (!items_.empty() && items_.front().buf.pos == items_.front().buf.last)
-    {
-        queued_ -= items_.front().blob->size();
-        items_.front().blob->unref();
-        items_.pop_front();
+    while (head_ != nullptr && head_->buf.pos == head_->buf.last) {
+        Item* it = head_;
+        head_ = it->next;
+        queued_ -= it->blob->size();
+        it->blob->unref();
+        free_item(it);
+    }
+    if (head_ == nullptr) {
+        tail_ = nullptr;
     }
 }
 
 void StreamWriter::clear()
 {
-    for (Item& it : items_) {
-        it.blob->unref();
+    while (head_ != nullptr) {
+        Item* it = head_;
+        head_ = it->next;
+        it->blob->unref();
+        free_item(it);
     }
-    items_.clear();
+    tail_ = nullptr;
     queued_ = 0;
 }
 
@@ -183,21 +224,21 @@ ngx_int_t StreamWriter::flush()
         // HTTP/2: the stream's DATA frames are made by the output filters.
         ngx_chain_t* in = nullptr;
         ngx_chain_t** last = &in;
-        for (Item& it : items_) {
-            if (!it.passed) {
-                it.passed = true;
-                it.buf.flush = 1;
-                it.link.next = nullptr;
-                *last = &it.link;
-                last = &it.link.next;
+        for (Item* it = head_; it != nullptr; it = it->next) {
+            if (!it->passed) {
+                it->passed = true;
+                it->buf.flush = 1;
+                *last = &it->link;
+                last = &it->link.next;
             }
         }
+        *last = nullptr;
         ngx_int_t rc = ngx_http_output_filter(r_, in);
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
         reap();
-        return items_.empty() && r_->out == nullptr ? NGX_OK : NGX_AGAIN;
+        return head_ == nullptr && r_->out == nullptr ? NGX_OK : NGX_AGAIN;
     }
     // HTTP/1.x: whatever nginx still holds (the response header) goes
     // first, then one send_chain (writev) of all queued frames.
@@ -210,20 +251,17 @@ ngx_int_t StreamWriter::flush()
                                                                  : NGX_ERROR;
         }
     }
-    if (items_.empty()) {
+    if (head_ == nullptr) {
         return NGX_OK;
     }
-    for (size_t i = 0; i + 1 < items_.size(); ++i) {
-        items_[i].link.next = &items_[i + 1].link;
-    }
-    items_.back().link.next = nullptr;
-    ngx_chain_t* rest = c->send_chain(c, &items_.front().link, 0);
+    // the items' links already form the chain, tail_->link.next == nullptr
+    ngx_chain_t* rest = c->send_chain(c, &head_->link, 0);
     if (rest == NGX_CHAIN_ERROR) {
         c->error = 1;
         return NGX_ERROR;
     }
     reap();
-    if (!items_.empty()) {
+    if (head_ != nullptr) {
         return ngx_handle_write_event(c->write, 0) == NGX_OK ? NGX_AGAIN
                                                              : NGX_ERROR;
     }
