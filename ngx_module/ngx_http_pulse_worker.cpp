@@ -254,11 +254,26 @@ ngx_int_t StreamWriter::flush()
     if (head_ == nullptr) {
         return NGX_OK;
     }
-    // the items' links already form the chain, tail_->link.next == nullptr
-    ngx_chain_t* rest = c->send_chain(c, &head_->link, 0);
-    if (rest == NGX_CHAIN_ERROR) {
-        c->error = 1;
-        return NGX_ERROR;
+    if (head_ == tail_) {
+        // One frame, the usual case of a live stream: send(2) skips the
+        // iovec and VFS layers of writev(2), a few percent of the kernel
+        // time per delivery.
+        ngx_buf_t* b = &head_->buf;
+        ssize_t n = c->send(c, b->pos, static_cast<size_t>(b->last - b->pos));
+        if (n == NGX_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+        if (n > 0) {
+            b->pos += n;
+        }
+    } else {
+        // the items' links form the chain, tail_->link.next == nullptr
+        ngx_chain_t* rest = c->send_chain(c, &head_->link, 0);
+        if (rest == NGX_CHAIN_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
     }
     reap();
     if (head_ != nullptr) {
