@@ -22,28 +22,19 @@ ngx_str_t pool_str(ngx_pool_t* pool, std::string_view s)
 std::optional<std::string_view> header(ngx_http_request_t* r,
                                        std::string_view name)
 {
-    ngx_list_part_t* part = &r->headers_in.headers.part;
-    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
-    for (ngx_uint_t i = 0;; ++i) {
-        if (i >= part->nelts) {
-            if (part->next == nullptr) {
-                break;
-            }
-            part = part->next;
-            h = static_cast<ngx_table_elt_t*>(part->elts);
-            i = 0;
-        }
-        if (h[i].key.len == name.size()
+    std::optional<std::string_view> found;
+    for_each_header(&r->headers_in.headers, [&](ngx_table_elt_t& h) {
+        if (!found && h.key.len == name.size()
             && ngx_strncasecmp(
-                   h[i].key.data,
+                   h.key.data,
                    reinterpret_cast<u_char*>(const_cast<char*>(name.data())),
                    name.size())
                    == 0)
         {
-            return sv(h[i].value);
+            found = sv(h.value);
         }
-    }
-    return std::nullopt;
+    });
+    return found;
 }
 
 ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,
@@ -181,6 +172,40 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
         keys.push_back(channel_key(group, id));
     }
     return keys;
+}
+
+bool release_request(ngx_http_request_t* r, void* owner,
+                     ngx_event_handler_pt on_read,
+                     ngx_event_handler_pt on_write, const char* action)
+{
+    ngx_connection_t* c = r->connection;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    bool nodelay = clcf->tcp_nodelay != 0;
+    ngx_http_free_request(r, 0);
+    if (c->buffer != nullptr && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
+    {
+        c->buffer = nullptr;
+    }
+    c->data = owner;
+    c->read->handler = on_read;
+    c->write->handler = on_write;
+    c->log->action = const_cast<char*>(action);
+    // Lets nginx close the stream at shutdown/reload like an idle keepalive
+    // connection (ngx_close_idle_connections).
+    c->idle = 1;
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+    // Each event is a small write that must go now: tcp_nodelay (on by
+    // default), which nginx itself only applies to keepalive connections.
+    if (nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return false;
+    }
+    return ngx_handle_read_event(c->read, 0) == NGX_OK;
 }
 
 ngx_uint_t http_status(Code code)

@@ -54,6 +54,35 @@ std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv);
 /// URL-decodes a query argument value.
 std::string unescape(std::string_view s);
 
+/// Frees the request of a stream whose response header has gone out and
+/// keeps its connection for `owner` (c->data, with these event handlers),
+/// as ngx_http_set_keepalive does for an idle keepalive connection: the
+/// request, its pool and the client header buffer go; tcp_nodelay is set.
+/// The request is logged first. False when the socket could not be set up
+/// (the caller then closes the connection).
+bool release_request(ngx_http_request_t* r, void* owner,
+                     ngx_event_handler_pt on_read,
+                     ngx_event_handler_pt on_write, const char* action);
+
+/// Calls fn(ngx_table_elt_t&) for each element of a header list.
+template <typename Fn>
+void for_each_header(ngx_list_t* list, Fn fn)
+{
+    ngx_list_part_t* part = &list->part;
+    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+    for (ngx_uint_t i = 0;; ++i) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) {
+                break;
+            }
+            part = part->next;
+            h = static_cast<ngx_table_elt_t*>(part->elts);
+            i = 0;
+        }
+        fn(h[i]);
+    }
+}
+
 /// HTTP status for a lib Status code.
 ngx_uint_t http_status(Code code);
 

@@ -376,39 +376,12 @@ PULSE_CATCH_VOID(ev->log)
 void SseSubscriber::detach_request()
 {
     ngx_http_request_t* r = r_;
-    ngx_connection_t* c = c_;
-    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
-        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
-    bool nodelay = clcf->tcp_nodelay != 0;
     detached_ = true;  // the pool cleanup must not delete us now
     writer_.detach();
     r_ = nullptr;
     // Logs the request (status 200, the bytes so far) and frees its pool.
-    ngx_http_free_request(r, 0);
-    // The client header buffer, when it is a separate allocation
-    // (ngx_http_set_keepalive does the same).
-    if (c->buffer != nullptr && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
-    {
-        c->buffer = nullptr;
-    }
-    c->data = this;
-    c->read->handler = on_conn_read;
-    c->write->handler = on_conn_write;
-    c->log->action = const_cast<char*>("streaming events");
-    // Each event is a small write that must go now: tcp_nodelay (on by
-    // default), which nginx itself only applies to keepalive connections.
-    if (nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        close_detached();
-        return;
-    }
-    c->idle = 1;
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+    if (!release_request(r, this, on_conn_read, on_conn_write,
+                         "streaming events")) {
         close_detached();
     }
 }

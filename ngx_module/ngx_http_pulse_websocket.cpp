@@ -394,22 +394,12 @@ ngx_int_t WsConn::start(const std::string& accept_key)
                 + "\r\n";
     }
     // what the handler added (CORS)
-    ngx_list_part_t* part = &r->headers_out.headers.part;
-    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
-    for (ngx_uint_t i = 0;; ++i) {
-        if (i >= part->nelts) {
-            if (part->next == nullptr) {
-                break;
-            }
-            part = part->next;
-            h = static_cast<ngx_table_elt_t*>(part->elts);
-            i = 0;
-        }
-        if (h[i].hash != 0) {
-            head.append(sv(h[i].key)).append(": ").append(sv(h[i].value));
+    for_each_header(&r->headers_out.headers, [&](ngx_table_elt_t& h) {
+        if (h.hash != 0) {
+            head.append(sv(h.key)).append(": ").append(sv(h.value));
             head += "\r\n";
         }
-    }
+    });
     head += "\r\n";
     Blob* b = Blob::make(head);
     writer_.push(b);  // an empty writer holds any first blob
@@ -470,30 +460,11 @@ PULSE_CATCH_VOID(ev->log)
 void WsConn::detach_request()
 {
     ngx_http_request_t* r = r_;
-    ngx_connection_t* c = c_;
-    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
-        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
-    bool nodelay = clcf->tcp_nodelay != 0;
     detached_ = true;  // the pool cleanup must not delete us now
     r_ = nullptr;
-    ngx_http_free_request(r, 0);  // logs the 101 and frees the pool
-    if (c->buffer != nullptr && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
-    {
-        c->buffer = nullptr;
-    }
-    c->data = this;
-    c->read->handler = on_conn_read;
-    c->write->handler = on_conn_write;
-    c->log->action = const_cast<char*>("serving a WebSocket");
-    c->idle = 1;
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-    if ((nodelay && ngx_tcp_nodelay(c) != NGX_OK)
-        || ngx_handle_read_event(c->read, 0) != NGX_OK)
+    // Logs the 101 and frees the request.
+    if (!release_request(r, this, on_conn_read, on_conn_write,
+                         "serving a WebSocket"))
     {
         destroy();
     }

@@ -1,26 +1,11 @@
 #include "pulse/channel_info.h"
 
+#include "pulse/text.h"
+
 namespace pulse {
 
-namespace {
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-bool starts_with(std::string_view s, std::string_view prefix)
-{
-    return s.substr(0, prefix.size()) == prefix;
-}
-
-}  // namespace
+using text::starts_with;
+using text::trim;
 
 InfoFormat info_format_from_accept(std::string_view accept)
 {
