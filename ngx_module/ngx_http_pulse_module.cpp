@@ -454,6 +454,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, existing_only),
       nullptr },
 
+    { ngx_string("pulse_subscriber_http_raw_stream_separator"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, raw_stream_separator),
+      nullptr },
+
     { ngx_string("pulse_max_channel_subscribers"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -728,6 +735,8 @@ char* ngx_http_pulse_merge_loc_conf(ngx_conf_t* cf, void* parent,
     ngx_conf_merge_value(c->compound_etag, p->compound_etag, 0);
     ngx_conf_merge_str_value(c->custom_etag_header, p->custom_etag_header, "");
     ngx_conf_merge_value(c->existing_only, p->existing_only, 0);
+    ngx_conf_merge_str_value(c->raw_stream_separator, p->raw_stream_separator,
+                             "\n");
     ngx_conf_merge_value(c->max_channel_subscribers, p->max_channel_subscribers,
                          0);
     ngx_conf_merge_size_value(c->subscriber_max_buffered,

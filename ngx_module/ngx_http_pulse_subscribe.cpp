@@ -22,9 +22,11 @@ constexpr size_t kMaxLastIdLength = 128;  // nchan's limit
 enum class Transport {
     kNone,
     kEventSource,
+    kChunked,
+    kMultipart,
+    kRawStream,
     kLongPoll,
     kIntervalPoll,
-    kUnimplemented
 };
 
 bool contains_ci(std::string_view hay, std::string_view needle)
@@ -46,7 +48,7 @@ bool contains_ci(std::string_view hay, std::string_view needle)
 }
 
 // nchan_pubsub_handler's order (reference 3.1), WebSocket handled before.
-Transport detect(ngx_http_request_t* r, ngx_uint_t roles, std::string* what)
+Transport detect(ngx_http_request_t* r, ngx_uint_t roles)
 {
     std::string_view accept =
         r->headers_in.accept ? sv(r->headers_in.accept->value) : "";
@@ -59,21 +61,18 @@ Transport detect(ngx_http_request_t* r, ngx_uint_t roles, std::string* what)
     if ((roles & NGX_HTTP_PULSE_SUB_CHUNKED) && te
         && contains_ci(*te, "chunked") && !contains_ci(*te, "q=0"))
     {
-        *what = "chunked";
-        return Transport::kUnimplemented;
+        return Transport::kChunked;
     }
     if ((roles & NGX_HTTP_PULSE_SUB_MULTIPART)
         && contains_ci(accept, "multipart/mixed"))
     {
-        *what = "multipart-mixed";
-        return Transport::kUnimplemented;
+        return Transport::kMultipart;
     }
     if (roles & NGX_HTTP_PULSE_SUB_INTERVALPOLL) {
         return Transport::kIntervalPoll;
     }
     if (roles & NGX_HTTP_PULSE_SUB_RAWSTREAM) {
-        *what = "http-raw-stream";
-        return Transport::kUnimplemented;
+        return Transport::kRawStream;
     }
     if (roles & NGX_HTTP_PULSE_SUB_LONGPOLL) {
         return Transport::kLongPoll;
@@ -189,7 +188,11 @@ void add_cors_expose(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
                "Last-Modified, " + etag + ", Content-Type");
 }
 
-// ------------------------------------------------------------ EventSource
+// -------------------------------------- EventSource and other HTTP streams
+//
+// One class streams EventSource, chunked, multipart/mixed and raw-stream
+// responses: they differ only in their content type, first bytes, message
+// framing (LocalMsg::encoded) and last bytes.
 //
 // Lifetime: the subscriber is a heap object. While it streams through its
 // request (HTTP/2, or until its HTTP/1.x response header has gone out) the
@@ -201,10 +204,12 @@ void add_cors_expose(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 
 class SseSubscriber final : public Subscriber {
 public:
-    SseSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+    SseSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                  Transport t)
         : Subscriber(r),
           c_(r->connection),
           lcf_(lcf),
+          transport_(t),
           writer_(r, lcf->subscriber_max_buffered)
     {
         for (ngx_event_t* ev : {&ping_, &timeout_, &detach_}) {
@@ -255,11 +260,15 @@ private:
     void detach_request();
     void close_detached();
 
+    bool push_message(LocalMsg& m);
+    bool chunked() const;
+
     ngx_connection_t* c_;
     ngx_http_pulse_loc_conf_t* lcf_;
+    Transport transport_;
     StreamWriter writer_;
     Wire wire_ = Wire::kSse;
-    std::string event_override_;
+    std::string variant_;  // see LocalMsg::encoded
     ngx_event_t ping_{};
     ngx_event_t timeout_{};
     ngx_event_t detach_{};
@@ -289,15 +298,48 @@ ngx_int_t SseSubscriber::start(const std::string& key,
         return send_response(r, http_status(join.status().code()), "",
                              join.status().message());
     }
-    if (lcf_->eventsource_event != nullptr) {
-        event_override_ = eval(r, lcf_->eventsource_event);
+    // What the transport sends first, and how its messages are framed
+    // (reference 3.5, 3.7-3.9).
+    std::string_view ctype;
+    std::string hello;
+    Wire wire = Wire::kRaw;
+    switch (transport_) {
+        case Transport::kEventSource:
+            ctype = "text/event-stream; charset=utf-8";
+            hello = sse::kHello;
+            wire = Wire::kSse;
+            if (lcf_->eventsource_event != nullptr) {
+                variant_ = eval(r, lcf_->eventsource_event);
+            }
+            break;
+        case Transport::kMultipart: {
+            const std::string& boundary = Worker::get()->boundary();
+            ctype =
+                sv(pool_str(r->pool, "multipart/mixed; boundary=" + boundary));
+            hello = "--" + boundary;
+            wire = Wire::kMultipart;
+            variant_ = (lcf_->compound_etag ? "c" : "p") + boundary;
+            break;
+        }
+        case Transport::kRawStream:
+            // nchan ends a non-empty separator with a newline
+            variant_ = std::string(sv(lcf_->raw_stream_separator));
+            if (!variant_.empty() && variant_.back() != '\n') {
+                variant_ += '\n';
+            }
+            break;
+        default:  // chunked: each message one chunk, nothing between
+            break;
     }
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = -1;
-    static ngx_str_t ct = ngx_string("text/event-stream; charset=utf-8");
-    r->headers_out.content_type = ct;
-    r->headers_out.content_type_len = ct.len;
-    r->headers_out.content_type_lowcase = nullptr;
+    if (!ctype.empty()) {
+        r->headers_out.content_type.data =
+            reinterpret_cast<u_char*>(const_cast<char*>(ctype.data()));
+        r->headers_out.content_type.len = ctype.size();
+        r->headers_out.content_type_len = ctype.size();
+        r->headers_out.content_type_lowcase = nullptr;
+    }
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_last_modified(r);
     ngx_int_t rc = ngx_http_send_header(r);
@@ -306,17 +348,24 @@ ngx_int_t SseSubscriber::start(const std::string& key,
     }
     // After the header filters: HTTP/1.1 responses are chunked, and the
     // frames carry their chunk framing, made once per message.
-    wire_ = r->chunked ? Wire::kSseChunked : Wire::kSse;
-    auto* hello = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
-    if (hello == nullptr) {
+    if (r->chunked) {
+        wire = wire == Wire::kSse         ? Wire::kSseChunked
+               : wire == Wire::kMultipart ? Wire::kMultipartChunked
+                                          : Wire::kRawChunked;
+    }
+    wire_ = wire;
+    auto* first = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (first == nullptr) {
         return NGX_ERROR;
     }
-    hello->pos =
-        reinterpret_cast<u_char*>(const_cast<char*>(sse::kHello.data()));
-    hello->last = hello->pos + sse::kHello.size();
-    hello->memory = 1;
-    hello->flush = 1;
-    ngx_chain_t out{hello, nullptr};
+    if (!hello.empty()) {
+        ngx_str_t h = pool_str(r->pool, hello);
+        first->pos = h.data;
+        first->last = h.data + h.len;
+        first->memory = 1;
+    }
+    first->flush = 1;  // the header goes out now
+    ngx_chain_t out{first, nullptr};
     rc = ngx_http_output_filter(r, &out);
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -332,7 +381,7 @@ ngx_int_t SseSubscriber::start(const std::string& key,
         c_->idle = 1;
     }
     for (const MsgPtr& m : join->catch_up) {
-        if (!writer_.push(m->encoded(wire_, event_override_))) {
+        if (!push_message(*m)) {
             // More than the send buffer holds: end the stream after what
             // fits; the client resumes from its Last-Event-ID (skipping the
             // rest would be a silent gap).
@@ -341,7 +390,7 @@ ngx_int_t SseSubscriber::start(const std::string& key,
             break;
         }
     }
-    if (lcf_->es_ping_interval > 0) {
+    if (lcf_->es_ping_interval > 0 && transport_ == Transport::kEventSource) {
         ngx_add_timer(&ping_,
                       static_cast<ngx_msec_t>(lcf_->es_ping_interval) * 1000);
     }
@@ -437,7 +486,7 @@ void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
         if (!started_) {
             return;
         }
-        if (!writer_.push(m->encoded(wire_, event_override_))) {
+        if (!push_message(*m)) {
             ngx_log_error(NGX_LOG_INFO, c_->log, 0,
                           PULSE_LOG_PREFIX
                           "subscriber too slow: more than %uz bytes unsent, "
@@ -459,14 +508,24 @@ void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
     send();
 }
 
+// False when the message does not fit in the send buffer limit.
+bool SseSubscriber::push_message(LocalMsg& m)
+{
+    Blob* b = m.encoded(wire_, variant_);
+    return b->size() == 0 || writer_.push(b);
+}
+
+bool SseSubscriber::chunked() const
+{
+    return wire_ == Wire::kSseChunked || wire_ == Wire::kRawChunked
+           || wire_ == Wire::kMultipartChunked;
+}
+
 // False when the text did not fit: the stream failed and `this` is gone.
 bool SseSubscriber::push_text(std::string text)
 {
-    if (wire_ == Wire::kSseChunked) {
-        char hex[32];
-        int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", text.size());
-        text.insert(0, hex, static_cast<size_t>(n));
-        text.append("\r\n");
+    if (chunked()) {
+        stream::wrap_chunk(text);
     }
     Blob* b = Blob::make(text);
     bool ok = writer_.push(b);
@@ -484,7 +543,11 @@ void SseSubscriber::on_end(ngx_uint_t status)
     }
     finishing_ = true;
     std::string text;
-    if (status == NGX_HTTP_PULSE_GONE) {
+    if (transport_ == Transport::kMultipart) {
+        text = "--\r\n";  // the last boundary becomes the closing one
+    } else if (transport_ != Transport::kEventSource) {
+        // chunked and raw streams just end
+    } else if (status == NGX_HTTP_PULSE_GONE) {
         sse::append_status(text, 410, "410 Gone");
     } else if (status == NGX_HTTP_REQUEST_TIME_OUT) {
         sse::append_status(text, 408, "408 Request Timeout");
@@ -492,7 +555,7 @@ void SseSubscriber::on_end(ngx_uint_t status)
     if (!text.empty() && !push_text(std::move(text))) {
         return;
     }
-    if (detached_ && wire_ == Wire::kSseChunked) {
+    if (detached_ && chunked()) {
         // The last chunk that nginx's chunked filter would have sent.
         Blob* b = Blob::make("0\r\n\r\n");
         writer_.push(b);
@@ -722,20 +785,13 @@ PULSE_CATCH_VOID(ev->log)
 
 ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 {
-    std::string what;
-    Transport t = detect(r, lcf->roles, &what);
+    Transport t = detect(r, lcf->roles);
     if (t == Transport::kNone) {
         return NGX_DECLINED;
     }
     ngx_int_t rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
-    }
-    if (t == Transport::kUnimplemented) {
-        // TODO(pulse): chunked, multipart/mixed and raw-stream subscribers.
-        return send_response(
-            r, NGX_HTTP_NOT_IMPLEMENTED, "",
-            "The " + what + " subscriber is not implemented yet.\n");
     }
     Worker* w = Worker::get();
     if (w == nullptr) {
@@ -757,12 +813,12 @@ ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
                              after.status().message());
     }
     const std::string& key = keys->front();
-    if (t == Transport::kEventSource) {
+    if (t != Transport::kLongPoll && t != Transport::kIntervalPoll) {
         ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == nullptr) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        auto* s = new SseSubscriber(r, lcf);
+        auto* s = new SseSubscriber(r, lcf, t);
         cln->data = s;
         cln->handler = [](void* data) noexcept {
             static_cast<SseSubscriber*>(data)->request_freed();

@@ -7,6 +7,7 @@
 
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
+#include "pulse/http_date.h"
 #include "pulse/sse.h"
 #include "pulse/websocket.h"
 #include "pulse/ws_protocol.h"
@@ -90,13 +91,31 @@ Blob* LocalMsg::encoded(Wire wire, std::string_view variant)
             if (wire == Wire::kSseChunked) {
                 // nginx's chunked filter is bypassed for messages: frame
                 // the chunk here, once for every subscriber.
-                char hex[32];
-                int n =
-                    std::snprintf(hex, sizeof(hex), "%zx\r\n", frame.size());
-                frame.insert(0, hex, static_cast<size_t>(n));
-                frame.append("\r\n");
+                stream::wrap_chunk(frame);
             }
             break;
+        case Wire::kRaw:
+        case Wire::kRawChunked:
+            frame.append(body).append(variant);
+            if (wire == Wire::kRawChunked) {
+                stream::wrap_chunk(frame);
+            }
+            break;
+        case Wire::kMultipart:
+        case Wire::kMultipartChunked: {
+            bool compound = !variant.empty() && variant[0] == 'c';
+            std::string_view boundary = variant.substr(variant.empty() ? 0 : 1);
+            std::string date =
+                compound ? std::string() : format_http_date(id.time);
+            std::string etag =
+                compound ? std::string(idtext) : std::to_string(id.tag);
+            stream::append_multipart_part(frame, boundary, date, etag,
+                                          content_type, body);
+            if (wire == Wire::kMultipartChunked) {
+                stream::wrap_chunk(frame);
+            }
+            break;
+        }
         default: {
             bool deflated = wire == Wire::kWsPlainDeflate
                             || wire == Wire::kWsMetaDeflate
@@ -323,6 +342,11 @@ ngx_int_t Worker::start(ngx_cycle_t* cycle, Zone* zone)
     w->deflate_.mem_level = static_cast<int>(mcf->deflate_memlevel);
     w->deflate_.strategy = static_cast<int>(mcf->deflate_strategy);
     w->deflate_.window_bits = static_cast<int>(mcf->deflate_window);
+    uint32_t rnd[32];
+    for (uint32_t& r : rnd) {
+        r = static_cast<uint32_t>(ngx_random());
+    }
+    w->boundary_ = stream::make_boundary(rnd, 32);
     uint64_t token = 0;
     {
         Store::Guard g(zone->store);

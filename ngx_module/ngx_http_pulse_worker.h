@@ -46,6 +46,10 @@ enum class Wire : uint8_t {
     kWsMetaDeflate,
     kWsJson,
     kWsJsonDeflate,
+    kRaw,  // body + separator: http-raw-stream, and chunked on HTTP/2
+    kRawChunked,
+    kMultipart,
+    kMultipartChunked,
 };
 
 /// One message copied out of shared memory once per worker; its encodings
@@ -60,8 +64,10 @@ public:
     ~LocalMsg();
 
     /// The message framed for `wire`. `variant` is the location's event
-    /// override for EventSource (empty: the message's own event) and the
-    /// channel id for pulse.v1.
+    /// override for EventSource (empty: the message's own event), the
+    /// channel id for pulse.v1, the separator for kRaw, and for kMultipart
+    /// 'c' (compound etag) or 'p' followed by the boundary. An empty blob
+    /// means nothing to send (an empty chunk would end the response).
     Blob* encoded(Wire wire, std::string_view variant);
 
     MsgId id;
@@ -197,6 +203,8 @@ public:
     static void stop(ngx_cycle_t* cycle);
 
     Store& store() { return zone_->store; }
+    /// This worker's multipart/mixed boundary (32 random characters).
+    const std::string& boundary() const { return boundary_; }
     /// permessage-deflate settings for published messages (http level).
     const ws::DeflateOptions& deflate_options() const { return deflate_; }
     uint32_t slot() const { return slot_; }
@@ -250,6 +258,7 @@ private:
     ngx_event_t tick_{};
     ngx_msec_t ticks_ = 0;
     ws::DeflateOptions deflate_;
+    std::string boundary_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
 };
 

@@ -1,5 +1,7 @@
 #include "pulse/sse.h"
 
+#include <cstdio>
+
 namespace pulse::sse {
 
 void append_message(std::string& out, std::string_view id,
@@ -50,3 +52,44 @@ void append_status(std::string& out, int code, std::string_view status_line)
 }
 
 }  // namespace pulse::sse
+
+namespace pulse::stream {
+
+void wrap_chunk(std::string& frame)
+{
+    if (frame.empty()) {
+        return;
+    }
+    char hex[32];
+    int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", frame.size());
+    frame.insert(0, hex, static_cast<size_t>(n));
+    frame.append("\r\n");
+}
+
+void append_multipart_part(std::string& out, std::string_view boundary,
+                           std::string_view last_modified,
+                           std::string_view etag, std::string_view content_type,
+                           std::string_view body)
+{
+    if (!last_modified.empty()) {
+        out.append("\r\nLast-Modified: ").append(last_modified);
+    }
+    out.append("\r\nEtag: ").append(etag).append("\r\n");
+    if (!content_type.empty()) {
+        out.append("Content-Type: ").append(content_type).append("\r\n");
+    }
+    out.append("\r\n").append(body).append("\r\n--").append(boundary);
+}
+
+std::string make_boundary(const uint32_t* random, size_t n)
+{
+    static constexpr char kAlphabet[] =
+        "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    std::string b;
+    for (size_t i = 0; i < n; ++i) {
+        b.push_back(kAlphabet[random[i] % (sizeof(kAlphabet) - 1)]);
+    }
+    return b;
+}
+
+}  // namespace pulse::stream

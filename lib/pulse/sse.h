@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -29,3 +31,24 @@ void append_ping(std::string& out, std::string_view comment,
 void append_status(std::string& out, int code, std::string_view status_line);
 
 }  // namespace pulse::sse
+
+namespace pulse::stream {
+
+/// Wraps `frame` in HTTP/1.1 chunk framing (`<hex>\r\n<frame>\r\n`); an
+/// empty frame stays empty (a zero-size chunk would end the response).
+void wrap_chunk(std::string& frame);
+
+/// One part of nchan's multipart/mixed stream (reference 3.7): the part
+/// headers, the body and the boundary that ends the part:
+/// `\r\nLast-Modified: <date>\r\nEtag: <etag>\r\n[Content-Type: <ct>\r\n]
+/// \r\n<body>\r\n--<boundary>`. An empty `last_modified` leaves its line out.
+void append_multipart_part(std::string& out, std::string_view boundary,
+                           std::string_view last_modified,
+                           std::string_view etag, std::string_view content_type,
+                           std::string_view body);
+
+/// A boundary of `n` characters from nchan's alphabet `./0-9A-Za-z`, from
+/// `random` (any values).
+std::string make_boundary(const uint32_t* random, size_t n);
+
+}  // namespace pulse::stream

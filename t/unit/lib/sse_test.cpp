@@ -109,3 +109,41 @@ TEST(HttpDate, RejectsMalformed)
 
 }  // namespace
 }  // namespace pulse
+
+namespace pulse {
+namespace {
+
+TEST(Stream, ChunkFramingSkipsEmptyFrames)
+{
+    std::string f = "hello";
+    stream::wrap_chunk(f);
+    EXPECT_EQ(f, "5\r\nhello\r\n");
+    std::string big(300, 'x');
+    stream::wrap_chunk(big);
+    EXPECT_EQ(big.substr(0, 5), "12c\r\n");
+    std::string empty;
+    stream::wrap_chunk(empty);
+    EXPECT_EQ(empty, "");
+}
+
+TEST(Stream, MultipartParts)
+{
+    std::string out;
+    stream::append_multipart_part(out, "B", "Sun, 06 Nov 1994 08:49:37 GMT",
+                                  "3", "text/plain", "hi");
+    EXPECT_EQ(out,
+              "\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nEtag: 3\r\n"
+              "Content-Type: text/plain\r\n\r\nhi\r\n--B");
+    out.clear();
+    stream::append_multipart_part(out, "B", "", "5:1", "", "");
+    EXPECT_EQ(out, "\r\nEtag: 5:1\r\n\r\n\r\n--B");
+}
+
+TEST(Stream, BoundaryAlphabet)
+{
+    uint32_t r[4] = {0, 1, 63, 64};
+    EXPECT_EQ(stream::make_boundary(r, 4), "./z.");
+}
+
+}  // namespace
+}  // namespace pulse
