@@ -201,7 +201,7 @@ private:
     static ngx_int_t on_command_done(ngx_http_request_t* sr, void* data,
                                      ngx_int_t rc) noexcept;
 
-    void detach_request();
+    bool detach_request();
     bool feed(std::string_view bytes);
     bool handle(ws::Event& e);
     bool handle_message(std::string payload, bool binary);
@@ -421,6 +421,25 @@ ngx_int_t WsConn::start(const std::string& accept_key)
     ngx_http_set_ctx(r, this, ngx_http_pulse_module);
     r->read_event_handler = ws_read_handler;
     r->write_event_handler = ws_write_handler;
+    if (lcf_->ws_upstream.len != 0) {
+        // A kept request is ended by nginx itself at shutdown
+        // (ngx_http_request_handler sees c->close): say goodbye first.
+        ngx_http_cleanup_t* cln = ngx_http_cleanup_add(r, 0);
+        if (cln == nullptr) {
+            throw std::bad_alloc();
+        }
+        cln->data = this;
+        cln->handler = [](void* data) noexcept {
+            auto* w = static_cast<WsConn*>(data);
+            if (w->c_->close && !w->dead_) {
+                try {
+                    w->close_with(kGoingAway, "Server shutting down.");
+                } catch (...) {
+                    // best effort: the connection closes anyway
+                }
+            }
+        };
+    }
     c_->idle = 1;  // graceful shutdown closes it like a keepalive connection
     if (lcf_->ws_ping_interval > 0) {
         ngx_add_timer(&ping_,
@@ -440,9 +459,8 @@ void WsConn::on_start(ngx_event_t* ev) noexcept
 try {
     auto* w = static_cast<WsConn*>(ev->data);
     if (w->lcf_->ws_upstream.len == 0) {
-        w->detach_request();
-        if (w->dead_) {
-            return;
+        if (!w->detach_request()) {
+            return;  // destroyed
         }
     } else {
         ngx_connection_t* c = w->c_;
@@ -457,7 +475,8 @@ try {
 }
 PULSE_CATCH_VOID(ev->log)
 
-void WsConn::detach_request()
+// False when the connection could not be kept: it is destroyed then.
+bool WsConn::detach_request()
 {
     ngx_http_request_t* r = r_;
     detached_ = true;  // the pool cleanup must not delete us now
@@ -467,7 +486,9 @@ void WsConn::detach_request()
                          "serving a WebSocket"))
     {
         destroy();
+        return false;
     }
+    return true;
 }
 
 void WsConn::on_conn_read(ngx_event_t* ev) noexcept

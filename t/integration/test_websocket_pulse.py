@@ -416,3 +416,30 @@ def test_sigkill_a_worker_with_live_sockets(nginx):
     assert alive > 0
     fresh = WsClient(nginx.port, "/sub/" + ch + "?last_event_id=0")
     assert fresh.recv_data().payload == b"after the kill"
+
+
+def test_reload_closes_sockets_cleanly_and_keeps_channels(nginx):
+    ch = chan()
+    meta = [WsClient(nginx.port, "/sub/" + ch, protocols="ws+meta.nchan")
+            for _ in range(6)]
+    j = v1(nginx)
+    j.send_json({"type": "subscribe", "channel": ch})
+    j.recv_json()
+    publish(nginx, ch, "before")
+    last = None
+    for c in meta:
+        p = c.recv_data().payload
+        last = p.split(b"\n", 1)[0][4:].decode()
+    assert j.recv_json()["data"] == "before"
+    nginx.reload()
+    # every old socket gets a close frame, not a dropped connection
+    for i, c in enumerate(meta + [j]):
+        try:
+            f = c.expect_close(timeout=10)
+        except ConnectionError:
+            raise AssertionError("socket %d closed without a close frame" % i)
+        assert f.close_code in (1000, 1001), (i, f)
+    publish(nginx, ch, "after")
+    c = WsClient(nginx.port, "/sub/%s?last_event_id=%s" % (ch, last),
+                 protocols="ws+meta.nchan")
+    assert c.recv_data().payload.endswith(b"\n\nafter")
