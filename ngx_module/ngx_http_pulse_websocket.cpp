@@ -320,10 +320,16 @@ void WsConn::deliver(WsSub& s, const std::vector<MsgPtr>& msgs)
     }
 }
 
+// The buffered messages a new subscription asked for. What does not fit
+// in pulse_subscriber_max_buffered is not skipped silently: the socket is
+// closed after what fits, and the client resumes from the last id it got.
 void WsConn::push_catch_up(WsSub& s, const std::vector<MsgPtr>& msgs)
 {
     for (const MsgPtr& m : msgs) {
-        if (!push_blob(m->encoded(wire_for(*m), s.channel()))) {
+        if (!writer_.push(m->encoded(wire_for(*m), s.channel()))) {
+            close_with(kGoingAway,
+                       "Catch-up over pulse_subscriber_max_buffered: resume "
+                       "from the last id.");
             return;
         }
     }

@@ -443,3 +443,30 @@ def test_reload_closes_sockets_cleanly_and_keeps_channels(nginx):
     c = WsClient(nginx.port, "/sub/%s?last_event_id=%s" % (ch, last),
                  protocols="ws+meta.nchan")
     assert c.recv_data().payload.endswith(b"\n\nafter")
+
+
+def test_catch_up_larger_than_the_buffer_closes_after_what_fits(nginx):
+    ch = chan()
+    for i in range(30):
+        publish(nginx, ch, "%02d" % i + "x" * 4000)
+    got = []
+    last = "0"
+    rounds = 0
+    for _ in range(10):  # a few reconnects get everything, once each
+        rounds += 1
+        c = WsClient(nginx.port, "/slow/%s?last_event_id=%s" % (ch, last),
+                     protocols="ws+meta.nchan")
+        while True:
+            f = c.recv_frame()
+            if f.opcode == 0x8:
+                break
+            head, body = f.payload.split(b"\n\n", 1)
+            last = head.split(b"\n")[0][4:].decode()
+            got.append(body[:2])
+            if len(got) == 30:
+                break
+        c.shutdown()
+        if len(got) == 30:
+            break
+    assert got == [b"%02d" % i for i in range(30)]
+    assert rounds > 1  # 120 KB does not fit in 64k: closed at least once
