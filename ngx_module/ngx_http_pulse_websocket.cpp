@@ -212,6 +212,11 @@ private:
     void json_command(const ws::Request& req);
     void publish_frame(std::string_view payload, bool binary);
     Result<std::string> json_key(std::string_view channel) const;
+    void send_error(const ws::Request& req, const Status& st)
+    {
+        send_text(ws::error_frame(json_code(st.code()), st.message(), req.id,
+                                  req.channel));
+    }
     WsSub* find_sub(std::string_view channel);
     void push_catch_up(WsSub& s, const std::vector<MsgPtr>& msgs);
     Wire wire_for(const LocalMsg& m) const;
@@ -775,8 +780,7 @@ void WsConn::json_subscribe(const ws::Request& req)
     }
     auto key = json_key(req.channel);
     if (!key.is_ok()) {
-        send_text(ws::error_frame(json_code(key.status().code()),
-                                  key.status().message(), req.id, req.channel));
+        send_error(req, key.status());
         return;
     }
     std::optional<MsgId> after;
@@ -794,9 +798,7 @@ void WsConn::json_subscribe(const ws::Request& req)
         sub.get(), key.value(), ngx_time(), lcf_->existing_only,
         lcf_->max_channel_subscribers, after, first_message(lcf_), UINT32_MAX);
     if (!join.is_ok()) {
-        send_text(ws::error_frame(json_code(join.status().code()),
-                                  join.status().message(), req.id,
-                                  req.channel));
+        send_error(req, join.status());
         return;
     }
     WsSub& s = *sub;
@@ -833,15 +835,13 @@ void WsConn::json_publish(const ws::Request& req)
     }
     auto key = json_key(req.channel);
     if (!key.is_ok()) {
-        send_text(ws::error_frame(json_code(key.status().code()),
-                                  key.status().message(), req.id, req.channel));
+        send_error(req, key.status());
         return;
     }
     auto out = publish_to(c_->log, {key.value()}, set_.spec, req.data,
                           req.content_type, req.event, std::nullopt);
     if (!out.is_ok()) {
-        send_text(ws::error_frame(json_code(out.status().code()),
-                                  out.status().message(), req.id, req.channel));
+        send_error(req, out.status());
         return;
     }
     std::string extra =
