@@ -32,6 +32,10 @@ ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
 /// a malformed id.
 Result<std::optional<MsgId>> resume_id(ngx_http_request_t* r,
                                        ngx_http_pulse_loc_conf_t* lcf);
+/// The same for a subscription to `channels` channels (multiplexing): one
+/// time and a tag per channel.
+Result<std::optional<MultiMsgId>> resume_multi_id(
+    ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf, size_t channels);
 FirstMessage first_message(ngx_http_pulse_loc_conf_t* lcf);
 
 /// A WebSocket handshake (subscriber, publisher or pulse.v1).

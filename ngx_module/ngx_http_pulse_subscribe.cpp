@@ -3,6 +3,8 @@
 
 #include "ngx.h"
 
+#include <algorithm>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -86,34 +88,34 @@ Transport detect(ngx_http_request_t* r, ngx_uint_t roles)
 // If-None-Match tags, If-None-Match alone as a full id, then
 // pulse_subscriber_last_message_id (default $http_last_event_id
 // $arg_last_event_id), else pulse_subscriber_first_message.
-Result<std::optional<MsgId>> resume_id(ngx_http_request_t* r,
-                                       ngx_http_pulse_loc_conf_t* lcf)
+Result<std::optional<MultiMsgId>> resume_multi_id(
+    ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf, size_t channels)
 {
-    auto single = [](const MultiMsgId& m) -> std::optional<MsgId> {
-        return MsgId{m.time, m.tags[0]};
+    auto found = [](const MultiMsgId& m) -> std::optional<MultiMsgId> {
+        return m;
     };
     ngx_table_elt_t* ims = r->headers_in.if_modified_since;
     ngx_table_elt_t* inm = r->headers_in.if_none_match;
     if (ims != nullptr && !lcf->compound_etag) {
         auto t = parse_http_date(sv(ims->value));
         if (!t || *t <= 0) {
-            return std::optional<MsgId>();
+            return std::optional<MultiMsgId>();
         }
         if (inm == nullptr) {
             return Status(Code::kInvalidArgument, "Message ID invalid");
         }
-        auto m = parse_msg_tags(*t, sv(inm->value));
+        auto m = parse_msg_tags(*t, sv(inm->value), channels);
         if (!m.is_ok()) {
             return Status(Code::kInvalidArgument, "Message ID invalid");
         }
-        return single(m.value());
+        return found(m.value());
     }
     if (inm != nullptr) {
-        auto m = parse_msg_id(sv(inm->value));
+        auto m = parse_msg_id(sv(inm->value), channels);
         if (!m.is_ok()) {
             return Status(Code::kInvalidArgument, "Message ID invalid");
         }
-        return single(m.value());
+        return found(m.value());
     }
     std::string text;
     if (lcf->last_message_id != nullptr) {
@@ -141,16 +143,29 @@ Result<std::optional<MsgId>> resume_id(ngx_http_request_t* r,
         }
     }
     if (text.empty()) {
-        return std::optional<MsgId>();
+        return std::optional<MultiMsgId>();
     }
     if (text.size() > kMaxLastIdLength) {
         return Status(Code::kInvalidArgument, "Message ID invalid");
     }
-    auto m = parse_msg_id(text);
+    auto m = parse_msg_id(text, channels);
     if (!m.is_ok()) {
         return Status(Code::kInvalidArgument, "Message ID invalid");
     }
-    return single(m.value());
+    return found(m.value());
+}
+
+Result<std::optional<MsgId>> resume_id(ngx_http_request_t* r,
+                                       ngx_http_pulse_loc_conf_t* lcf)
+{
+    auto m = resume_multi_id(r, lcf, 1);
+    if (!m.is_ok()) {
+        return m.status();
+    }
+    if (!m.value()) {
+        return std::optional<MsgId>();
+    }
+    return std::optional<MsgId>(MsgId{m.value()->time, m.value()->tags[0]});
 }
 
 FirstMessage first_message(ngx_http_pulse_loc_conf_t* lcf)
@@ -202,7 +217,7 @@ void add_cors_expose(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 // connection (c->data), which it closes itself. An idle EventSource client
 // so costs a connection pool and this object instead of a whole request.
 
-class SseSubscriber final : public Subscriber {
+class SseSubscriber final : public Subscriber, public Member::Owner {
 public:
     SseSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
                   Transport t)
@@ -236,9 +251,14 @@ public:
         }
     }
 
-    ngx_int_t start(const std::string& key, std::optional<MsgId> after);
+    /// Joins `keys` (more than one: multiplexed) and starts the response.
+    ngx_int_t start(const std::vector<std::string>& keys,
+                    std::optional<MultiMsgId> after);
     void on_messages(const std::vector<MsgPtr>& msgs) override;
     void on_end(ngx_uint_t status) override;
+    void member_messages(size_t index,
+                         const std::vector<MsgPtr>& msgs) override;
+    void member_end(size_t index, ngx_uint_t status) override;
     void on_writable();
     /// The request pool is going away: delete, unless detached from it.
     void request_freed()
@@ -261,11 +281,16 @@ private:
     void close_detached();
 
     bool push_message(LocalMsg& m);
+    bool push_member_message(size_t index, LocalMsg& m);
+    void deliver(const std::vector<MsgPtr>& msgs, Member* member, size_t index);
+    void leave();
     bool chunked() const;
 
     ngx_connection_t* c_;
     ngx_http_pulse_loc_conf_t* lcf_;
     Transport transport_;
+    std::vector<std::unique_ptr<Member>> members_;  // multiplexed
+    MultiMsgId multi_;  // the last id shown, multiplexed
     StreamWriter writer_;
     Wire wire_ = Wire::kSse;
     std::string variant_;  // see LocalMsg::encoded
@@ -287,17 +312,40 @@ try {
 }
 PULSE_CATCH_VOID(r->connection->log)
 
-ngx_int_t SseSubscriber::start(const std::string& key,
-                               std::optional<MsgId> after)
+ngx_int_t SseSubscriber::start(const std::vector<std::string>& keys,
+                               std::optional<MultiMsgId> after)
 {
     ngx_http_request_t* r = r_;
-    auto join = Worker::get()->join(this, key, ngx_time(), lcf_->existing_only,
-                                    lcf_->max_channel_subscribers, after,
-                                    first_message(lcf_), UINT32_MAX);
-    if (!join.is_ok()) {
-        return send_response(r, http_status(join.status().code()), "",
-                             join.status().message());
+    // The catch-up of every channel, in id order, with its channel index.
+    std::vector<std::pair<MsgPtr, size_t>> catch_up;
+    bool multi = keys.size() > 1;
+    multi_.tags.assign(keys.size(), -1);
+    for (size_t i = 0; i < keys.size(); ++i) {
+        std::optional<MsgId> from;
+        if (after) {
+            from = MsgId{after->time, after->tags[i]};
+        }
+        Subscriber* who = this;
+        if (multi) {
+            members_.push_back(std::make_unique<Member>(this, i));
+            who = members_.back().get();
+        }
+        auto join =
+            Worker::get()->join(who, keys[i], ngx_time(), lcf_->existing_only,
+                                lcf_->max_channel_subscribers, from,
+                                first_message(lcf_), UINT32_MAX);
+        if (!join.is_ok()) {
+            leave();
+            return send_response(r, http_status(join.status().code()), "",
+                                 join.status().message());
+        }
+        for (MsgPtr& m : join->catch_up) {
+            catch_up.emplace_back(std::move(m), i);
+        }
     }
+    std::stable_sort(
+        catch_up.begin(), catch_up.end(),
+        [](const auto& a, const auto& b) { return a.first->id < b.first->id; });
     // What the transport sends first, and how its messages are framed
     // (reference 3.5, 3.7-3.9).
     std::string_view ctype;
@@ -380,13 +428,15 @@ ngx_int_t SseSubscriber::start(const std::string& key,
         // reconnects with Last-Event-ID and loses nothing.
         c_->idle = 1;
     }
-    for (const MsgPtr& m : join->catch_up) {
-        if (!push_message(*m)) {
+    for (auto& [m, index] : catch_up) {
+        bool ok = members_.empty() ? push_message(*m)
+                                   : push_member_message(index, *m);
+        if (!ok) {
             // More than the send buffer holds: end the stream after what
             // fits; the client resumes from its Last-Event-ID (skipping the
             // rest would be a silent gap).
             finishing_ = true;
-            detach();
+            leave();
             break;
         }
     }
@@ -471,22 +521,52 @@ PULSE_CATCH_VOID(ev->log)
 void SseSubscriber::close_detached()
 {
     ngx_connection_t* c = c_;
-    detach();
+    leave();
     delete this;
     ngx_http_close_connection(c);
 }
 
 void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
 {
+    deliver(msgs, nullptr, 0);
+}
+
+void SseSubscriber::member_messages(size_t index,
+                                    const std::vector<MsgPtr>& msgs)
+{
+    deliver(msgs, members_[index].get(), index);
+}
+
+// nchan: deleting any channel of a multiplexed subscription ends it.
+void SseSubscriber::member_end(size_t index, ngx_uint_t status)
+{
+    (void) index;
+    leave();
+    on_end(status);
+}
+
+void SseSubscriber::leave()
+{
+    detach();
+    for (auto& m : members_) {
+        m->detach();
+    }
+}
+
+void SseSubscriber::deliver(const std::vector<MsgPtr>& msgs, Member* member,
+                            size_t index)
+{
     bool any = false;
     for (const MsgPtr& m : msgs) {
-        if (m->id <= last_sent_) {
+        if (member != nullptr ? !member->take(m->id) : m->id <= last_sent_) {
             continue;
         }
         if (!started_) {
             return;
         }
-        if (!push_message(*m)) {
+        bool ok = member != nullptr ? push_member_message(index, *m)
+                                    : push_message(*m);
+        if (!ok) {
             ngx_log_error(NGX_LOG_INFO, c_->log, 0,
                           PULSE_LOG_PREFIX
                           "subscriber too slow: more than %uz bytes unsent, "
@@ -495,7 +575,9 @@ void SseSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
             fail();
             return;
         }
-        last_sent_ = m->id;
+        if (member == nullptr) {
+            last_sent_ = m->id;
+        }
         any = true;
     }
     if (!any) {
@@ -513,6 +595,43 @@ bool SseSubscriber::push_message(LocalMsg& m)
 {
     Blob* b = m.encoded(wire_, variant_);
     return b->size() == 0 || writer_.push(b);
+}
+
+// A multiplexed message shows the subscription's id (one time, a tag per
+// channel), so its frame is this subscriber's own; streams without ids
+// share the worker's.
+bool SseSubscriber::push_member_message(size_t index, LocalMsg& m)
+{
+    multi_ = advance_multi_id(multi_, index, m.id);
+    if (transport_ == Transport::kChunked
+        || transport_ == Transport::kRawStream) {
+        return push_message(m);
+    }
+    std::string id = to_string(multi_);
+    std::string frame;
+    if (transport_ == Transport::kEventSource) {
+        sse::append_message(frame, id,
+                            variant_.empty() ? std::string_view(m.event)
+                                             : std::string_view(variant_),
+                            m.body);
+    } else {  // multipart: the tags in Etag, the time in Last-Modified
+        bool compound = lcf_->compound_etag != 0;
+        std::string tags = id.substr(id.find(':') + 1);
+        stream::append_multipart_part(
+            frame, std::string_view(variant_).substr(1),
+            compound ? std::string() : format_http_date(multi_.time),
+            compound ? id : tags, m.content_type, m.body);
+    }
+    if (chunked()) {
+        stream::wrap_chunk(frame);
+    }
+    if (frame.empty()) {
+        return true;
+    }
+    Blob* b = Blob::make(frame);
+    bool ok = writer_.push(b);
+    b->unref();
+    return ok;
 }
 
 bool SseSubscriber::chunked() const
@@ -574,7 +693,7 @@ bool SseSubscriber::send()
         return false;
     }
     if (rc == NGX_OK && finishing_) {
-        detach();
+        leave();
         if (detached_) {
             close_detached();
             return false;
@@ -605,7 +724,7 @@ void SseSubscriber::on_writable()
 
 void SseSubscriber::fail()
 {
-    detach();
+    leave();
     if (detached_) {
         c_->error = 1;
         close_detached();
@@ -633,14 +752,14 @@ PULSE_CATCH_VOID(ev->log)
 void SseSubscriber::on_timeout(ngx_event_t* ev) noexcept
 try {
     auto* s = static_cast<SseSubscriber*>(ev->data);
-    s->detach();
+    s->leave();
     s->on_end(NGX_HTTP_REQUEST_TIME_OUT);
 }
 PULSE_CATCH_VOID(ev->log)
 
 // ------------------------------------------------------ long/interval poll
 
-class PollSubscriber final : public Subscriber {
+class PollSubscriber final : public Subscriber, public Member::Owner {
 public:
     PollSubscriber(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
                    bool interval)
@@ -661,43 +780,74 @@ public:
         }
     }
 
-    ngx_int_t start(const std::string& key, std::optional<MsgId> after);
+    /// Joins `keys` (more than one: multiplexed): answers at once with the
+    /// oldest newer message of any channel, else waits (long-poll) or
+    /// answers 304 (interval-poll).
+    ngx_int_t start(const std::vector<std::string>& keys,
+                    std::optional<MultiMsgId> after);
     void on_messages(const std::vector<MsgPtr>& msgs) override;
     void on_end(ngx_uint_t status) override;
+    void member_messages(size_t index,
+                         const std::vector<MsgPtr>& msgs) override;
+    void member_end(size_t index, ngx_uint_t status) override
+    {
+        (void) index;
+        on_end(status);
+    }
 
 private:
     static void on_timeout(ngx_event_t* ev) noexcept;
-    ngx_int_t respond(const LocalMsg& m);
+    ngx_int_t respond(const LocalMsg& m, size_t index);
     ngx_int_t respond_status(ngx_uint_t status);
-    void id_headers(MsgId id);
+    void id_headers(const MultiMsgId& id);
+    void leave();
+    void answer(const LocalMsg& m, size_t index);
 
     ngx_http_pulse_loc_conf_t* lcf_;
     bool interval_;
-    std::optional<MsgId> asked_;
+    std::optional<MultiMsgId> asked_;
+    size_t channels_ = 1;
+    std::vector<std::unique_ptr<Member>> members_;  // multiplexed
     ngx_event_t timeout_{};
     bool waiting_ = false;
 };
 
-void PollSubscriber::id_headers(MsgId id)
+// Last-Modified carries the time and Etag the tag(s), or Etag the whole id
+// in compound mode; a multiplexed id has a tag per channel.
+void PollSubscriber::id_headers(const MultiMsgId& id)
 {
     ngx_http_request_t* r = r_;
     r->disable_not_modified = 1;  // the ids are ours, not cache validators
     std::string_view etag_name = lcf_->custom_etag_header.len
                                      ? sv(lcf_->custom_etag_header)
                                      : std::string_view("Etag");
+    std::string text = to_string(id);
     if (lcf_->compound_etag) {
-        add_header(r, etag_name, to_string(id));
+        add_header(r, etag_name, text);
     } else {
         r->headers_out.last_modified_time = static_cast<time_t>(id.time);
-        add_header(r, etag_name, std::to_string(id.tag));
+        add_header(r, etag_name, text.substr(text.find(':') + 1));
     }
     add_header(r, "Vary", "If-None-Match, If-Modified-Since");
     add_cors_expose(r, lcf_);
 }
 
-ngx_int_t PollSubscriber::respond(const LocalMsg& m)
+ngx_int_t PollSubscriber::respond(const LocalMsg& m, size_t index)
 {
-    id_headers(m.id);
+    MultiMsgId shown;
+    if (channels_ > 1) {
+        MultiMsgId prev;
+        if (asked_) {
+            prev = *asked_;
+        } else {
+            prev.tags.assign(channels_, -1);
+        }
+        shown = advance_multi_id(prev, index, m.id);
+    } else {
+        shown.time = m.id.time;
+        shown.tags = {m.id.tag};
+    }
+    id_headers(shown);
     return send_response(r_, NGX_HTTP_OK, m.content_type, m.body, false);
 }
 
@@ -713,23 +863,53 @@ ngx_int_t PollSubscriber::respond_status(ngx_uint_t status)
     return send_response(r_, status, "", "");
 }
 
-ngx_int_t PollSubscriber::start(const std::string& key,
-                                std::optional<MsgId> after)
+void PollSubscriber::leave()
+{
+    detach();
+    for (auto& m : members_) {
+        m->detach();
+    }
+}
+
+ngx_int_t PollSubscriber::start(const std::vector<std::string>& keys,
+                                std::optional<MultiMsgId> after)
 {
     asked_ = after;
-    auto join = Worker::get()->join(this, key, ngx_time(), lcf_->existing_only,
-                                    lcf_->max_channel_subscribers, after,
-                                    first_message(lcf_), 1);
-    if (!join.is_ok()) {
-        return send_response(r_, http_status(join.status().code()), "",
-                             join.status().message());
+    channels_ = keys.size();
+    // the oldest buffered message newer than the asked id, of any channel
+    MsgPtr first;
+    size_t first_index = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        std::optional<MsgId> from;
+        if (after) {
+            from = MsgId{after->time, after->tags[i]};
+        }
+        Subscriber* who = this;
+        if (keys.size() > 1) {
+            members_.push_back(std::make_unique<Member>(this, i));
+            who = members_.back().get();
+        }
+        auto join = Worker::get()->join(
+            who, keys[i], ngx_time(), lcf_->existing_only,
+            lcf_->max_channel_subscribers, from, first_message(lcf_), 1);
+        if (!join.is_ok()) {
+            leave();
+            return send_response(r_, http_status(join.status().code()), "",
+                                 join.status().message());
+        }
+        if (!join->catch_up.empty()
+            && (!first || join->catch_up.front()->id < first->id))
+        {
+            first = join->catch_up.front();
+            first_index = i;
+        }
     }
-    if (!join->catch_up.empty()) {
-        detach();
-        return respond(*join->catch_up.front());
+    if (first) {
+        leave();
+        return respond(*first, first_index);
     }
     if (interval_) {
-        detach();
+        leave();
         return respond_status(NGX_HTTP_NOT_MODIFIED);
     }
     waiting_ = true;
@@ -746,6 +926,15 @@ ngx_int_t PollSubscriber::start(const std::string& key,
     return NGX_DONE;
 }
 
+void PollSubscriber::answer(const LocalMsg& m, size_t index)
+{
+    waiting_ = false;
+    leave();
+    ngx_http_request_t* r = r_;
+    r->connection->idle = 0;
+    ngx_http_finalize_request(r, respond(m, index));
+}
+
 void PollSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
 {
     if (!waiting_) {
@@ -753,11 +942,21 @@ void PollSubscriber::on_messages(const std::vector<MsgPtr>& msgs)
     }
     for (const MsgPtr& m : msgs) {
         if (m->id > last_sent_) {
-            waiting_ = false;
-            detach();
-            ngx_http_request_t* r = r_;
-            r->connection->idle = 0;
-            ngx_http_finalize_request(r, respond(*m));
+            answer(*m, 0);
+            return;
+        }
+    }
+}
+
+void PollSubscriber::member_messages(size_t index,
+                                     const std::vector<MsgPtr>& msgs)
+{
+    if (!waiting_) {
+        return;
+    }
+    for (const MsgPtr& m : msgs) {
+        if (members_[index]->take(m->id)) {
+            answer(*m, index);
             return;
         }
     }
@@ -769,7 +968,7 @@ void PollSubscriber::on_end(ngx_uint_t status)
         return;
     }
     waiting_ = false;
-    detach();
+    leave();
     ngx_http_request_t* r = r_;
     r->connection->idle = 0;
     ngx_http_finalize_request(r, respond_status(status));
@@ -802,18 +1001,13 @@ ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
         return send_response(r, http_status(keys.status().code()), "",
                              keys.status().message());
     }
-    if (keys->size() > 1) {
-        // TODO(pulse): multiplexed subscriptions.
-        return send_response(r, NGX_HTTP_NOT_IMPLEMENTED, "",
-                             "Multiplexed channels are not implemented yet.\n");
-    }
-    auto after = resume_id(r, lcf);
+    bool poll = t == Transport::kLongPoll || t == Transport::kIntervalPoll;
+    auto after = resume_multi_id(r, lcf, keys->size());
     if (!after.is_ok()) {
         return send_response(r, NGX_HTTP_BAD_REQUEST, "",
                              after.status().message());
     }
-    const std::string& key = keys->front();
-    if (t != Transport::kLongPoll && t != Transport::kIntervalPoll) {
+    if (!poll) {
         ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == nullptr) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -823,10 +1017,10 @@ ngx_int_t subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
         cln->handler = [](void* data) noexcept {
             static_cast<SseSubscriber*>(data)->request_freed();
         };
-        return s->start(key, after.value());
+        return s->start(keys.value(), after.value());
     }
     return pool_new<PollSubscriber>(r, r, lcf, t == Transport::kIntervalPoll)
-        ->start(key, after.value());
+        ->start(keys.value(), after.value());
 }
 
 }  // namespace pulse::ngx

@@ -12,6 +12,7 @@
 
 #include "ngx.h"
 
+#include <algorithm>
 #include <memory>
 #include <new>
 #include <string>
@@ -49,8 +50,11 @@ class WsConn;
 // One channel a connection is subscribed to.
 class WsSub final : public Subscriber {
 public:
-    WsSub(WsConn* conn, std::string channel)
-        : Subscriber(nullptr), conn_(conn), channel_(std::move(channel))
+    WsSub(WsConn* conn, std::string channel, size_t index = 0)
+        : Subscriber(nullptr),
+          conn_(conn),
+          channel_(std::move(channel)),
+          index_(index)
     {}
     WsSub(const WsSub&) = delete;
     WsSub& operator=(const WsSub&) = delete;
@@ -61,6 +65,8 @@ public:
     void on_messages(const std::vector<MsgPtr>& msgs) override;
     void on_end(ngx_uint_t status) override;
     const std::string& channel() const { return channel_; }
+    /// Position in a multiplexed URL subscription.
+    size_t index() const { return index_; }
     /// True when `id` is new to this subscriber; it then counts as sent.
     bool take(MsgId id)
     {
@@ -74,6 +80,7 @@ public:
 private:
     WsConn* conn_;
     std::string channel_;  // as the client named it (pulse.v1)
+    size_t index_;
 };
 
 // The close frame for a subscriber status (reference 3.6).
@@ -126,7 +133,7 @@ struct Settings {
     bool compress_out = false;
     std::vector<std::string> sub_keys;
     std::vector<std::string> pub_keys;
-    std::optional<MsgId> after;
+    std::optional<MultiMsgId> after;
     PublishSpec spec;
     std::string content_type;  // for plain/meta publishes
     std::string accept;        // channel-info format of publish replies
@@ -219,6 +226,7 @@ private:
     }
     WsSub* find_sub(std::string_view channel);
     void push_catch_up(WsSub& s, const std::vector<MsgPtr>& msgs);
+    bool push_message(WsSub& s, LocalMsg& m);
     Wire wire_for(const LocalMsg& m) const;
 
     bool send_frame(ws::Opcode op, std::string_view payload);
@@ -227,6 +235,7 @@ private:
         return send_frame(ws::Opcode::kText, text);
     }
     bool push_blob(Blob* b);
+    void too_slow();
     void flush();
     void close_with(uint16_t code, std::string_view reason);
     void abort();
@@ -243,6 +252,7 @@ private:
     ws::Parser parser_;
     std::unique_ptr<ws::Inflater> inflater_;
     std::vector<std::unique_ptr<WsSub>> subs_;
+    MultiMsgId multi_;  // multiplexed ws+meta.nchan: the last id shown
     std::vector<ws::Event> events_;
     std::string leftover_;  // bytes read with the request header
     ngx_event_t start_ev_{};
@@ -314,7 +324,8 @@ void WsConn::deliver(WsSub& s, const std::vector<MsgPtr>& msgs)
         if (!s.take(m->id)) {
             continue;
         }
-        if (!push_blob(m->encoded(wire_for(*m), s.channel()))) {
+        if (!push_message(s, *m)) {
+            too_slow();
             return;
         }
         any = true;
@@ -328,10 +339,32 @@ void WsConn::deliver(WsSub& s, const std::vector<MsgPtr>& msgs)
 // The buffered messages a new subscription asked for. What does not fit
 // in pulse_subscriber_max_buffered is not skipped silently: the socket is
 // closed after what fits, and the client resumes from the last id it got.
+// One message for `s`: the worker's shared frame, or with a multiplexed
+// ws+meta.nchan subscription a frame of its own (its id has a tag per
+// channel). False when it does not fit in pulse_subscriber_max_buffered.
+bool WsConn::push_message(WsSub& s, LocalMsg& m)
+{
+    if (set_.mode != Mode::kMeta || set_.sub_keys.size() < 2) {
+        return writer_.push(m.encoded(wire_for(m), s.channel()));
+    }
+    multi_ = advance_multi_id(multi_, s.index(), m.id);
+    std::string payload;
+    ws::append_meta_payload(payload, to_string(multi_), m.content_type, m.body);
+    std::string frame;
+    ws::append_frame(frame,
+                     ws::is_binary_content(m.content_type) ? ws::Opcode::kBinary
+                                                           : ws::Opcode::kText,
+                     payload);
+    Blob* b = Blob::make(frame);
+    bool ok = writer_.push(b);
+    b->unref();
+    return ok;
+}
+
 void WsConn::push_catch_up(WsSub& s, const std::vector<MsgPtr>& msgs)
 {
     for (const MsgPtr& m : msgs) {
-        if (!writer_.push(m->encoded(wire_for(*m), s.channel()))) {
+        if (!push_message(s, *m)) {
             close_with(kGoingAway,
                        "Catch-up over pulse_subscriber_max_buffered: resume "
                        "from the last id.");
@@ -374,22 +407,33 @@ ngx_int_t WsConn::start(const std::string& accept_key)
 {
     ngx_http_request_t* r = r_;
     // Join first: a refused subscription is still a plain HTTP answer.
-    std::vector<MsgPtr> catch_up;
-    for (const std::string& key : set_.sub_keys) {
+    std::vector<std::pair<MsgPtr, WsSub*>> catch_up;
+    multi_.tags.assign(set_.sub_keys.size(), -1);
+    for (size_t i = 0; i < set_.sub_keys.size(); ++i) {
+        const std::string& key = set_.sub_keys[i];
         auto sub = std::make_unique<WsSub>(
-            this, std::string(key.substr(key.find('/') + 1)));
+            this, std::string(key.substr(key.find('/') + 1)), i);
+        std::optional<MsgId> from;
+        if (set_.after) {
+            from = MsgId{set_.after->time, set_.after->tags[i]};
+        }
         auto join =
             Worker::get()->join(sub.get(), key, ngx_time(), lcf_->existing_only,
-                                lcf_->max_channel_subscribers, set_.after,
+                                lcf_->max_channel_subscribers, from,
                                 first_message(lcf_), UINT32_MAX);
         if (!join.is_ok()) {
             subs_.clear();
             return send_response(r, http_status(join.status().code()), "",
                                  join.status().message());
         }
-        catch_up = std::move(join->catch_up);
+        for (MsgPtr& m : join->catch_up) {
+            catch_up.emplace_back(std::move(m), sub.get());
+        }
         subs_.push_back(std::move(sub));
     }
+    std::stable_sort(
+        catch_up.begin(), catch_up.end(),
+        [](const auto& a, const auto& b) { return a.first->id < b.first->id; });
 
     std::string head =
         "HTTP/1.1 101 Switching Protocols\r\n"
@@ -416,8 +460,11 @@ ngx_int_t WsConn::start(const std::string& accept_key)
     writer_.push(b);  // an empty writer holds any first blob
     b->unref();
     started_ = true;
-    if (!subs_.empty()) {
-        push_catch_up(*subs_.front(), catch_up);
+    for (auto& [m, sub] : catch_up) {
+        if (close_sent_ || dead_) {
+            break;
+        }
+        push_catch_up(*sub, {m});
     }
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
@@ -984,15 +1031,20 @@ bool WsConn::push_blob(Blob* b)
         return false;
     }
     if (!writer_.push(b)) {
-        ngx_log_error(NGX_LOG_INFO, c_->log, 0,
-                      PULSE_LOG_PREFIX
-                      "WebSocket client too slow: more than %uz bytes "
-                      "unsent, closing",
-                      lcf_->subscriber_max_buffered);
-        abort();
+        too_slow();
         return false;
     }
     return true;
+}
+
+void WsConn::too_slow()
+{
+    ngx_log_error(NGX_LOG_INFO, c_->log, 0,
+                  PULSE_LOG_PREFIX
+                  "WebSocket client too slow: more than %uz bytes unsent, "
+                  "closing",
+                  lcf_->subscriber_max_buffered);
+    abort();
 }
 
 bool WsConn::send_frame(ws::Opcode op, std::string_view payload)
@@ -1205,13 +1257,8 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
             return send_response(r, http_status(keys.status().code()), "",
                                  keys.status().message());
         }
-        if (s.sub_keys.size() > 1) {
-            // TODO(pulse): multiplexed channels (ids with one tag each).
-            return send_response(
-                r, NGX_HTTP_NOT_IMPLEMENTED, "",
-                "Multiplexed channels are not implemented yet.\n");
-        }
-        auto after = resume_id(r, lcf);
+        auto after =
+            resume_multi_id(r, lcf, std::max<size_t>(s.sub_keys.size(), 1));
         if (!after.is_ok()) {
             return send_response(r, NGX_HTTP_BAD_REQUEST, "",
                                  after.status().message());

@@ -180,6 +180,56 @@ private:
     LocalChannel* channel_ = nullptr;
 };
 
+/// One channel of a subscription to several (nchan's multiplexing): it
+/// joins its channel and forwards to its owner with its position.
+class Member final : public Subscriber {
+public:
+    class Owner {
+    public:
+        virtual void member_messages(size_t index,
+                                     const std::vector<MsgPtr>& msgs) = 0;
+        virtual void member_end(size_t index, ngx_uint_t status) = 0;
+
+    protected:
+        ~Owner() = default;
+    };
+    Member(Owner* owner, size_t index)
+        : Subscriber(nullptr), owner_(owner), index_(index)
+    {}
+    Member(const Member&) = delete;
+    Member& operator=(const Member&) = delete;
+    Member(Member&&) = delete;
+    Member& operator=(Member&&) = delete;
+    ~Member() override = default;
+
+    void on_messages(const std::vector<MsgPtr>& msgs) override
+    {
+        owner_->member_messages(index_, msgs);
+    }
+    void on_end(ngx_uint_t status) override
+    {
+        owner_->member_end(index_, status);
+    }
+    /// True when `id` is new to this member; it then counts as sent.
+    bool take(MsgId id)
+    {
+        if (id <= last_sent_) {
+            return false;
+        }
+        last_sent_ = id;
+        return true;
+    }
+
+private:
+    Owner* owner_;
+    size_t index_;
+};
+
+/// The id a multiplexed subscriber shows for a message of channel `index`
+/// with id `m`, given the previous one (nchan: one time, a tag per
+/// channel, `-` for channels with nothing in that second).
+MultiMsgId advance_multi_id(const MultiMsgId& prev, size_t index, MsgId m);
+
 /// This worker's view of one channel with local subscribers.
 class LocalChannel {
 public:
