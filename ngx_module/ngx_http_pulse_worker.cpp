@@ -304,19 +304,6 @@ ngx_int_t StreamWriter::flush()
 
 // ------------------------------------------------------------ Subscriber
 
-MultiMsgId advance_multi_id(const MultiMsgId& prev, size_t index, MsgId m)
-{
-    MultiMsgId next;
-    next.time = m.time;
-    next.tags.assign(prev.tags.size(), -1);
-    if (prev.time == m.time) {
-        next.tags = prev.tags;
-    }
-    next.tags[index] = m.tag;
-    next.active = static_cast<int>(index);
-    return next;
-}
-
 Subscriber::~Subscriber()
 {
     detach();

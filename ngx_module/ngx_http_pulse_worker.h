@@ -225,11 +225,6 @@ private:
     size_t index_;
 };
 
-/// The id a multiplexed subscriber shows for a message of channel `index`
-/// with id `m`, given the previous one (nchan: one time, a tag per
-/// channel, `-` for channels with nothing in that second).
-MultiMsgId advance_multi_id(const MultiMsgId& prev, size_t index, MsgId m);
-
 /// This worker's view of one channel with local subscribers.
 class LocalChannel {
 public:

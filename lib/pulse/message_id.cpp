@@ -128,6 +128,23 @@ Result<MultiMsgId> parse_msg_id(std::string_view text, size_t channels)
     return parse_msg_tags(time, text.substr(colon + 1), channels);
 }
 
+MultiMsgId advance_multi_id(const MultiMsgId& prev, size_t index, MsgId m)
+{
+    MultiMsgId next;
+    next.time = m.time;
+    if (prev.time == m.time) {
+        next.tags = prev.tags;
+    } else {
+        next.tags.assign(prev.tags.size(), -1);
+    }
+    if (next.tags.size() <= index) {
+        next.tags.resize(index + 1, -1);
+    }
+    next.tags[index] = m.tag;
+    next.active = static_cast<int>(index);
+    return next;
+}
+
 std::string to_string(const MultiMsgId& id)
 {
     std::string s = std::to_string(id.time);

@@ -63,6 +63,12 @@ Result<MultiMsgId> parse_msg_id(std::string_view text, size_t channels = 1);
 Result<MultiMsgId> parse_msg_tags(int64_t time, std::string_view tags,
                                   size_t channels = 1);
 
+/// The id a multiplexed subscriber shows for a message of channel `index`
+/// with id `m`, given the one it showed before: the message's time, its tag
+/// at `index` (bracketed), and for the other channels their tag in that
+/// same second or -1 (nchan's rule).
+MultiMsgId advance_multi_id(const MultiMsgId& prev, size_t index, MsgId m);
+
 /// Text form of a multiplexed id; `active` is bracketed.
 std::string to_string(const MultiMsgId& id);
 

@@ -88,3 +88,36 @@ TEST(MsgId, ParsesTagsAlone)
 
 }  // namespace
 }  // namespace pulse
+
+namespace pulse {
+namespace {
+
+TEST(MultiMsgId, AdvanceKeepsTagsOfTheSameSecond)
+{
+    MultiMsgId id;
+    id.tags.assign(3, -1);
+    id = advance_multi_id(id, 0, MsgId{100, 0});
+    EXPECT_EQ(to_string(id), "100:[0],-,-");
+    id = advance_multi_id(id, 1, MsgId{100, 0});
+    EXPECT_EQ(to_string(id), "100:0,[0],-");
+    id = advance_multi_id(id, 0, MsgId{100, 1});
+    EXPECT_EQ(to_string(id), "100:[1],0,-");
+    // a new second forgets the others' tags
+    id = advance_multi_id(id, 2, MsgId{101, 0});
+    EXPECT_EQ(to_string(id), "101:-,-,[0]");
+}
+
+TEST(MultiMsgId, AdvanceRoundTripsThroughTheParser)
+{
+    MultiMsgId id;
+    id.tags.assign(2, -1);
+    id = advance_multi_id(id, 1, MsgId{7, 3});
+    auto back = parse_msg_id(to_string(id), 2);
+    ASSERT_TRUE(back.is_ok());
+    EXPECT_EQ(back->time, 7);
+    EXPECT_EQ(back->tags, (std::vector<int32_t>{-1, 3}));
+    EXPECT_EQ(back->active, 1);
+}
+
+}  // namespace
+}  // namespace pulse
