@@ -83,6 +83,9 @@ bool PublishClient::send_all(const std::string& data)
     while (off < data.size()) {
         ssize_t n =
             send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;  // a signal (SIGTERM, SIGHUP) is no transport error
+        }
         if (n <= 0) {
             error_ = std::string("send: ") + std::strerror(errno);
             return false;
@@ -119,6 +122,9 @@ int PublishClient::read_response()
             }
         }
         ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR) {
+            continue;  // a signal during the exchange: keep reading
+        }
         if (n <= 0) {
             error_ = n == 0 ? "nginx closed the connection"
                             : std::string("recv: ") + std::strerror(errno);
