@@ -38,10 +38,33 @@ def servers(nginx_factory):
             for flavor in ("nchan", "pulse")}
 
 
+class SplitSecond(Exception):
+    """The publishes of one run spread over two seconds: the tags of a
+    multiplexed id depend on that, so the run is repeated."""
+
+
+def retrying(fn, n):
+    for attempt in range(3):
+        try:
+            return fn(n)
+        except SplitSecond:
+            if attempt == 2:
+                raise
+    return None
+
+
 def both(servers, fn):
-    out = {flavor: fn(n) for flavor, n in servers.items()}
+    out = {flavor: retrying(fn, n) for flavor, n in servers.items()}
     assert out["pulse"] == out["nchan"]
     return out["pulse"]
+
+
+def strip_time(ids):
+    """The tags of ids that all share one time; SplitSecond otherwise."""
+    times = {i.split(":", 1)[0] for i in ids}
+    if len(times) != 1:
+        raise SplitSecond()
+    return [TIME_RE.sub("", i) for i in ids]
 
 
 def at_second_start():
@@ -67,7 +90,8 @@ def test_eventsource_multiplexed_ids(servers):
         body = s.read_until(lambda x: x.count(b"data: ") == 3)
         s.close()
         evs = [e for e in parse_sse(body) if "data" in e]
-        return [(TIME_RE.sub("", e["id"]), e["data"]) for e in evs]
+        tags = strip_time([e["id"] for e in evs])
+        return list(zip(tags, [e["data"] for e in evs]))
     assert both(servers, run) == [("[0],-,-", "a1"), ("0,[0],-", "b1"),
                                   ("[1],0,-", "a2")]
 
@@ -120,8 +144,10 @@ def test_multipart_multiplexed(servers):
         pub(n, b, "b1")
         body = s.read_until(lambda x: x.count(b"--" + bnd) == 3)
         s.close()
+        if len(set(re.findall(rb"Last-Modified: ([^\r]*)", body))) != 1:
+            raise SplitSecond()
         return re.findall(rb"Etag: ([^\r]*)", body)
-    out = {flavor: run(n) for flavor, n in servers.items()}
+    out = {flavor: retrying(run, n) for flavor, n in servers.items()}
     assert out["nchan"] == [b"[0],-", b"-,[0]"]
     assert out["pulse"] == [b"[0],-", b"0,[0]"]
 
@@ -134,13 +160,14 @@ def test_websocket_meta_multiplexed(servers):
         at_second_start()
         pub(n, a, "a1")
         pub(n, b, "b1")
-        out = []
+        ids, bodies = [], []
         for _ in range(2):
             p = c.recv_data().payload.decode()
             head, body = p.split("\n\n", 1)
-            out.append((TIME_RE.sub("", head.split("\n")[0][4:]), body))
+            ids.append(head.split("\n")[0][4:])
+            bodies.append(body)
         c.shutdown()
-        return out
+        return list(zip(strip_time(ids), bodies))
     assert both(servers, run) == [("[0],-", "a1"), ("0,[0]", "b1")]
 
 
@@ -166,6 +193,7 @@ def test_websocket_meta_multiplexed_resume_and_delete(servers):
             pub(n, ch, body)
         ids = [c.recv_data().payload.split(b"\n")[0][4:].decode()
                for _ in range(3)]
+        strip_time(ids)
         c.shutdown()
         c = WsClient(n.port, url + "&last_event_id=" + ids[1],
                      protocols="ws+meta.nchan")
@@ -191,6 +219,10 @@ def test_longpoll_multiplexed(servers):
                 threading.Timer(0.3, pub, (n, a, "a2")).start()
             r = requests.get(url, headers=headers, timeout=10)
             out.append((r.status_code, r.text, r.headers.get("Etag")))
+            if i == 0:
+                out_time = r.headers["Last-Modified"]
+            elif r.headers["Last-Modified"] != out_time:
+                raise SplitSecond()
             headers = {"If-Modified-Since": r.headers["Last-Modified"],
                        "If-None-Match": r.headers["Etag"]}
         return out
