@@ -557,12 +557,12 @@ void SseSubscriber::deliver(const std::vector<MsgPtr>& msgs, Member* member,
                             size_t index)
 {
     bool any = false;
+    if (!started_) {
+        return;  // the catch-up at start covers these
+    }
     for (const MsgPtr& m : msgs) {
-        if (member != nullptr ? !member->take(m->id) : m->id <= last_sent_) {
+        if (!(member != nullptr ? member->take(m->id) : take(m->id))) {
             continue;
-        }
-        if (!started_) {
-            return;
         }
         bool ok = member != nullptr ? push_member_message(index, *m)
                                     : push_message(*m);
@@ -574,9 +574,6 @@ void SseSubscriber::deliver(const std::vector<MsgPtr>& msgs, Member* member,
                           lcf_->subscriber_max_buffered);
             fail();
             return;
-        }
-        if (member == nullptr) {
-            last_sent_ = m->id;
         }
         any = true;
     }

@@ -67,15 +67,6 @@ public:
     const std::string& channel() const { return channel_; }
     /// Position in a multiplexed URL subscription.
     size_t index() const { return index_; }
-    /// True when `id` is new to this subscriber; it then counts as sent.
-    bool take(MsgId id)
-    {
-        if (id <= last_sent_) {
-            return false;
-        }
-        last_sent_ = id;
-        return true;
-    }
 
 private:
     WsConn* conn_;

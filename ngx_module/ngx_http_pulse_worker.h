@@ -161,6 +161,16 @@ public:
 
     /// Leaves its channel (idempotent).
     void detach();
+    /// True when `id` is newer than what it has sent; it then counts as
+    /// sent.
+    bool take(MsgId id)
+    {
+        if (id <= last_sent_) {
+            return false;
+        }
+        last_sent_ = id;
+        return true;
+    }
     ngx_http_request_t* request() { return r_; }
 
     /// The queue link in its LocalChannel (standard layout: q first).
@@ -209,15 +219,6 @@ public:
     void on_end(ngx_uint_t status) override
     {
         owner_->member_end(index_, status);
-    }
-    /// True when `id` is new to this member; it then counts as sent.
-    bool take(MsgId id)
-    {
-        if (id <= last_sent_) {
-            return false;
-        }
-        last_sent_ = id;
-        return true;
     }
 
 private:
