@@ -158,3 +158,11 @@ def sse(url, headers=None, **kw):
     s = Stream(url, h, **kw)
     s.head()
     return s
+
+
+def both(servers, fn):
+    """Runs fn(nginx) against nchan and Pulse; what they give must be equal.
+    Returns Pulse's."""
+    out = {flavor: fn(n) for flavor, n in servers.items()}
+    assert out["pulse"] == out["nchan"]
+    return out["pulse"]

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from clients import Stream
+from clients import Stream, both
 
 CONFIG = """
 server {
@@ -44,12 +44,6 @@ DATE_RE = re.compile(rb"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d G
 def servers(nginx_factory):
     return {flavor: nginx_factory(CONFIG, flavor=flavor)
             for flavor in ("nchan", "pulse")}
-
-
-def both(servers, fn):
-    out = {flavor: fn(n) for flavor, n in servers.items()}
-    assert out["pulse"] == out["nchan"]
-    return out["pulse"]
 
 
 def norm(body, boundary=None):

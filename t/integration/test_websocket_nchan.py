@@ -10,6 +10,7 @@ import uuid
 import pytest
 import requests
 
+from clients import both
 from wsclient import BINARY, PING, PONG, TEXT, HandshakeError, WsClient
 
 CONFIG = """
@@ -47,12 +48,6 @@ def servers(nginx_factory):
 
 def norm(b):
     return ID_RE.sub(b"<ID>", b)
-
-
-def both(servers, fn):
-    out = {flavor: fn(n) for flavor, n in servers.items()}
-    assert out["pulse"] == out["nchan"]
-    return out["pulse"]
 
 
 def pub(n, ch, body, ctype=None):
