@@ -243,8 +243,7 @@ private:
     ws::Parser parser_;
     std::unique_ptr<ws::Inflater> inflater_;
     std::vector<std::unique_ptr<WsSub>> subs_;
-    MultiMsgId multi_;  // multiplexed ws+meta.nchan: the last id shown
-    std::vector<ws::Event> events_;
+    MultiMsgId multi_;      // multiplexed ws+meta.nchan: the last id shown
     std::string leftover_;  // bytes read with the request header
     ngx_event_t start_ev_{};
     ngx_event_t ping_{};
@@ -263,6 +262,7 @@ private:
 struct CommandCtx {
     WsConn* conn;
     std::string id;
+    bool answered = false;
 };
 
 void ws_read_handler(ngx_http_request_t* r) noexcept
@@ -616,10 +616,8 @@ void WsConn::on_write()
 // False when the connection is closing or gone: stop reading.
 bool WsConn::feed(std::string_view bytes)
 {
-    events_.clear();
-    Status st = parser_.feed(bytes, events_);
     std::vector<ws::Event> events;
-    events.swap(events_);
+    Status st = parser_.feed(bytes, events);
     for (ws::Event& e : events) {
         if (!handle(e)) {
             return false;
@@ -979,6 +977,12 @@ ngx_int_t WsConn::on_command_done(ngx_http_request_t* sr, void* data,
                                   ngx_int_t rc) noexcept
 try {
     auto* ctx = static_cast<CommandCtx*>(data);
+    // nginx may call this more than once for one subrequest (an error,
+    // then the finalization of its error page): answer the first only.
+    if (ctx->answered) {
+        return rc;
+    }
+    ctx->answered = true;
     WsConn* w = ctx->conn;
     w->commands_--;
     if (w->dead_ || w->close_sent_) {

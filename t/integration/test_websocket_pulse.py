@@ -10,14 +10,13 @@ import json
 import os
 import signal
 import threading
-import time
 import uuid
 
 import pytest
 import requests
 
 from conftest import wait_for
-from wsclient import PING, PONG, TEXT, WsClient, frame_bytes
+from wsclient import PING, PONG, WsClient
 
 NGINX_CONFIG = """
 server {
@@ -44,6 +43,14 @@ server {
     }
     location ~ ^/v1sub/(.*)$ {
         pulse_subscriber; pulse_channel_id $1;
+    }
+    location = /v1down {
+        pulse_pubsub;
+        pulse_websocket_upstream /down;
+    }
+    location = /down {
+        internal;
+        proxy_pass http://127.0.0.1:1/cmd;
     }
     location = /command {
         internal;
@@ -186,9 +193,6 @@ def test_v1_errors_keep_the_socket_open(nginx):
         e = c.recv_json()
         assert (e["type"], e["code"]) == ("error", code), (text, e)
         assert e["message"]
-    e = json.loads(json.dumps({"type": "dance", "id": 4}))
-    c.send_json(e)
-    assert c.recv_json()["id"] == 4
     c.send(2, b"\x00binary")
     assert c.recv_json()["code"] == "bad_request"
     c.send_json({"type": "ping", "id": "still"})
@@ -276,12 +280,20 @@ def test_v1_commands_reach_the_upstream_and_reply(nginx):
         c.send_json({"type": "command", "id": i, "data": "n%d" % i})
     got = sorted(c.recv_json()["id"] for _ in range(5))
     assert got == list(range(5))
-    # an upstream failure is an error frame, not a silent drop
+    # the upstream's error status comes back, not a silent drop
     c.send_json({"type": "command", "id": "f", "data": "fail"})
     e = c.recv_json()
-    assert (e["type"], e["id"]) in (("error", "f"), ("reply", "f"))
-    if e["type"] == "reply":
-        assert e["status"] == 500
+    assert (e["type"], e["id"], e["status"]) == ("reply", "f", 500)
+    c.send_json({"type": "ping"})
+    assert c.recv_json()["type"] == "pong"
+
+
+def test_v1_unreachable_upstream_is_an_error_frame(nginx):
+    c = v1(nginx, "/v1down")
+    c.send_json({"type": "command", "id": 1, "data": "x"})
+    e = c.recv_json()
+    assert (e["type"], e["id"], e["code"]) == ("error", 1, "upstream_failed")
+    assert "502" in e["message"]
     c.send_json({"type": "ping"})
     assert c.recv_json()["type"] == "pong"
 
