@@ -75,7 +75,7 @@ LocalMsg::~LocalMsg()
 Blob* LocalMsg::encoded(Wire wire, std::string_view variant)
 {
     for (Enc& e : encodings_) {
-        if (e.wire == wire && e.event == variant) {
+        if (e.wire == wire && e.variant == variant) {
             return e.blob;
         }
     }

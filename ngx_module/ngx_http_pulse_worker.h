@@ -80,7 +80,7 @@ public:
 private:
     struct Enc {
         Wire wire;
-        std::string event;
+        std::string variant;
         Blob* blob;
     };
     std::vector<Enc> encodings_;

@@ -16,8 +16,8 @@ import zlib
 import pytest
 import requests
 
-from wsclient import (BINARY, CLOSE, CONT, PING, PONG, TEXT, HandshakeError,
-                      WsClient, deflate_raw, frame_bytes)
+from wsclient import (BINARY, CLOSE, CONT, PING, PONG, TEXT, WsClient,
+                      deflate_raw, frame_bytes)
 
 NGINX_CONFIG = """
 server {

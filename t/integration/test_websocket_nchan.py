@@ -4,14 +4,13 @@ close codes, publishing over the socket, heartbeat and timeout. What the
 client sees must be identical, message ids aside."""
 
 import re
-import time
 import uuid
 
 import pytest
 import requests
 
 from clients import both
-from wsclient import BINARY, PING, PONG, TEXT, HandshakeError, WsClient
+from wsclient import BINARY, PING, PONG, TEXT, WsClient
 
 CONFIG = """
 server {
