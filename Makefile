@@ -159,15 +159,17 @@ fuzz: $(BUILD)/ws_frame_fuzz
 # ---------------------------------------------------------------- bench, demo
 $(BUILD)/loadgen: bench/loadgen.cpp $(BUILD)/.deps
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ bench/loadgen.cpp
+$(BUILD)/floor: bench/floor.cpp $(BUILD)/.deps
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ bench/floor.cpp
 BENCH_DEBS := python3-matplotlib
 bench-deps:
 	@dpkg-query -W -f='$${Status}' $(BENCH_DEBS) 2>/dev/null | grep -q 'ok installed' \
 	    || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	         DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	         --no-install-recommends $(BENCH_DEBS) >/dev/null; }
-bench: all $(BUILD)/loadgen bench-deps
+bench: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
 	$(PYTHON) bench/run.py --module=$(MODULE_SO) --nginx=$(NGINX)
-bench-quick: all $(BUILD)/loadgen bench-deps
+bench-quick: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
 	$(PYTHON) bench/run.py --quick --module=$(MODULE_SO) --nginx=$(NGINX)
 
 demo: all

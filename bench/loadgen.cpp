@@ -6,9 +6,12 @@
 //               [--idle] [--seconds S]
 //     Opens N subscribers spread over C channels and over source addresses
 //     127.0.0.1 .. 127.0.0.K; prints "ready" once all are connected, then
-//     counts deliveries. Every payload is "<seq> <send time ns>": each one
-//     yields a latency, and per channel the seqs show lost, duplicated and
-//     out-of-order messages. Ends after M messages per subscriber, after S
+//     counts deliveries. Every payload is "<seq> <send time ns>" (wall
+//     clock): each one yields a latency, up to the kernel's receive
+//     timestamp of the bytes that carried it (SO_TIMESTAMPNS), so that this
+//     process's own queueing is not charged to the server; read_latency_ms
+//     is up to the moment this process parsed it. Per channel the seqs show
+//     lost, duplicated and out-of-order messages. Ends after M messages per subscriber, after S
 //     seconds, or on SIGTERM/stdin EOF, and prints one JSON line. ws is a
 //     plain WebSocket (one frame per message), ws-meta one with the
 //     ws+meta.nchan subprotocol (id and content type before the payload).
@@ -49,6 +52,15 @@ int64_t now_ns()
 {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Payload stamps are wall-clock time, the clock of the kernel's receive
+// timestamps (SO_TIMESTAMPNS).
+int64_t wall_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
     return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
@@ -162,12 +174,15 @@ struct Sub {
     long last_seq = -1;
     long got = 0;
     std::string etag, last_modified;  // long-poll
+    int64_t arrived = 0;  // kernel receive time of the last bytes read
 };
 
 struct SubStats {
     long deliveries = 0, lost = 0, gaps = 0, dup = 0, ooo = 0, errors = 0,
          closed = 0;
-    Histogram lat;
+    long expect = 0, done = 0;  // subscribers that got `expect` messages
+    Histogram lat;       // publish -> arrival in the subscriber's socket
+    Histogram read_lat;  // publish -> read by this process
 };
 
 void on_payload(Sub& s, const std::string& p, SubStats& st)
@@ -178,7 +193,9 @@ void on_payload(Sub& s, const std::string& p, SubStats& st)
         return;
     }
     st.deliveries++;
-    st.lat.add(now_ns() - ts);
+    int64_t read_at = wall_ns();
+    st.read_lat.add(read_at - ts);
+    st.lat.add((s.arrived != 0 ? s.arrived : read_at) - ts);
     if (seq <= s.last_seq) {
         (seq == s.last_seq ? st.dup : st.ooo)++;
         return;
@@ -188,6 +205,9 @@ void on_payload(Sub& s, const std::string& p, SubStats& st)
     }
     s.got++;  // distinct, in-order messages
     s.last_seq = seq;
+    if (s.got == st.expect) {
+        st.done++;
+    }
 }
 
 // SSE: complete events end with "\n\n"; take the data line.
@@ -310,6 +330,7 @@ int run_sub(const Args& a)
     int ep = epoll_create1(EPOLL_CLOEXEC);
     std::vector<std::unique_ptr<Sub>> subs;
     SubStats st;
+    st.expect = expect;
 
     auto request = [&](Sub& s) {
         std::string req = "GET " + path_for(tmpl, s.channel)
@@ -340,6 +361,8 @@ int run_sub(const Args& a)
                          std::strerror(errno));
             return 1;
         }
+        int one = 1;
+        setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
         pollfd p{s->fd, POLLOUT, 0};
         poll(&p, 1, 5000);
         request(*s);
@@ -354,7 +377,7 @@ int run_sub(const Args& a)
     int64_t deadline = now_ns() + seconds * 1000000000LL;
     std::vector<epoll_event> evs(1024);
     char buf[65536];
-    long done = 0;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
     while (!g_stop && now_ns() < deadline) {
         if (!announced && (ready == n || longpoll)) {
             std::printf("ready\n");
@@ -365,9 +388,25 @@ int run_sub(const Args& a)
         for (int i = 0; i < k; ++i) {
             Sub& s = *static_cast<Sub*>(evs[static_cast<size_t>(i)].data.ptr);
             while (true) {
-                ssize_t r = recv(s.fd, buf, sizeof(buf), 0);
+                iovec iov{buf, sizeof(buf)};
+                msghdr mh{};
+                mh.msg_iov = &iov;
+                mh.msg_iovlen = 1;
+                mh.msg_control = control;
+                mh.msg_controllen = sizeof(control);
+                ssize_t r = recvmsg(s.fd, &mh, 0);
                 if (r > 0) {
                     s.in.append(buf, static_cast<size_t>(r));
+                    for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm != nullptr;
+                         cm = CMSG_NXTHDR(&mh, cm)) {
+                        if (cm->cmsg_level == SOL_SOCKET
+                            && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                            timespec ts{};
+                            std::memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+                            s.arrived = int64_t{ts.tv_sec} * 1000000000
+                                        + ts.tv_nsec;
+                        }
+                    }
                     continue;
                 }
                 if (r == 0) {
@@ -428,14 +467,8 @@ int run_sub(const Args& a)
                 break;
             }
         }
-        if (expect > 0) {
-            done = 0;
-            for (auto& s : subs) {
-                done += s->got >= expect ? 1 : 0;
-            }
-            if (done == n) {
-                break;
-            }
+        if (expect > 0 && st.done == n) {
+            break;
         }
     }
     // Lost: with a known count, what a subscriber never got; otherwise the
@@ -451,9 +484,10 @@ int run_sub(const Args& a)
     }
     std::printf("{\"subscribers\":%ld,\"connected\":%ld,\"deliveries\":%ld,"
                 "\"lost\":%ld,\"duplicated\":%ld,\"out_of_order\":%ld,"
-                "\"errors\":%ld,\"closed\":%ld,\"latency_ms\":%s}\n",
+                "\"errors\":%ld,\"closed\":%ld,\"latency_ms\":%s,"
+                "\"read_latency_ms\":%s}\n",
                 n, ready, st.deliveries, st.lost, st.dup, st.ooo, st.errors,
-                st.closed, st.lat.json().c_str());
+                st.closed, st.lat.json().c_str(), st.read_lat.json().c_str());
     return 0;
 }
 
@@ -559,7 +593,7 @@ int run_pub(const Args& a)
             read_answers(c, true);
         }
         std::string body = std::to_string(seq[static_cast<size_t>(ch)]++)
-                           + " " + std::to_string(now_ns()) + " " + pad;
+                           + " " + std::to_string(wall_ns()) + " " + pad;
         std::string req;
         if (redis) {
             auto bulk = [](const std::string& x) {

@@ -6,7 +6,12 @@ pulse, nchan, ...) so that machine drift hits both; the table shows the
 median of each metric and the Pulse/nchan ratio. Server CPU is read from
 /proc of the nginx workers, so the load generator's own cost is excluded.
 Results: bench/results/<date>-<scenario>.md (+ .png), and
-bench/results/latest.md with every scenario."""
+bench/results/latest.md with every scenario.
+
+The fan-out and latency scenarios also run build/floor (bench/floor.cpp):
+a bare server that does nothing per delivery but one send(2). Its figures
+are the best any server writing one frame per delivery can reach on the
+machine, and floor/nchan bounds what Pulse/nchan can be."""
 
 import argparse
 import datetime
@@ -24,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOADGEN = os.path.join(ROOT, "build", "loadgen")
+FLOOR = os.path.join(ROOT, "build", "floor")
 NCHAN = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -129,6 +135,32 @@ class Server:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+class Floor(Server):
+    """build/floor with 2 processes, measured like the nginx servers (its
+    processes are the main process's children, as nginx's workers are)."""
+
+    def __init__(self):
+        self.flavor = "floor"
+        self.prefix = None
+        self.port = free_port()
+        self.proc = subprocess.Popen([FLOOR, "--port", str(self.port),
+                                      "--workers", "2"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                if len(self.workers()) == 2:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("floor did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def loadgen(*args):
     return [LOADGEN] + [str(a) for a in args]
 
@@ -195,7 +227,8 @@ def steady(srv, q):
     return {"deliveries": r["deliveries"], "lost": r["lost"],
             "p50 ms": lat.get("p50"), "p90 ms": lat.get("p90"),
             "p99 ms": lat.get("p99"), "p99.9 ms": lat.get("p999"),
-            "max ms": lat.get("max")}
+            "max ms": lat.get("max"),
+            "p99 ms, read by the client": r["read_latency_ms"].get("p99")}
 
 
 def idle_memory(srv, q, transport="sse"):
@@ -362,20 +395,23 @@ def published_count(srv):
     return 0
 
 
+# name, function, headline metric, which way is better, runs the floor too
 SCENARIOS = [
-    ("fanout-sse", fanout, "deliveries per server CPU s", "higher"),
-    ("steady-latency-sse", steady, "p99 ms", "lower"),
-    ("idle-memory-sse", idle_memory, "PSS bytes per idle subscriber", "lower"),
+    ("fanout-sse", fanout, "deliveries per server CPU s", "higher", True),
+    ("steady-latency-sse", steady, "p99 ms", "lower", True),
+    ("idle-memory-sse", idle_memory, "PSS bytes per idle subscriber", "lower",
+     False),
     ("publish-no-subscribers", publish_only, "publishes per server CPU s",
-     "higher"),
-    ("fanout-longpoll", longpoll, "deliveries per server CPU s", "higher"),
+     "higher", False),
+    ("fanout-longpoll", longpoll, "deliveries per server CPU s", "higher",
+     False),
     ("fanout-websocket", lambda srv, q: fanout(srv, q, "ws"),
-     "deliveries per server CPU s", "higher"),
+     "deliveries per server CPU s", "higher", True),
     ("fanout-websocket-meta", lambda srv, q: fanout(srv, q, "ws-meta"),
-     "deliveries per server CPU s", "higher"),
+     "deliveries per server CPU s", "higher", True),
     ("idle-memory-websocket", lambda srv, q: idle_memory(srv, q, "ws"),
-     "PSS bytes per idle subscriber", "lower"),
-    ("slow-consumer", slow_consumer, "nginx PSS growth KiB", "lower"),
+     "PSS bytes per idle subscriber", "lower", False),
+    ("slow-consumer", slow_consumer, "nginx PSS growth KiB", "lower", False),
 ]
 
 
@@ -415,29 +451,44 @@ def main():
               "alternating rounds, medians. Ratio = Pulse / nchan on the "
               "headline metric.\n" % rounds]
     headline = []
-    for name, fn, key, better in SCENARIOS:
+    for name, fn, key, better, with_floor in SCENARIOS:
         if a.only and a.only not in name:
             continue
-        results = {"pulse": [], "nchan": []}
+        flavors = ["pulse", "nchan"] + (["floor"] if with_floor else [])
+        results = {f: [] for f in flavors}
         for _ in range(rounds):
-            for flavor, module in (("pulse", a.module), ("nchan", NCHAN)):
-                srv = Server(a.nginx, module, flavor)
+            for flavor in flavors:
+                if flavor == "floor":
+                    srv = Floor()
+                else:
+                    srv = Server(a.nginx, a.module if flavor == "pulse"
+                                 else NCHAN, flavor)
                 try:
                     results[flavor].append(fn(srv, a.quick))
                 finally:
                     srv.stop()
         med = {f: median_runs(r) for f, r in results.items()}
-        ratio = (med["pulse"][key] / med["nchan"][key]
-                 if med["nchan"][key] else float("nan"))
+
+        def ratio_to_nchan(f):
+            return (med[f][key] / med["nchan"][key]
+                    if med["nchan"][key] else float("nan"))
+        ratio = ratio_to_nchan("pulse")
+        floor_ratio = ratio_to_nchan("floor") if with_floor else None
         headline.append((name, key, med["pulse"][key], med["nchan"][key],
-                         ratio, better))
-        lines = ["## %s\n" % name, "| metric | Pulse | nchan |",
-                 "|---|---|---|"]
+                         ratio, better, floor_ratio))
+        names = {"pulse": "Pulse", "nchan": "nchan", "floor": "floor"}
+        lines = ["## %s\n" % name,
+                 "| metric | %s |" % " | ".join(names[f] for f in flavors),
+                 "|---|%s" % ("---|" * len(flavors))]
         for k in med["pulse"]:
-            lines.append("| %s | %s | %s |" % (k, fmt(med["pulse"][k]),
-                                               fmt(med["nchan"][k])))
-        lines.append("\nHeadline: %s, Pulse/nchan = %.2f (%s is better)\n"
+            lines.append("| %s | %s |" % (k, " | ".join(
+                fmt(med[f][k]) for f in flavors)))
+        lines.append("\nHeadline: %s, Pulse/nchan = %.2f (%s is better)"
                      % (key, ratio, better))
+        if with_floor:
+            lines.append("floor/nchan = %.2f: the bound for any server that "
+                         "writes one frame per delivery" % floor_ratio)
+        lines.append("")
         text = "\n".join(lines)
         print(text, flush=True)
         with open(os.path.join(HERE, "results", "%s-%s.md" % (date, name)),
@@ -470,10 +521,12 @@ def main():
             f.write(text + "\n")
         report.append(text)
     summary = ["## Summary\n", "| scenario | metric | Pulse | nchan | "
-               "Pulse/nchan | better |", "|---|---|---|---|---|---|"]
-    for name, key, p, n, r, b in headline:
-        summary.append("| %s | %s | %s | %s | %.2f | %s |"
-                       % (name, key, fmt(p), fmt(n), r, b))
+               "Pulse/nchan | floor/nchan | better |",
+               "|---|---|---|---|---|---|---|"]
+    for name, key, p, n, r, b, fr in headline:
+        summary.append("| %s | %s | %s | %s | %.2f | %s | %s |"
+                       % (name, key, fmt(p), fmt(n), r,
+                          "-" if fr is None else "%.2f" % fr, b))
     report.insert(2, "\n".join(summary) + "\n")
     print("\n".join(summary))
     if a.only:
@@ -490,6 +543,13 @@ def main():
         vals = [h[4] if h[5] == "higher" else (1 / h[4] if h[4] else 0)
                 for h in headline]
         ax.barh(names, vals, color=["#2a7" if v >= 1 else "#c44" for v in vals])
+        floor = [(h[0], h[6] if h[5] == "higher" else 1 / h[6])
+                 for h in headline if h[6]]
+        if floor:
+            ax.scatter([f[1] for f in floor], [f[0] for f in floor],
+                       marker="|", s=300, color="k", zorder=3,
+                       label="floor: one send(2) per delivery, nothing else")
+            ax.legend(loc="lower right", fontsize=8)
         ax.axvline(1, color="k", lw=0.8)
         ax.set_xlabel("how many times better Pulse is than nchan (1 = equal)")
         fig.tight_layout()
