@@ -11,10 +11,11 @@
 //     timestamp of the bytes that carried it (SO_TIMESTAMPNS), so that this
 //     process's own queueing is not charged to the server; read_latency_ms
 //     is up to the moment this process parsed it. Per channel the seqs show
-//     lost, duplicated and out-of-order messages. Ends after M messages per subscriber, after S
-//     seconds, or on SIGTERM/stdin EOF, and prints one JSON line. ws is a
-//     plain WebSocket (one frame per message), ws-meta one with the
-//     ws+meta.nchan subprotocol (id and content type before the payload).
+//     lost, duplicated and out-of-order messages. Ends after M messages per
+//     subscriber, after S seconds, or on SIGTERM/stdin EOF, and prints one
+//     JSON line. ws is a plain WebSocket (one frame per message), ws-meta
+//     one with the ws+meta.nchan subprotocol (id and content type before the
+//     payload).
 //
 //   loadgen pub --port P --channels C --messages M [--rate R] [--window W]
 //               [--path /pub/bench{c}] [--size B] [--redis 1]
