@@ -105,7 +105,7 @@ unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher
 	$(BUILD)/unit_publisher --gtest_brief=1
 
 PYTEST_ARGS ?=
-itest: $(MODULE_SO) $(PUBLISHER) nginx-t
+itest: $(MODULE_SO) $(PUBLISHER) nginx-t $(BUILD)/loadgen $(BUILD)/floor
 	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    --nginx=$(NGINX) --module=$(MODULE_SO) --publisher=$(PUBLISHER) $(PYTEST_ARGS)
 
@@ -114,7 +114,7 @@ test: unit itest
 # The module built with ASan+UBSan, loaded into Debian's nginx with the
 # runtimes preloaded (STYLE.md P10); teardown greps error logs for reports.
 ASAN_DIR := $(BUILD)/ngx-asan
-asan:
+asan: $(BUILD)/loadgen $(BUILD)/floor
 	$(MAKE) module NGX_DIR=$(ASAN_DIR) MODULE_SO=$(BUILD)/asan/ngx_http_pulse_module.so \
 	    NGX_CC_OPT="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    NGX_LD_OPT="-fsanitize=address,undefined"

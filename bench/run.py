@@ -84,6 +84,10 @@ class Server:
             f.write(conf)
         self.proc = subprocess.Popen([nginx, "-p", self.prefix, "-c", path,
                                       "-e", self.prefix + "/error.log"])
+        self.wait_ready()
+
+    def wait_ready(self):
+        """Until the port answers and both worker processes exist."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -93,7 +97,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("%s did not start" % flavor)
+        raise RuntimeError("%s did not start" % self.flavor)
 
     def workers(self):
         pids = []
@@ -145,16 +149,7 @@ class Floor(Server):
         self.port = free_port()
         self.proc = subprocess.Popen([FLOOR, "--port", str(self.port),
                                       "--workers", "2"])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                if len(self.workers()) == 2:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("floor did not start")
+        self.wait_ready()
 
     def stop(self):
         self.proc.terminate()

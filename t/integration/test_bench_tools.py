@@ -1,0 +1,120 @@
+"""The benchmark's instruments (make bench): the load generator counts every
+delivery against Pulse on each transport, and the floor server, whose
+figures bound what Pulse can reach, really delivers every message. Small
+loads, no timing: a broken instrument fails here rather than skewing a
+benchmark."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, free_port, wait_for
+
+LOADGEN = os.path.join(ROOT, "build", "loadgen")
+FLOOR = os.path.join(ROOT, "build", "floor")
+
+NGINX_CONFIG = """
+server {
+    listen 127.0.0.1:{port} reuseport;
+    location ~ ^/pub/(.+)$ {
+        pulse_publisher; pulse_channel_id $1;
+        pulse_message_buffer_length 200;
+    }
+    location ~ ^/sub/(.+)$ {
+        pulse_subscriber; pulse_channel_id $1;
+        pulse_subscriber_first_message newest;
+    }
+}
+"""
+
+SUBS, CHANNELS, PER_CHANNEL = 60, 3, 10
+
+
+def run_load(port, transport):
+    sub = subprocess.Popen(
+        [LOADGEN, "sub", "--port", str(port), "--subs", str(SUBS),
+         "--channels", str(CHANNELS), "--sources", "2", "--expect",
+         str(PER_CHANNEL), "--transport", transport, "--seconds", "20"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert sub.stdout.readline().strip() == "ready"
+        time.sleep(0.2)  # long-poll subscribers send their first request
+        pub = subprocess.run(
+            [LOADGEN, "pub", "--port", str(port), "--channels", str(CHANNELS),
+             "--messages", str(CHANNELS * PER_CHANNEL), "--window", "2"],
+            capture_output=True, text=True, check=True, timeout=20)
+        out, _ = sub.communicate(timeout=30)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+    return (json.loads(pub.stdout.strip().splitlines()[-1]),
+            json.loads(out.strip().splitlines()[-1]))
+
+
+def check(pub, r):
+    assert pub["answered"] == CHANNELS * PER_CHANNEL, pub
+    assert r["deliveries"] == SUBS * PER_CHANNEL, r
+    assert (r["lost"], r["duplicated"], r["out_of_order"], r["errors"]) == \
+        (0, 0, 0, 0), r
+    # every delivery gave a latency; the kernel saw the bytes before the
+    # load generator read them
+    assert 0 <= r["latency_ms"]["p50"] <= r["read_latency_ms"]["p50"], r
+
+
+@pytest.mark.parametrize("transport", ["sse", "longpoll", "ws", "ws-meta"])
+def test_loadgen_counts_every_pulse_delivery(nginx, transport):
+    pub, r = run_load(nginx.port, transport)
+    if transport == "longpoll":
+        # between a response and the next poll nobody waits: 202, buffered
+        assert set(pub["status"]) <= {"201", "202"}, pub
+    else:
+        assert pub["status"] == {"201": CHANNELS * PER_CHANNEL}, pub
+    check(pub, r)
+
+
+@pytest.fixture(scope="module")
+def floor():
+    port = free_port()
+    proc = subprocess.Popen([FLOOR, "--port", str(port), "--workers", "2"])
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            return False
+    wait_for(up, 10, "the floor server")
+    yield port, proc
+    proc.terminate()
+    assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws", "ws-meta"])
+def test_floor_delivers_every_message_across_its_processes(floor, transport):
+    port, proc = floor
+    pub, r = run_load(port, transport)
+    assert pub["status"] == {"201": CHANNELS * PER_CHANNEL}, pub
+    check(pub, r)
+    assert proc.poll() is None
+
+
+def test_floor_refuses_what_it_does_not_serve_and_stays_up(floor):
+    port, proc = floor
+    with socket.create_connection(("127.0.0.1", port), 2) as s:
+        s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 404 ")
+    pub, r = run_load(port, "sse")
+    check(pub, r)
+    assert proc.poll() is None
+
+
+def test_floor_usage_error():
+    r = subprocess.run([FLOOR, "--workers", "2"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2
+    assert "usage: floor --port P" in r.stderr
