@@ -179,7 +179,21 @@ Result<Published> publish_to(ngx_log_t* log,
     p.max_messages = spec.max_messages;
     p.timeout = spec.timeout;
     p.channel_timeout = spec.channel_timeout;
-    p.deflate = spec.deflate;
+    // Compressed once here, outside the zone lock, and stored beside the
+    // body: every worker serves permessage-deflate subscribers from it.
+    std::string deflated;
+    if (spec.deflate) {
+        auto z = ws::deflate_message(body, w->deflate_options());
+        if (z.is_ok()) {
+            deflated = std::move(z.value());
+        } else {
+            // Frames go out uncompressed instead (RFC 7692 allows it).
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          PULSE_LOG_PREFIX "%s: message stored uncompressed",
+                          z.status().message().c_str());
+        }
+    }
+    p.deflated = deflated;
     p.now = ngx_time();
     p.id = id;
     Published out;

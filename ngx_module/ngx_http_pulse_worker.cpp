@@ -62,7 +62,8 @@ LocalMsg::LocalMsg(const MessageView& m)
       content_type(m.content_type),
       event(m.event),
       body(m.body),
-      deflate(m.deflate)
+      deflate(m.deflate),
+      deflated(m.deflated)
 {}
 
 LocalMsg::~LocalMsg()
@@ -117,34 +118,39 @@ Blob* LocalMsg::encoded(Wire wire, std::string_view variant)
             break;
         }
         default: {
-            bool deflated = wire == Wire::kWsPlainDeflate
-                            || wire == Wire::kWsMetaDeflate
-                            || wire == Wire::kWsJsonDeflate;
-            ws::Opcode op = ws::Opcode::kText;
+            bool z = wire == Wire::kWsPlainDeflate
+                     || wire == Wire::kWsMetaDeflate
+                     || wire == Wire::kWsJsonDeflate;
+            ws::Opcode op = ws::is_binary_content(content_type)
+                                ? ws::Opcode::kBinary
+                                : ws::Opcode::kText;
             std::string payload;
             if (wire == Wire::kWsMeta || wire == Wire::kWsMetaDeflate) {
-                ws::append_meta_payload(payload, idtext, content_type, body);
-                if (ws::is_binary_content(content_type)) {
-                    op = ws::Opcode::kBinary;
+                ws::append_meta_payload(payload, idtext, content_type,
+                                        z ? std::string_view() : body);
+                if (z) {
+                    // nchan's bytes: the header in stored blocks, then the
+                    // body as compressed at publish time
+                    payload = ws::deflate_stored(payload).append(deflated);
                 }
             } else if (wire == Wire::kWsJson || wire == Wire::kWsJsonDeflate) {
+                // the body is escaped into the JSON: compressed here, once
+                // per worker and channel
+                op = ws::Opcode::kText;
                 payload = ws::json_message(variant, idtext, content_type, event,
                                            body);
+                if (z) {
+                    auto r = ws::deflate_message(
+                        payload, Worker::get()->deflate_options());
+                    if (!r.is_ok()) {
+                        throw std::bad_alloc();
+                    }
+                    payload = std::move(r.value());
+                }
             } else {
-                payload = body;
-                if (ws::is_binary_content(content_type)) {
-                    op = ws::Opcode::kBinary;
-                }
+                payload = z ? deflated : body;
             }
-            if (deflated) {
-                auto z = ws::deflate_message(payload,
-                                             Worker::get()->deflate_options());
-                if (!z.is_ok()) {
-                    throw std::bad_alloc();
-                }
-                payload = std::move(z.value());
-            }
-            ws::append_frame(frame, op, payload, deflated);
+            ws::append_frame(frame, op, payload, z);
             break;
         }
     }

@@ -76,6 +76,7 @@ public:
     std::string event;
     std::string body;
     bool deflate = false;
+    std::string deflated;  // the body compressed at publish time
 
 private:
     struct Enc {

@@ -1,5 +1,7 @@
 #include "pulse/deflate.h"
 
+#include <algorithm>
+
 namespace pulse::ws {
 
 namespace {
@@ -38,11 +40,34 @@ Result<std::string> deflate_message(std::string_view in,
         return Status(Code::kNoMemory, "deflate failed");
     }
     out.resize(n);
+    // Z_SYNC_FLUSH ends with an empty stored block, 00 00 FF FF: dropped
     if (n >= 4
         && out.compare(n - 4, 4, reinterpret_cast<const char*>(kTail), 4) == 0)
     {
         out.resize(n - 4);
     }
+    return out;
+}
+
+std::string deflate_stored(std::string_view in)
+{
+    constexpr size_t kMaxStored = 0xFFFF;  // RFC 1951 3.2.4: LEN is 16 bits
+    std::string out;
+    out.reserve(in.size() + 5 * (in.size() / kMaxStored + 2));
+    size_t at = 0;
+    do {
+        size_t n = std::min(in.size() - at, kMaxStored);
+        // BFINAL 0, BTYPE 00, padded to the byte; LEN and NLEN, LSB first
+        out += '\0';
+        out += static_cast<char>(n & 0xFF);
+        out += static_cast<char>(n >> 8);
+        out += static_cast<char>(~n & 0xFF);
+        out += static_cast<char>((~n >> 8) & 0xFF);
+        out.append(in.substr(at, n));
+        at += n;
+    } while (at < in.size());
+    out += '\0';  // the empty stored block a sync flush ends with
+    out.append(reinterpret_cast<const char*>(kTail), 4);
     return out;
 }
 

@@ -28,6 +28,13 @@ struct DeflateOptions {
 Result<std::string> deflate_message(std::string_view in,
                                     const DeflateOptions& opt);
 
+/// `in` as raw deflate *stored* blocks (no compression), ending with an
+/// empty stored block: a prefix that any deflate_message() payload may
+/// follow, the two inflating as one message. This is how nchan puts the
+/// per-subscriber ws+meta.nchan header before a body compressed once at
+/// publish time, byte for byte, and it costs no zlib call per frame.
+std::string deflate_stored(std::string_view in);
+
 /// Inflates client messages of one connection.
 class Inflater {
 public:

@@ -190,13 +190,15 @@ MessageView Store::view(Message* m)
     v.event = std::string_view(bytes + m->ctype_len, m->event_len);
     v.body = std::string_view(bytes + m->ctype_len + m->event_len, m->body_len);
     v.deflate = (m->flags & kMessageDeflate) != 0;
+    v.deflated = std::string_view(
+        bytes + m->ctype_len + m->event_len + m->body_len, m->deflated_len);
     return v;
 }
 
 Message* Store::alloc_message(const PublishParams& p)
 {
     size_t size = sizeof(Message) + p.content_type.size() + p.event.size()
-                  + p.body.size();
+                  + p.body.size() + p.deflated.size();
     auto* m = static_cast<Message*>(arena_.alloc_locked(size));
     if (m == nullptr) {
         return nullptr;
@@ -205,9 +207,11 @@ Message* Store::alloc_message(const PublishParams& p)
     m->ctype_len = static_cast<uint16_t>(p.content_type.size());
     m->event_len = static_cast<uint16_t>(p.event.size());
     m->body_len = static_cast<uint32_t>(p.body.size());
-    m->flags = p.deflate ? kMessageDeflate : 0;
+    m->deflated_len = static_cast<uint32_t>(p.deflated.size());
+    m->flags = p.deflated.empty() ? 0 : kMessageDeflate;
     char* out = reinterpret_cast<char*>(m + 1);
-    for (std::string_view part : {p.content_type, p.event, p.body}) {
+    for (std::string_view part : {p.content_type, p.event, p.body, p.deflated})
+    {
         if (!part.empty()) {
             std::memcpy(out, part.data(), part.size());
             out += part.size();
@@ -338,7 +342,7 @@ Result<Store::PublishResult> Store::publish(const Guard&,
                                             const PublishParams& p)
 {
     if (p.content_type.size() > UINT16_MAX || p.event.size() > UINT16_MAX
-        || p.body.size() > UINT32_MAX / 2)
+        || p.body.size() > UINT32_MAX / 2 || p.deflated.size() > UINT32_MAX / 2)
     {
         return Status(Code::kTooLarge, "message too large");
     }

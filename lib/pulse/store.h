@@ -22,7 +22,7 @@ constexpr uint32_t kMailboxSize = 512;
 /// subscribers in flight still get it (NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
-constexpr uint32_t kStoreLayoutVersion = 2;
+constexpr uint32_t kStoreLayoutVersion = 3;
 
 /// A channel as a subscriber's worker holds it: offset plus the serial
 /// number the channel got when it was created, so a reused offset is never
@@ -52,8 +52,10 @@ struct MessageView {
     std::string_view body;
     std::string_view content_type;
     std::string_view event;
-    /// Published with pulse_deflate_message_for_websocket on.
+    /// Published with pulse_deflate_message_for_websocket on: the body as a
+    /// permessage-deflate payload, compressed once at publish time.
     bool deflate = false;
+    std::string_view deflated;
 };
 
 /// Where a subscriber with no message id starts
@@ -124,8 +126,9 @@ public:
         /// Publisher-supplied id (pulse_publisher_message_id); the store
         /// assigns one when absent.
         std::optional<MsgId> id;
-        /// Offer the message compressed to permessage-deflate subscribers.
-        bool deflate = false;
+        /// The body compressed for permessage-deflate subscribers
+        /// (ws::deflate_message), stored beside it; empty: not offered.
+        std::string_view deflated;
     };
     struct PublishResult {
         MsgId id;
@@ -264,7 +267,8 @@ struct Message {
     uint8_t evicted;  // out of the buffer, kept only for pending readers
     uint8_t flags;    // kMessageDeflate
     uint8_t pad[2];
-    // followed by content type, event, body bytes
+    uint32_t deflated_len;
+    // followed by content type, event, body, deflated body bytes
 };
 
 struct Channel {

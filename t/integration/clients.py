@@ -164,5 +164,5 @@ def both(servers, fn):
     """Runs fn(nginx) against nchan and Pulse; what they give must be equal.
     Returns Pulse's."""
     out = {flavor: fn(n) for flavor, n in servers.items()}
-    assert out["pulse"] == out["nchan"]
+    assert out["pulse"] == out["nchan"], out
     return out["pulse"]

@@ -452,6 +452,37 @@ def test_13_messages_deflated_at_publish_are_sent_compressed(echo):
     assert not f.rsv1 and f.payload == b"plain"
 
 
+def test_13_meta_frames_put_a_compressed_header_before_the_stored_body(
+        nginx, echo):
+    # nchan's layout: the ws+meta.nchan header deflated on its own, then the
+    # body as deflated once at publish time, the same bytes a plain
+    # subscriber gets
+    ch = chan()
+    meta = WsClient(nginx.port, "/zecho/" + ch, protocols="ws+meta.nchan",
+                    extensions="permessage-deflate")
+    plain = WsClient(nginx.port, "/zecho/" + ch,
+                     extensions="permessage-deflate")
+    try:
+        for body, ctype in ((b"uplink 42 Mbit/s " * 50, "text/plain"),
+                            (bytes(range(256)) * 4, "application/octet-stream"),
+                            (b"", "text/plain")):
+            r = requests.post(nginx.url("/zecho/" + ch), data=body,
+                              headers={"Content-Type": ctype})
+            assert r.status_code == 201, r.text
+            fm, fp = meta.recv_data(), plain.recv_data()
+            assert fm.rsv1 and fp.rsv1
+            binary = ctype == "application/octet-stream"
+            assert fm.opcode == fp.opcode == (BINARY if binary else TEXT)
+            head, got = fm.payload.split(b"\n\n", 1)
+            assert got == body == fp.payload
+            assert head.startswith(b"id: ")
+            assert head.endswith(b"\ncontent-type: " + ctype.encode())
+            assert fm.wire.endswith(fp.wire) and len(fm.wire) > len(fp.wire)
+    finally:
+        meta.shutdown()
+        plain.shutdown()
+
+
 def test_13_smaller_server_window_gets_plain_frames(echo):
     c = echo("/zecho/",
              extensions="permessage-deflate; server_max_window_bits=9")

@@ -21,6 +21,10 @@ server {
         pulse_publisher websocket; pulse_channel_id $1;
     }
     location ~ ^/ps/(.*)$ { pulse_pubsub; pulse_channel_id $1; }
+    location ~ ^/zpub/(.*)$ {
+        pulse_publisher; pulse_channel_id $1;
+        pulse_deflate_message_for_websocket on;
+    }
     location ~ ^/hb/(.*)$ {
         pulse_pubsub; pulse_channel_id $1;
         pulse_websocket_client_heartbeat PING PONG;
@@ -199,3 +203,28 @@ def test_unknown_opcode_closes_the_socket(servers):
         c.send(0x3, b"x")
         f = c.expect_close()
         assert f.close_code == (1002 if flavor == "pulse" else None)
+
+
+def test_deflated_frames_are_byte_identical(servers):
+    # A message deflated at publish time, to a plain and a ws+meta.nchan
+    # subscriber with permessage-deflate. The compressed bytes on the wire
+    # are nchan's, ids aside: the body as deflated once, and for meta the
+    # header in stored blocks before those same bytes.
+    body = b"rx 1234 tx 5678 " * 40
+
+    def run(n):
+        ch = uuid.uuid4().hex
+        plain = WsClient(n.port, "/sub/" + ch, extensions="permessage-deflate")
+        meta = WsClient(n.port, "/sub/" + ch, protocols="ws+meta.nchan",
+                        extensions="permessage-deflate")
+        r = requests.post(n.url("/zpub/" + ch), data=body,
+                          headers={"Content-Type": "text/plain"})
+        assert r.status_code == 201
+        fp, fm = plain.recv_data(), meta.recv_data()
+        plain.shutdown()
+        meta.shutdown()
+        return fp.rsv1, fp.wire, fm.rsv1, norm(fm.wire), norm(fm.payload)
+    p_rsv1, p_wire, m_rsv1, m_wire, m_payload = both(servers, run)
+    assert p_rsv1 and m_rsv1 and len(p_wire) < len(body) / 4
+    assert m_wire.endswith(p_wire)
+    assert m_payload == b"id: <ID>\ncontent-type: text/plain\n\n" + body

@@ -138,6 +138,23 @@ def test_v1_subscribe_receives_messages_with_channel_and_id(nginx):
         b, '{"rx":1}', "application/json", "bw")
 
 
+def test_v1_messages_deflated_at_publish_arrive_compressed(nginx):
+    ch = chan()
+    c = WsClient(nginx.port, "/v1", protocols="pulse.v1",
+                 extensions="permessage-deflate")
+    try:
+        c.send_json({"type": "subscribe", "channel": ch})
+        assert c.recv_json()["type"] == "subscribed"
+        body = "session 10.0.0.7 up " * 100
+        publish(nginx, ch, body)
+        f = c.recv_data()
+        assert f.rsv1 and len(f.wire) < len(body)
+        m = f.json()
+        assert (m["type"], m["channel"], m["data"]) == ("message", ch, body)
+    finally:
+        c.shutdown()
+
+
 def test_v1_resume_and_gap(nginx):
     ch = chan()
     c = v1(nginx)

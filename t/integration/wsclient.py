@@ -181,10 +181,13 @@ class WsClient:
         self.buf = self.buf[at + n:]
         rsv1 = bool(b0 & 0x40)
         assert b0 & 0x30 == 0, "server set rsv2/rsv3"
+        wire = payload
         if rsv1:
             assert self.inflater is not None, "rsv1 without deflate"
             payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
-        return Frame(bool(b0 & 0x80), rsv1, b0 & 0x0F, payload)
+        f = Frame(bool(b0 & 0x80), rsv1, b0 & 0x0F, payload)
+        f.wire = wire  # the payload as sent, compressed or not
+        return f
 
     def recv_data(self, timeout=5.0):
         """The next text/binary frame, answering nothing, skipping pings."""

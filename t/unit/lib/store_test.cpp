@@ -113,6 +113,31 @@ TEST_F(Fixture, StoresBodyContentTypeAndEvent)
     EXPECT_EQ(n, 1);
 }
 
+TEST_F(Fixture, StoresTheCompressedBodyBesideTheBody)
+{
+    Store::Guard g(store);
+    Store::PublishParams p;
+    p.key = "/z";
+    p.body = "plain";
+    p.now = 5;
+    ASSERT_TRUE(store.publish(g, p).is_ok());
+    std::string z("\x2a\0\xff compressed", 13);
+    p.body = "second";
+    p.deflated = z;
+    ASSERT_TRUE(store.publish(g, p).is_ok());
+    auto s = store.subscribe(g, "/z", 0, 5, true);
+    ASSERT_TRUE(s.is_ok());
+    std::vector<std::pair<std::string, std::string>> got;
+    store.read_buffered(g, s->channel, std::nullopt, FirstMessage{}, 5, 10,
+                        [&](const MessageView& m) {
+                            EXPECT_EQ(m.deflate, !m.deflated.empty());
+                            got.emplace_back(m.body, m.deflated);
+                        });
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0], (std::pair<std::string, std::string>("plain", "")));
+    EXPECT_EQ(got[1], (std::pair<std::string, std::string>("second", z)));
+}
+
 TEST_F(Fixture, BufferKeepsTheNewestN)
 {
     for (int i = 0; i < 25; ++i) {

@@ -352,6 +352,54 @@ TEST(WebSocketDeflate, EmptyMessage)
     EXPECT_EQ(back.value(), "");
 }
 
+// The ws+meta.nchan frame of a message published with
+// pulse_deflate_message_for_websocket: its header in stored blocks, then the
+// body compressed once at publish time.
+TEST(WebSocketDeflate, StoredPrefixThenMessageInflateAsOne)
+{
+    std::string body;
+    for (int i = 0; i < 100; ++i) {
+        body += "{\"session\": " + std::to_string(i) + ", \"state\": \"up\"}";
+    }
+    std::string head = "id: 1:0\ncontent-type: x\n\n";
+    // nchan's bytes: one stored block, then an empty one
+    EXPECT_EQ(deflate_stored(head), std::string("\0\x19\0\xe6\xff", 5) + head
+                                        + std::string("\0\0\0\xff\xff", 5));
+    for (int bits : {9, 10, 15}) {
+        DeflateOptions o;
+        o.window_bits = bits;
+        auto z = deflate_message(body, o);
+        ASSERT_TRUE(z.is_ok());
+        Inflater inf;
+        for (int round = 0; round < 2; ++round) {
+            auto back =
+                inf.inflate(deflate_stored(head) + z.value(), 1 << 20, false);
+            ASSERT_TRUE(back.is_ok()) << back.status().message();
+            EXPECT_EQ(back.value(), head + body);
+        }
+        auto empty =
+            inf.inflate(deflate_stored(head) + deflate_message("", o).value(),
+                        1 << 20, false);
+        ASSERT_TRUE(empty.is_ok());
+        EXPECT_EQ(empty.value(), head);
+    }
+}
+
+TEST(WebSocketDeflate, StoredBlocksSplitAt64KiB)
+{
+    Inflater inf;
+    for (size_t n : {size_t{0}, size_t{65535}, size_t{65536}, size_t{200000}}) {
+        std::string in(n, 'h');
+        std::string z = deflate_stored(in);
+        EXPECT_EQ(z.size(),
+                  n + 5 * (n / 65535 + (n % 65535 != 0 || n == 0)) + 5);
+        auto back =
+            inf.inflate(z + deflate_message("!", {}).value(), 1 << 20, false);
+        ASSERT_TRUE(back.is_ok()) << n;
+        EXPECT_EQ(back.value(), in + "!");
+    }
+}
+
 TEST(WebSocketDeflate, GarbageAndBombs)
 {
     Inflater inf;
