@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -58,5 +59,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     pulse::ws::Inflater raw;
     (void) raw.inflate(bytes, 1 << 16, false);
     (void) pulse::ws::negotiate_deflate(bytes, 10);
+    // the ws+meta.nchan layout: the bytes as a stored-block prefix, then
+    // compressed; both must come back, in order
+    if (size <= 4096) {
+        auto z = pulse::ws::deflate_message(bytes, pulse::ws::DeflateOptions{});
+        pulse::ws::Inflater both;
+        auto back = both.inflate(pulse::ws::deflate_stored(bytes) + z.value(),
+                                 2 * size + 1, false);
+        if (!back.is_ok()
+            || back.value() != std::string(bytes) + std::string(bytes)) {
+            __builtin_trap();
+        }
+    }
     return 0;
 }
