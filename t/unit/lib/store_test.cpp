@@ -32,15 +32,22 @@ struct Fixture : ::testing::Test {
         EXPECT_TRUE(store.open(g, 64, 42).is_ok());
     }
 
+    static Store::PublishParams params(std::string_view key,
+                                       std::string_view body, int64_t now)
+    {
+        Store::PublishParams p;
+        p.key = key;
+        p.body = body;
+        p.now = now;
+        return p;
+    }
+
     Store::PublishResult pub(std::string_view key, std::string_view body,
                              int64_t now, uint32_t max = 10,
                              int64_t timeout = 3600)
     {
         Store::Guard g(store);
-        Store::PublishParams p;
-        p.key = key;
-        p.body = body;
-        p.now = now;
+        Store::PublishParams p = params(key, body, now);
         p.max_messages = max;
         p.timeout = timeout;
         auto r = store.publish(g, p);
@@ -91,13 +98,10 @@ TEST_F(Fixture, AssignsIdsInPublishOrder)
 TEST_F(Fixture, StoresBodyContentTypeAndEvent)
 {
     Store::Guard g(store);
-    Store::PublishParams p;
-    p.key = "/c";
     std::string body("bin\0ary\n", 8);
-    p.body = body;
+    Store::PublishParams p = params("/c", body, 5);
     p.content_type = "application/octet-stream";
     p.event = "tick";
-    p.now = 5;
     ASSERT_TRUE(store.publish(g, p).is_ok());
     auto s = store.subscribe(g, "/c", 0, 5, true);
     ASSERT_TRUE(s.is_ok());
@@ -116,10 +120,7 @@ TEST_F(Fixture, StoresBodyContentTypeAndEvent)
 TEST_F(Fixture, StoresTheCompressedBodyBesideTheBody)
 {
     Store::Guard g(store);
-    Store::PublishParams p;
-    p.key = "/z";
-    p.body = "plain";
-    p.now = 5;
+    Store::PublishParams p = params("/z", "plain", 5);
     ASSERT_TRUE(store.publish(g, p).is_ok());
     std::string z("\x2a\0\xff compressed", 13);
     p.body = "second";
@@ -395,10 +396,7 @@ TEST_F(Fixture, IdleChannelsAreCollected)
 TEST_F(Fixture, PublisherSuppliedIdsAreIdempotent)
 {
     Store::Guard g(store);
-    Store::PublishParams p;
-    p.key = "/c";
-    p.body = "x";
-    p.now = 50;
+    Store::PublishParams p = params("/c", "x", 50);
     p.id = MsgId{1000, 7};
     auto a = store.publish(g, p);
     ASSERT_TRUE(a.is_ok());
