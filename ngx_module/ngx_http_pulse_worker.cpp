@@ -196,6 +196,9 @@ bool StreamWriter::push(Blob* b)
     it->blob = b;
     ngx_memzero(&it->buf, sizeof(it->buf));
     it->buf.memory = 1;
+    // TLS: without it ngx_ssl_send_chain holds small frames back until a
+    // record's worth has gathered
+    it->buf.flush = 1;
     it->buf.start = it->buf.pos = const_cast<u_char*>(b->data());
     it->buf.end = it->buf.last = it->buf.pos + b->size();
     it->link.buf = &it->buf;
@@ -241,16 +244,11 @@ void StreamWriter::clear()
 
 namespace {
 
-// c->send for one frame. On a plain TCP connection (c->send is nginx's
-// ngx_unix_send) this is that function without its debug-log check, whose
-// read of the connection's own log was a cache miss on every delivery
-// (3-4% of a fan-out profile with Debian's --with-debug nginx); TLS and
-// anything else go through c->send.
+// nginx's ngx_unix_send for a plain TCP connection, without its debug-log
+// check, whose read of the connection's own log was a cache miss on every
+// delivery (3-4% of a fan-out profile with Debian's --with-debug nginx).
 ssize_t send_one(ngx_connection_t* c, u_char* buf, size_t size)
 {
-    if (c->send != ngx_unix_send) {
-        return c->send(c, buf, size);
-    }
     while (true) {
         ssize_t n = ::send(c->fd, buf, size, 0);
         if (n > 0) {
@@ -318,13 +316,17 @@ ngx_int_t StreamWriter::flush()
                                                                  : NGX_ERROR;
         }
     }
-    if (head_ == nullptr) {
+    // TLS keeps up to a record of its own (c->buffered), to be flushed
+    // even when nothing of ours is queued.
+    if (head_ == nullptr && c->buffered == 0) {
         return NGX_OK;
     }
-    if (head_ == tail_) {
-        // One frame, the usual case of a live stream: send(2) skips the
-        // iovec and VFS layers of writev(2), a few percent of the kernel
-        // time per delivery.
+    if (head_ != nullptr && head_ == tail_ && c->send == ngx_unix_send) {
+        // One frame on plain TCP, the usual case of a live stream: send(2)
+        // skips the iovec and VFS layers of writev(2), a few percent of the
+        // kernel time per delivery. TLS always takes send_chain: OpenSSL
+        // wants a write it could not finish retried with the same buffer,
+        // and ngx_ssl_send_chain writes from its own.
         ngx_buf_t* b = &head_->buf;
         ssize_t n = send_one(c, b->pos, static_cast<size_t>(b->last - b->pos));
         if (n == NGX_ERROR) {
@@ -335,15 +337,17 @@ ngx_int_t StreamWriter::flush()
             b->pos += n;
         }
     } else {
-        // the items' links form the chain, tail_->link.next == nullptr
-        ngx_chain_t* rest = c->send_chain(c, &head_->link, 0);
+        // the items' links form the chain, tail_->link.next == nullptr;
+        // with none, TLS flushes what it holds
+        ngx_chain_t* rest =
+            c->send_chain(c, head_ != nullptr ? &head_->link : nullptr, 0);
         if (rest == NGX_CHAIN_ERROR) {
             c->error = 1;
             return NGX_ERROR;
         }
     }
     reap();
-    if (head_ != nullptr) {
+    if (head_ != nullptr || c->buffered != 0) {
         return ngx_handle_write_event(c->write, 0) == NGX_OK ? NGX_AGAIN
                                                              : NGX_ERROR;
     }

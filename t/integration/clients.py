@@ -2,8 +2,17 @@
 bytes nginx sends can be asserted, with HTTP/1.1 chunked decoding."""
 
 import socket
+import ssl
 import time
 from urllib.parse import urlsplit
+
+
+def tls_wrap(sock, hostname="localhost"):
+    """A TLS client socket for the tests' self-signed certificates."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(sock, server_hostname=hostname)
 
 
 class Response:
@@ -20,15 +29,21 @@ class Response:
 
 class Stream:
     """A streaming GET (EventSource, long-poll): read the response head, then
-    the body as it arrives."""
+    the body as it arrives. An https URL is read over TLS; rcvbuf makes a
+    small receive window from the start (a slow reader)."""
 
-    def __init__(self, url, headers=None, timeout=10.0, source=None):
+    def __init__(self, url, headers=None, timeout=10.0, source=None,
+                 rcvbuf=None):
         u = urlsplit(url)
         self.sock = socket.socket()
         if source:
             self.sock.bind((source, 0))
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect((u.hostname, u.port))
+        if u.scheme == "https":
+            self.sock = tls_wrap(self.sock)
         path = u.path + ("?" + u.query if u.query else "")
         lines = ["GET %s HTTP/1.1" % path, "Host: %s" % u.netloc]
         for k, v in (headers or {}).items():

@@ -7,9 +7,12 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 import time
 import zlib
+
+from clients import tls_wrap
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -80,7 +83,8 @@ def deflate_raw(data):
 
 class WsClient:
     def __init__(self, port, path, protocols=None, extensions=None,
-                 headers=None, host="127.0.0.1", timeout=5.0, rcvbuf=None):
+                 headers=None, host="127.0.0.1", timeout=5.0, rcvbuf=None,
+                 tls=False):
         if rcvbuf:
             # before connect, so that the window is small from the start
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -91,6 +95,8 @@ class WsClient:
             self.sock = socket.create_connection((host, port),
                                                  timeout=timeout)
         self.sock.settimeout(timeout)
+        if tls:
+            self.sock = tls_wrap(self.sock)
         self.buf = b""
         self.inflater = None
         key = base64.b64encode(os.urandom(16)).decode()
@@ -220,8 +226,8 @@ class WsClient:
                     return True
         except socket.timeout:
             return False
-        except ConnectionResetError:
-            return True
+        except (ConnectionResetError, ssl.SSLEOFError):
+            return True  # TLS: the TCP connection closed without close_notify
         return False
 
     def shutdown(self):
