@@ -17,7 +17,8 @@ DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         libpcre3-dev g++ make curl python3-pytest python3-requests \
         python3-aiohttp python3-websocket python3-websockets python3-wsproto \
         python3-redis python3-jinja2 nlohmann-json3-dev clang \
-        libclang-rt-14-dev clang-format clang-tidy iproute2 procps openssl
+        libclang-rt-14-dev clang-format clang-tidy iproute2 procps openssl \
+        python3-pyflakes
 
 STRICT   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wold-style-cast \
             -Wnon-virtual-dtor -Werror -g -fno-omit-frame-pointer
@@ -136,6 +137,7 @@ style-check:
 	    || { echo "style: tabs found"; exit 1; }
 	@! grep -rnE '^.{81,}$$' ngx_module lib publisher --include='*.cpp' --include='*.h' \
 	    || { echo "style: lines over 80 columns"; exit 1; }
+	$(PYTHON) -m pyflakes t/integration bench demo
 tidy: $(BUILD)/.deps
 	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp -- \
 	    -std=c++17 -Ilib -Ipublisher

@@ -135,6 +135,17 @@ class Stream:
             self._decode()
         return self.body
 
+    def expect_end(self, timeout=10.0):
+        """The server ends the stream (closes it or sends the last chunk)
+        within timeout; closes our side. Returns the body."""
+        try:
+            self.read_to_end(timeout)
+        except ConnectionError:
+            pass
+        assert self.closed or self.finished, self.body[-300:]
+        self.close()
+        return self.body
+
     def close(self):
         self.sock.close()
 

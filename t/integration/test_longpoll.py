@@ -2,7 +2,6 @@
 the Last-Modified/Etag resume loop, compound and custom etags, 408, 410,
 304 (reference 3.3, 3.4)."""
 
-import threading
 import time
 from email.utils import formatdate
 
@@ -82,7 +81,7 @@ def test_resume_loop_gets_every_message_once(nginx):
     s = Stream(nginx.url("/sub/loop"), headers)
     time.sleep(0.2)
     pub(nginx, "loop", "m5")
-    body = s.read_until(lambda b: b == b"m5")
+    s.read_until(lambda b: b == b"m5")
     assert s.response.status == 200
     s.close()
 

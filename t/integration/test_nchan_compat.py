@@ -3,12 +3,11 @@ and against Pulse, with the same config modulo the directive prefix; what
 the clients see must be identical, ids aside (they carry the time)."""
 
 import re
-import time
 
 import pytest
 import requests
 
-from clients import Stream, sse
+from clients import sse
 
 CONFIG = """
 server {

@@ -4,7 +4,6 @@ followed by proof that the server still serves."""
 
 import re
 
-import pytest
 import requests
 
 from clients import Stream, parse_sse, sse

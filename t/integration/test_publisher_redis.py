@@ -88,7 +88,7 @@ def test_routes_channels_and_patterns(setup):
     b = sse(nginx.url("/sub/acme.bw"))
     r.publish("faults", "link down")
     r.publish("tenant:acme:widget:bw", '{"bps": 1}')
-    body = a.read_until(lambda x: b"data: link down\n\n" in x)
+    a.read_until(lambda x: b"data: link down\n\n" in x)
     body2 = b.read_until(lambda x: b"data: {\"bps\": 1}\n\n" in x)
     assert [e for e in parse_sse(body2) if "data" in e][0]["event"] == "widget"
     a.close()

@@ -2,7 +2,6 @@
 publish fails with 507 and one logged alert, never a crash; publishing
 works again once messages expire, and subscribers were served all along."""
 
-import re
 import time
 
 import requests

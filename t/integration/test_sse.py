@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from clients import Stream, parse_sse, sse
+from clients import parse_sse, sse
 
 NGINX_CONFIG = """
 server {
