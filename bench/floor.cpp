@@ -9,7 +9,8 @@
 // a ws+meta.nchan header when that subprotocol was asked for) with one
 // send(2) to every subscriber of the channel in that process, passes
 // the body to the other processes (one SEQPACKET write each, which deliver
-// it the same way) and answers 201. No ids, no buffer, no history, no
+// it the same way and acknowledge, so that per-channel order holds) and
+// answers 201. No ids, no buffer, no history, no
 // limits, no HTTP beyond what the load generator sends: nothing a real
 // server needs but the sends themselves.
 //
@@ -19,6 +20,7 @@
 // bounds the Pulse/nchan ratio there (docs/performance.md).
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -55,6 +57,7 @@ struct Process {
     int ep = -1;
     int listen_fd = -1;
     std::vector<int> peers;
+    std::vector<char> peer_buf = std::vector<char>(1 << 17);
     std::unordered_map<std::string, std::vector<Conn*>> channels;
     std::string frames[kWires];
 
@@ -186,17 +189,60 @@ struct Process {
                 std::string channel = c.in.substr(10, c.in.find(' ', 10) - 10);
                 const char* body = c.in.data() + body_at;
                 deliver(channel, body, len);
-                std::string packet = channel + '\0';
-                packet.append(body, len);
-                for (int p : peers) {
-                    send(p, packet.data(), packet.size(), MSG_NOSIGNAL);
-                }
+                forward(channel, body, len);
                 c.out += "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
             } else {
                 c.out += "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
             }
             c.in.erase(0, body_at + len);
             write_out(c);
+        }
+    }
+
+    // A packet from a peer: 'M' channel \0 body, a message to deliver
+    // here and acknowledge; 'A', the acknowledgement of one of ours.
+    // Returns true for an 'A'.
+    bool from_peer(int p)
+    {
+        ssize_t n = recv(p, peer_buf.data(), peer_buf.size(), MSG_DONTWAIT);
+        if (n <= 0) {
+            return false;
+        }
+        if (peer_buf[0] == 'A') {
+            return true;
+        }
+        std::string channel(peer_buf.data() + 1);
+        size_t off = channel.size() + 2;
+        deliver(channel, peer_buf.data() + off, static_cast<size_t>(n) - off);
+        send(p, "A", 1, MSG_NOSIGNAL);
+        return false;
+    }
+
+    // Every other process delivers the message before the publish is
+    // answered, so that a later publish to the channel, through any
+    // process, cannot overtake it (the load generator checks the order).
+    // One packet and one acknowledgement per publish and process: cheap
+    // next to the sends of a fan-out.
+    void forward(const std::string& channel, const char* body, size_t len)
+    {
+        std::string packet = "M" + channel + '\0';
+        packet.append(body, len);
+        for (int p : peers) {
+            send(p, packet.data(), packet.size(), MSG_NOSIGNAL);
+        }
+        size_t waiting = peers.size();
+        std::vector<pollfd> fds;
+        for (int p : peers) {
+            fds.push_back(pollfd{p, POLLIN, 0});
+        }
+        while (waiting > 0) {
+            // a peer waiting for our acknowledgement is served meanwhile
+            poll(fds.data(), fds.size(), -1);
+            for (const pollfd& f : fds) {
+                if ((f.revents & POLLIN) != 0 && from_peer(f.fd)) {
+                    waiting--;
+                }
+            }
         }
     }
 
@@ -232,14 +278,7 @@ struct Process {
                 bool is_peer = false;
                 for (int& p : peers) {
                     if (ptr == &p) {
-                        ssize_t n =
-                            recv(p, buf.data(), buf.size(), MSG_DONTWAIT);
-                        if (n > 0) {
-                            std::string channel(buf.data());
-                            size_t off = channel.size() + 1;
-                            deliver(channel, buf.data() + off,
-                                    static_cast<size_t>(n) - off);
-                        }
+                        from_peer(p);  // no acknowledgement is awaited here
                         is_peer = true;
                     }
                 }
