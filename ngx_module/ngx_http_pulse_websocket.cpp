@@ -293,7 +293,7 @@ void WsSub::on_end(ngx_uint_t status)
 
 Wire WsConn::wire_for(const LocalMsg& m) const
 {
-    bool z = set_.compress_out && m.deflate;
+    bool z = set_.compress_out && !m.deflated.empty();
     switch (set_.mode) {
         case Mode::kMeta:
             return z ? Wire::kWsMetaDeflate : Wire::kWsMeta;

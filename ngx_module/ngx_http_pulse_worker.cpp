@@ -62,7 +62,6 @@ LocalMsg::LocalMsg(const MessageView& m)
       content_type(m.content_type),
       event(m.event),
       body(m.body),
-      deflate(m.deflate),
       deflated(m.deflated)
 {}
 

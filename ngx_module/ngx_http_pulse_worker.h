@@ -75,8 +75,7 @@ public:
     std::string content_type;
     std::string event;
     std::string body;
-    bool deflate = false;
-    std::string deflated;  // the body compressed at publish time
+    std::string deflated;  // the body compressed at publish time, or empty
 
 private:
     struct Enc {

@@ -189,7 +189,6 @@ MessageView Store::view(Message* m)
     v.content_type = std::string_view(bytes, m->ctype_len);
     v.event = std::string_view(bytes + m->ctype_len, m->event_len);
     v.body = std::string_view(bytes + m->ctype_len + m->event_len, m->body_len);
-    v.deflate = (m->flags & kMessageDeflate) != 0;
     v.deflated = std::string_view(
         bytes + m->ctype_len + m->event_len + m->body_len, m->deflated_len);
     return v;
@@ -208,7 +207,6 @@ Message* Store::alloc_message(const PublishParams& p)
     m->event_len = static_cast<uint16_t>(p.event.size());
     m->body_len = static_cast<uint32_t>(p.body.size());
     m->deflated_len = static_cast<uint32_t>(p.deflated.size());
-    m->flags = p.deflated.empty() ? 0 : kMessageDeflate;
     char* out = reinterpret_cast<char*>(m + 1);
     for (std::string_view part : {p.content_type, p.event, p.body, p.deflated})
     {

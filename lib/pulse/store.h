@@ -53,8 +53,8 @@ struct MessageView {
     std::string_view content_type;
     std::string_view event;
     /// Published with pulse_deflate_message_for_websocket on: the body as a
-    /// permessage-deflate payload, compressed once at publish time.
-    bool deflate = false;
+    /// permessage-deflate payload, compressed once at publish time; empty
+    /// otherwise.
     std::string_view deflated;
 };
 
@@ -250,8 +250,6 @@ private:
 // ----------------------------------------------------------- shm layouts
 // Plain data only (kShmSafe), linked by offsets.
 
-constexpr uint8_t kMessageDeflate = 0x01;
-
 struct Message {
     uint32_t prev;
     uint32_t next;
@@ -265,7 +263,7 @@ struct Message {
     uint16_t ctype_len;
     uint16_t event_len;
     uint8_t evicted;  // out of the buffer, kept only for pending readers
-    uint8_t flags;    // kMessageDeflate
+    uint8_t flags;    // none yet, 0
     uint8_t pad[2];
     uint32_t deflated_len;
     // followed by content type, event, body, deflated body bytes
