@@ -315,9 +315,9 @@ ngx_int_t StreamWriter::flush()
                                                                  : NGX_ERROR;
         }
     }
-    // TLS keeps up to a record of its own (c->buffered), to be flushed
-    // even when nothing of ours is queued.
-    if (head_ == nullptr && c->buffered == 0) {
+    // TLS keeps up to a record of its own (NGX_SSL_BUFFERED, one of the
+    // low-level flags), to be flushed even when nothing of ours is queued.
+    if (head_ == nullptr && (c->buffered & NGX_LOWLEVEL_BUFFERED) == 0) {
         return NGX_OK;
     }
     if (head_ != nullptr && head_ == tail_ && c->send == ngx_unix_send) {
@@ -346,7 +346,7 @@ ngx_int_t StreamWriter::flush()
         }
     }
     reap();
-    if (head_ != nullptr || c->buffered != 0) {
+    if (head_ != nullptr || (c->buffered & NGX_LOWLEVEL_BUFFERED) != 0) {
         return ngx_handle_write_event(c->write, 0) == NGX_OK ? NGX_AGAIN
                                                              : NGX_ERROR;
     }
