@@ -11,6 +11,8 @@ NGINX       ?= /usr/sbin/nginx
 PYTHON      ?= /usr/bin/python3
 CXX         ?= g++
 JOBS        ?= $(shell nproc)
+# Our own objects build in parallel by default.
+MAKEFLAGS   += -j$(JOBS)
 
 DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         libyaml-cpp-dev libgtest-dev libgmock-dev libssl-dev zlib1g-dev \
@@ -63,19 +65,26 @@ NGX_CC_OPT ?=
 NGX_LD_OPT ?=
 NGX_DIR    ?= $(BUILD)/ngx
 
+# configure runs again when `config` changes or a source is added or removed
+# (config lists them with globs).
+SRC_LIST := $(sort $(LIB_SRCS) $(wildcard ngx_module/*.cpp))
 module: $(MODULE_SO)
-$(MODULE_SO): $(BUILD)/.deps config config.make $(LIB_SRCS) $(LIB_HDRS) $(GLUE_SRCS)
+$(MODULE_SO): config config.make $(LIB_SRCS) $(LIB_HDRS) $(GLUE_SRCS) | $(BUILD)/.deps
 	@if [ ! -f $(NGX_DIR)/objs/Makefile ] || [ config -nt $(NGX_DIR)/objs/Makefile ] \
-	    || [ config.make -nt $(NGX_DIR)/objs/Makefile ]; then \
+	    || [ config.make -nt $(NGX_DIR)/objs/Makefile ] \
+	    || [ "$$(cat $(NGX_DIR)/.srcs 2>/dev/null)" != "$(SRC_LIST)" ]; then \
 	    rm -rf $(NGX_DIR) && mkdir -p $(NGX_DIR) && cp -a $(NGX_SRC)/. $(NGX_DIR)/ && \
 	    cd $(NGX_DIR) && bash -c 'source ./conf_flags && ./configure \
 	        "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(NGX_CC_OPT)" \
 	        --with-ld-opt="$(NGX_LD_OPT)" --add-dynamic-module=$(CURDIR_Q)' \
 	        > $(NGX_DIR)/configure.log 2>&1 \
 	        || { tail -30 $(NGX_DIR)/configure.log; exit 1; }; \
+	    echo "$(SRC_LIST)" > $(NGX_DIR)/.srcs; \
 	fi
 	$(MAKE) -s -C $(NGX_DIR) -f objs/Makefile -j$(JOBS) modules
-	mkdir -p $(dir $@) && cp $(NGX_DIR)/objs/ngx_http_pulse_module.so $@
+	@# a rename, never a write into the file a running nginx has mapped
+	mkdir -p $(dir $@) && cp $(NGX_DIR)/objs/ngx_http_pulse_module.so $@.tmp \
+	    && mv -f $@.tmp $@
 
 nginx-t: $(MODULE_SO)
 	@tmp=$$(mktemp -d) && mkdir -p $$tmp/logs && \
@@ -85,21 +94,36 @@ nginx-t: $(MODULE_SO)
 	echo "nginx-t: conf.d/pulse.conf.example loads with the built module" && \
 	rm -rf $$tmp
 
+# ------------------------------------------------------- our C++ builds
+# One object per source, compiled in parallel and again only when the
+# source or a header it includes changes (-MMD). `rel` objects build the
+# sidecar; `san` objects (ASan+UBSan) the unit tests.
+OBJ := $(BUILD)/obj
+INCLUDES := -Ilib -Ipublisher -It/unit
+$(OBJ)/rel/%.o: %.cpp | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 $(STRICT) $(INCLUDES) -MMD -MP -c $< -o $@
+$(OBJ)/san/%.o: %.cpp | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) $(INCLUDES) -MMD -MP -c $< -o $@
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+rel = $(patsubst %.cpp,$(OBJ)/rel/%.o,$(1))
+san = $(patsubst %.cpp,$(OBJ)/san/%.o,$(1))
+
 # ---------------------------------------------------------------- sidecar
+# The sidecar links only the parts of lib/ it uses.
+PUB_LIB_SRCS := lib/pulse/message_id.cpp lib/pulse/publish_request.cpp
 publisher: $(PUBLISHER)
-$(PUBLISHER): $(BUILD)/.deps publisher/main.cpp $(PUB_SRCS) $(PUB_HDRS) $(LIB_SRCS) $(LIB_HDRS)
-	$(CXX) -std=c++17 -O2 $(STRICT) -Ilib -Ipublisher publisher/main.cpp \
-	    $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp -lcrypto -lz -o $@
+$(PUBLISHER): $(call rel,publisher/main.cpp $(PUB_SRCS) $(PUB_LIB_SRCS))
+	$(CXX) $^ -lhiredis -lyaml-cpp -o $@.tmp && mv -f $@.tmp $@
 
 # ---------------------------------------------------------------- tests
-$(BUILD)/unit_lib: $(BUILD)/.deps $(ULIB_TESTS) $(LIB_SRCS) $(LIB_HDRS) t/unit/support/*.h
-	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) -Ilib -It/unit \
-	    $(ULIB_TESTS) $(LIB_SRCS) -lgtest_main -lgtest -lcrypto -lz -pthread -o $@
+$(BUILD)/unit_lib: $(call san,$(ULIB_TESTS) $(LIB_SRCS))
+	$(CXX) $(SANITIZE) $^ -lgtest_main -lgtest -lcrypto -lz -pthread -o $@
 
-$(BUILD)/unit_publisher: $(BUILD)/.deps $(UPUB_TESTS) $(PUB_SRCS) $(PUB_HDRS) $(LIB_SRCS) $(LIB_HDRS)
-	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) -Ilib -Ipublisher -It/unit \
-	    $(UPUB_TESTS) $(PUB_SRCS) $(LIB_SRCS) -lhiredis -lyaml-cpp \
-	    -lgtest_main -lgtest -lcrypto -lz -pthread -o $@
+$(BUILD)/unit_publisher: $(call san,$(UPUB_TESTS) $(PUB_SRCS) $(PUB_LIB_SRCS))
+	$(CXX) $(SANITIZE) $^ -lhiredis -lyaml-cpp \
+	    -lgtest_main -lgtest -pthread -o $@
 
 unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher
 	$(BUILD)/unit_lib --gtest_brief=1
@@ -127,7 +151,7 @@ asan: $(BUILD)/loadgen $(BUILD)/floor
 	    $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------- style
-STYLE_DIRS := ngx_module lib publisher t/unit
+STYLE_DIRS := ngx_module lib publisher t/unit t/fuzz
 format:
 	clang-format -i $$(find $(STYLE_DIRS) -name '*.cpp' -o -name '*.h')
 format-check: $(BUILD)/.deps
@@ -143,25 +167,36 @@ tidy: $(BUILD)/.deps
 	    -std=c++17 -Ilib -Ipublisher
 
 # ---------------------------------------------------------------- fuzz
-# libFuzzer over the WebSocket frame parser, the inflater and the pulse.v1
-# request parser. FUZZ_SECONDS bounds the run (CI uses the default).
+# libFuzzer targets, each with its seed corpus in t/fuzz/corpus/<target>:
+#   ws_frame        the WebSocket frame parser, the inflater, pulse.v1
+#   v1_request      pulse.v1 requests (deeply nested seeds) and the frames
+#                   built from them
+#   publish_fields  the publish-time field rule and every encoder: no
+#                   forged line in any output
+# FUZZ_SECONDS bounds each target's run (CI uses a short one).
 FUZZ_SECONDS ?= 60
-FUZZ_LIB_SRCS := lib/pulse/websocket.cpp lib/pulse/deflate.cpp \
-                 lib/pulse/ws_protocol.cpp
-$(BUILD)/ws_frame_fuzz: $(BUILD)/.deps t/fuzz/ws_frame_fuzz.cpp $(FUZZ_LIB_SRCS) $(LIB_HDRS)
-	clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -Ilib t/fuzz/ws_frame_fuzz.cpp \
-	    $(FUZZ_LIB_SRCS) -lcrypto -lz -o $@
-fuzz: $(BUILD)/ws_frame_fuzz
-	@mkdir -p $(BUILD)/fuzz-corpus && cp -n t/fuzz/corpus/* $(BUILD)/fuzz-corpus/
-	$(BUILD)/ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=100000 \
-	    -print_final_stats=1 $(BUILD)/fuzz-corpus t/fuzz/corpus 2>&1 | tail -15; \
-	    exit $${PIPESTATUS[0]}
+FUZZ_TARGETS := ws_frame v1_request publish_fields
+FUZZ_CXX := clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
+            -fno-sanitize-recover=all -Ilib
+FUZZ_LIB := $(filter-out lib/pulse/store.cpp,$(LIB_SRCS))
+$(BUILD)/%_fuzz: t/fuzz/%_fuzz.cpp $(FUZZ_LIB) $(LIB_HDRS) | $(BUILD)/.deps
+	$(FUZZ_CXX) $< $(FUZZ_LIB) -lcrypto -lz -o $@
+fuzz: $(patsubst %,$(BUILD)/%_fuzz,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz-corpus/$$t; \
+	    cp -n t/fuzz/corpus/$$t/* $(BUILD)/fuzz-corpus/$$t/; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
+	        -print_final_stats=1 $(BUILD)/fuzz-corpus/$$t t/fuzz/corpus/$$t \
+	        > $(BUILD)/fuzz-$$t.log 2>&1 \
+	        || { tail -40 $(BUILD)/fuzz-$$t.log; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz-$$t.log; \
+	done
 
 # ---------------------------------------------------------------- bench, demo
-$(BUILD)/loadgen: bench/loadgen.cpp $(BUILD)/.deps
+$(BUILD)/loadgen: bench/loadgen.cpp | $(BUILD)/.deps
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ bench/loadgen.cpp
-$(BUILD)/floor: bench/floor.cpp $(BUILD)/.deps
+$(BUILD)/floor: bench/floor.cpp | $(BUILD)/.deps
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ bench/floor.cpp
 BENCH_DEBS := python3-matplotlib
 bench-deps:
