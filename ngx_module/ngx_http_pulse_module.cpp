@@ -15,6 +15,7 @@
 #include "ngx_http_pulse_shm.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
+#include "pulse/publish_request.h"
 
 namespace {
 
@@ -700,10 +701,9 @@ void merge_array(ngx_array_t** conf, ngx_array_t* prev)
 
 char* ngx_http_pulse_merge_loc_conf(ngx_conf_t* cf, void* parent,
                                     void* child) noexcept
-{
+try {
     auto* p = static_cast<ngx_http_pulse_loc_conf_t*>(parent);
     auto* c = static_cast<ngx_http_pulse_loc_conf_t*>(child);
-    (void) cf;
     ngx_conf_merge_uint_value(c->roles, p->roles, 0);
     merge_array(&c->channel_id, p->channel_id);
     merge_array(&c->pub_channel_id, p->pub_channel_id);
@@ -750,6 +750,21 @@ char* ngx_http_pulse_merge_loc_conf(ngx_conf_t* cf, void* parent,
     // nchan merges ping_data from the parent's ping_comment and never
     // merges ping_comment (reference 1.5); Pulse merges each from itself.
     ngx_conf_merge_str_value(c->es_ping_comment, p->es_ping_comment, "");
+    // Written into every stream as lines: a line break would end the ping
+    // early and forge fields.
+    for (auto [name, value] :
+         {std::pair{"pulse_eventsource_ping_event", &c->es_ping_event},
+          std::pair{"pulse_eventsource_ping_data", &c->es_ping_data},
+          std::pair{"pulse_eventsource_ping_comment", &c->es_ping_comment}})
+    {
+        pulse::Status v = pulse::validate_field(name, pulse::ngx::sv(*value),
+                                                pulse::kMaxEventLength);
+        if (!v.is_ok()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, PULSE_LOG_PREFIX "%s",
+                               v.message().c_str());
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
     if (c->allow_origin == nullptr) {
         c->allow_origin = p->allow_origin;
     }
@@ -772,6 +787,7 @@ char* ngx_http_pulse_merge_loc_conf(ngx_conf_t* cf, void* parent,
     }
     return NGX_CONF_OK;
 }
+PULSE_CATCH_CONF(cf)
 
 ngx_int_t ngx_http_pulse_postconfiguration(ngx_conf_t* cf) noexcept
 try {

@@ -11,6 +11,7 @@
 #include "ngx_http_pulse_http.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_info.h"
+#include "pulse/publish_request.h"
 
 namespace pulse::ngx {
 
@@ -110,20 +111,30 @@ try {
         ctype = std::string(sv(r->headers_in.content_type->value));
     }
     std::string event;
+    PublishFields fields;
+    fields.content_type_name = "Content-Type header";
     if (lcf->eventsource_event != nullptr) {
         event = eval(r, lcf->eventsource_event);
+        fields.event_name = "pulse_eventsource_event value";
     } else if (auto e = header(r, "X-EventSource-Event")) {
         event = std::string(*e);
+        fields.event_name = "X-EventSource-Event header";
+    }
+    fields.event = event;
+    fields.content_type = ctype;
+    if (Status v = validate(fields); !v.is_ok()) {
+        ngx_http_finalize_request(r, fail(r, v));
+        return;
     }
     std::optional<MsgId> id;
     if (lcf->publisher_message_id) {
         if (auto h = header(r, "Pulse-Message-Id")) {
-            auto parsed = parse_msg_id(*h);
+            auto parsed = parse_publish_id(*h);
             if (!parsed.is_ok()) {
                 ngx_http_finalize_request(r, fail(r, parsed.status()));
                 return;
             }
-            id = MsgId{parsed->time, parsed->tags[0]};
+            id = parsed.value();
         }
     }
     auto out = publish_to(r->connection->log, keys.value(), spec.value(), body,

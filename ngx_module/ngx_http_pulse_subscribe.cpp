@@ -13,6 +13,7 @@
 #include "ngx_http_pulse_http.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/http_date.h"
+#include "pulse/publish_request.h"
 #include "pulse/sse.h"
 
 namespace pulse::ngx {
@@ -249,6 +250,9 @@ public:
         if (detach_.posted) {
             ngx_delete_posted_event(&detach_);
         }
+        if (part_end_ != nullptr) {
+            part_end_->unref();
+        }
     }
 
     /// Joins `keys` (more than one: multiplexed) and starts the response.
@@ -293,7 +297,9 @@ private:
     MultiMsgId multi_;  // the last id shown, multiplexed
     StreamWriter writer_;
     Wire wire_ = Wire::kSse;
-    std::string variant_;  // see LocalMsg::encoded
+    std::string variant_;       // see LocalMsg::encoded
+    std::string boundary_;      // multipart/mixed
+    Blob* part_end_ = nullptr;  // multipart: "\r\n--<boundary>", framed
     ngx_event_t ping_{};
     ngx_event_t timeout_{};
     ngx_event_t detach_{};
@@ -316,6 +322,17 @@ ngx_int_t SseSubscriber::start(const std::vector<std::string>& keys,
                                std::optional<MultiMsgId> after)
 {
     ngx_http_request_t* r = r_;
+    if (transport_ == Transport::kEventSource
+        && lcf_->eventsource_event != nullptr) {
+        // the `event:` line of every message: a line break in it would
+        // forge lines of this stream
+        variant_ = eval(r, lcf_->eventsource_event);
+        Status v = validate_field("pulse_eventsource_event value", variant_,
+                                  kMaxEventLength);
+        if (!v.is_ok()) {
+            return send_response(r, NGX_HTTP_BAD_REQUEST, "", v.message());
+        }
+    }
     // The catch-up of every channel, in id order, with its channel index.
     std::vector<std::pair<MsgPtr, size_t>> catch_up;
     bool multi = keys.size() > 1;
@@ -356,17 +373,16 @@ ngx_int_t SseSubscriber::start(const std::vector<std::string>& keys,
             ctype = "text/event-stream; charset=utf-8";
             hello = sse::kHello;
             wire = Wire::kSse;
-            if (lcf_->eventsource_event != nullptr) {
-                variant_ = eval(r, lcf_->eventsource_event);
-            }
             break;
         case Transport::kMultipart: {
-            const std::string& boundary = Worker::get()->boundary();
+            // This stream's own boundary: the shared parts leave it out,
+            // so that no body can end another stream's part.
+            boundary_ = stream::random_boundary(32);
             ctype =
-                sv(pool_str(r->pool, "multipart/mixed; boundary=" + boundary));
-            hello = "--" + boundary;
+                sv(pool_str(r->pool, "multipart/mixed; boundary=" + boundary_));
+            hello = "--" + boundary_;
             wire = Wire::kMultipart;
-            variant_ = (lcf_->compound_etag ? "c" : "p") + boundary;
+            variant_ = lcf_->compound_etag ? "c" : "p";
             break;
         }
         case Transport::kRawStream:
@@ -402,6 +418,13 @@ ngx_int_t SseSubscriber::start(const std::vector<std::string>& keys,
                                           : Wire::kRawChunked;
     }
     wire_ = wire;
+    if (transport_ == Transport::kMultipart) {
+        std::string tail = "\r\n--" + boundary_;
+        if (chunked()) {
+            stream::wrap_chunk(tail);
+        }
+        part_end_ = Blob::make(tail);
+    }
     auto* first = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
     if (first == nullptr) {
         return NGX_ERROR;
@@ -591,7 +614,10 @@ void SseSubscriber::deliver(const std::vector<MsgPtr>& msgs, Member* member,
 bool SseSubscriber::push_message(LocalMsg& m)
 {
     Blob* b = m.encoded(wire_, variant_);
-    return b->size() == 0 || writer_.push(b);
+    if (b->size() != 0 && !writer_.push(b)) {
+        return false;
+    }
+    return part_end_ == nullptr || writer_.push(part_end_);
 }
 
 // A multiplexed message shows the subscription's id (one time, a tag per
@@ -615,7 +641,7 @@ bool SseSubscriber::push_member_message(size_t index, LocalMsg& m)
         bool compound = lcf_->compound_etag != 0;
         std::string tags = id.substr(id.find(':') + 1);
         stream::append_multipart_part(
-            frame, std::string_view(variant_).substr(1),
+            frame, boundary_,
             compound ? std::string() : format_http_date(multi_.time),
             compound ? id : tags, m.content_type, m.body);
     }

@@ -24,6 +24,7 @@
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
 #include "pulse/deflate.h"
+#include "pulse/publish_request.h"
 #include "pulse/websocket.h"
 #include "pulse/ws_protocol.h"
 
@@ -1284,9 +1285,21 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     }
     if (lcf->ws_identity != nullptr) {
         s.identity = eval(r, lcf->ws_identity);
+        // it goes into a header of every command's upstream request
+        Status v = validate_field("pulse_websocket_identity value", s.identity,
+                                  kMaxHeaderChannelLength);
+        if (!v.is_ok()) {
+            return send_response(r, NGX_HTTP_BAD_REQUEST, "", v.message());
+        }
     }
     if (r->headers_in.content_type != nullptr) {
         s.content_type = std::string(sv(r->headers_in.content_type->value));
+        // the content type of every message published on the socket
+        Status v = validate_field("Content type", s.content_type,
+                                  kMaxContentTypeLength);
+        if (pub && !v.is_ok()) {
+            return send_response(r, NGX_HTTP_BAD_REQUEST, "", v.message());
+        }
     }
     if (r->headers_in.accept != nullptr) {
         s.accept = std::string(sv(r->headers_in.accept->value));

@@ -393,11 +393,6 @@ ngx_int_t Worker::start(ngx_cycle_t* cycle, Zone* zone)
     w->deflate_.mem_level = static_cast<int>(mcf->deflate_memlevel);
     w->deflate_.strategy = static_cast<int>(mcf->deflate_strategy);
     w->deflate_.window_bits = static_cast<int>(mcf->deflate_window);
-    uint32_t rnd[32];
-    for (uint32_t& r : rnd) {
-        r = static_cast<uint32_t>(ngx_random());
-    }
-    w->boundary_ = stream::make_boundary(rnd, 32);
     uint64_t token = 0;
     {
         Store::Guard g(zone->store);

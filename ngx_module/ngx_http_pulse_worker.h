@@ -66,7 +66,8 @@ public:
     /// The message framed for `wire`. `variant` is the location's event
     /// override for EventSource (empty: the message's own event), the
     /// channel id for pulse.v1, the separator for kRaw, and for kMultipart
-    /// 'c' (compound etag) or 'p' followed by the boundary. An empty blob
+    /// 'c' (compound etag) or 'p' (the part without its closing boundary,
+    /// which each stream adds: its boundary is its own). An empty blob
     /// means nothing to send (an empty chunk would end the response).
     Blob* encoded(Wire wire, std::string_view variant);
 
@@ -249,8 +250,6 @@ public:
     static void stop(ngx_cycle_t* cycle);
 
     Store& store() { return zone_->store; }
-    /// This worker's multipart/mixed boundary (32 random characters).
-    const std::string& boundary() const { return boundary_; }
     /// permessage-deflate settings for published messages (http level).
     const ws::DeflateOptions& deflate_options() const { return deflate_; }
     uint32_t slot() const { return slot_; }
@@ -304,7 +303,6 @@ private:
     ngx_event_t tick_{};
     ngx_msec_t ticks_ = 0;
     ws::DeflateOptions deflate_;
-    std::string boundary_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
 };
 

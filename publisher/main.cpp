@@ -1,7 +1,7 @@
 // pulse-publisher: Redis Pub/Sub and Streams -> publishes on the local
 // nginx. Single-threaded: one poll loop over the Pub/Sub and the stream
-// connections. Still to do (issue 5): pipelined publishing with a bounded
-// queue, /metrics and /healthz, SIGHUP reload.
+// connections, pipelined publishes, a bounded Pub/Sub queue, /metrics and
+// /healthz, SIGHUP reload (docs/publisher.md).
 
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +22,8 @@
 #include "config.h"
 #include "metrics.h"
 #include "publish_client.h"
+#include "pulse/message_id.h"
+#include "pulse/publish_request.h"
 #include "redis_source.h"
 #include "rules.h"
 
@@ -94,6 +96,23 @@ private:
 
 using Counters = Metrics;
 
+// A name for a log line: control characters as \xNN.
+std::string printable(std::string_view s)
+{
+    std::string out;
+    for (char c : s) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof(hex), "\\x%02x", u);
+            out += hex;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0)
 {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
@@ -156,6 +175,17 @@ std::optional<Pending> route_pubsub(const Config& config,
             n.drop(s.name);
             log.set("dropping", "no target channel for '" + m.channel
                                     + "' in source " + s.name);
+            return std::nullopt;
+        }
+        // A channel name is publisher input: it must not carry a line
+        // break into the event header of the publish.
+        if (pulse::Status v = pulse::validate(pulse::PublishFields{*event, ""});
+            !v.is_ok())
+        {
+            n.drop(s.name);
+            log.set("dropping", "channel '" + printable(m.channel)
+                                    + "' in source " + s.name + ": "
+                                    + v.message());
             return std::nullopt;
         }
         return Pending{&s, {*target, m.payload, "", *event, ""}};
@@ -237,9 +267,24 @@ std::optional<PublishClient::Request> route_entry(const StreamEntry& e,
                                : std::string("no target channel");
         return std::nullopt;
     }
-    return PublishClient::Request{*target, *body,
-                                  ctype == nullptr ? "" : *ctype, *event,
-                                  stream_id_to_msg_id(e.id).value_or("")};
+    // The fields become headers of the publish: the module's rule, checked
+    // here so that a line break can never reach the request.
+    pulse::Status v = pulse::validate(
+        pulse::PublishFields{*event, ctype == nullptr ? "" : *ctype});
+    if (!v.is_ok()) {
+        *why = v.message();
+        return std::nullopt;
+    }
+    // Every node must give the entry the same id, so an entry whose id has
+    // no message id (past the year 9999, or seq >= 1000000) is dropped
+    // rather than published under an id nginx would pick.
+    auto msg_id = stream_id_to_msg_id(e.id);
+    if (!msg_id || !pulse::parse_publish_id(*msg_id).is_ok()) {
+        *why = "its entry id maps to no message id";
+        return std::nullopt;
+    }
+    return PublishClient::Request{
+        *target, *body, ctype == nullptr ? "" : *ctype, *event, *msg_id};
 }
 
 void drop_entry(const StreamEntry& e, const std::string& why, Counters& n,

@@ -2,44 +2,53 @@
 
 namespace pulse::publisher {
 
-namespace {
-
-bool match(std::string_view p, std::string_view t,
-           std::vector<std::string>* caps)
-{
-    if (p.empty()) {
-        return t.empty();
-    }
-    if (p[0] == '*') {
-        // Shortest match first, as the captures of a left-to-right glob.
-        for (size_t n = 0; n <= t.size(); ++n) {
-            caps->emplace_back(t.substr(0, n));
-            if (match(p.substr(1), t.substr(n), caps)) {
-                return true;
-            }
-            caps->pop_back();
-        }
-        return false;
-    }
-    if (t.empty()) {
-        return false;
-    }
-    if (p[0] == '?' || p[0] == t[0]) {
-        return match(p.substr(1), t.substr(1), caps);
-    }
-    return false;
-}
-
-}  // namespace
-
 std::optional<std::vector<std::string>> glob_captures(std::string_view pattern,
                                                       std::string_view text)
 {
-    std::vector<std::string> caps;
-    if (!match(pattern, text, &caps)) {
+    // The classic one-pass wildcard match: a mismatch backtracks to the
+    // last `*` only and lets it take one more character. O(pattern x text)
+    // and no recursion: the text is a channel name from Redis, publisher
+    // input. The earlier stars keep the shortest match that lets the rest
+    // match, as a left-to-right glob's captures.
+    struct Cap {
+        size_t start;
+        size_t len;
+    };
+    std::vector<Cap> caps;
+    size_t p = 0;
+    size_t t = 0;
+    size_t star = std::string_view::npos;  // pattern index of the last '*'
+    size_t mark = 0;                       // where that star's match ends
+    while (t < text.size()) {
+        if (p < pattern.size() && pattern[p] == '*') {
+            star = p++;
+            mark = t;
+            caps.push_back({t, 0});
+        } else if (p < pattern.size()
+                   && (pattern[p] == '?' || pattern[p] == text[t])) {
+            ++p;
+            ++t;
+        } else if (star != std::string_view::npos) {
+            p = star + 1;
+            t = ++mark;
+            caps.back().len = mark - caps.back().start;
+        } else {
+            return std::nullopt;
+        }
+    }
+    while (p < pattern.size() && pattern[p] == '*') {
+        caps.push_back({t, 0});
+        ++p;
+    }
+    if (p != pattern.size()) {
         return std::nullopt;
     }
-    return caps;
+    std::vector<std::string> out;
+    out.reserve(caps.size());
+    for (const Cap& c : caps) {
+        out.emplace_back(text.substr(c.start, c.len));
+    }
+    return out;
 }
 
 const std::string* field(const Fields& fields, std::string_view name)

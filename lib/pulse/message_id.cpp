@@ -125,7 +125,46 @@ Result<MultiMsgId> parse_msg_id(std::string_view text, size_t channels)
     if (!parse_int64(text.substr(0, colon), &time)) {
         return invalid("bad time");
     }
+    if (time > kMaxMsgTime) {
+        return invalid("time after the year 9999");
+    }
     return parse_msg_tags(time, text.substr(colon + 1), channels);
+}
+
+std::optional<MsgId> next_msg_id(MsgId last, int64_t now)
+{
+    if (now > last.time && now <= kMaxMsgTime) {
+        return MsgId{now, 0};
+    }
+    if (last.tag < kMaxMsgTag) {
+        return MsgId{last.time, last.tag + 1};
+    }
+    if (last.time < kMaxMsgTime) {
+        return MsgId{last.time + 1, 0};
+    }
+    return std::nullopt;
+}
+
+Result<MsgId> parse_publish_id(std::string_view text)
+{
+    size_t colon = text.find(':');
+    if (colon == std::string_view::npos) {
+        return invalid("no ':'");
+    }
+    int64_t time = 0;
+    int64_t tag = 0;
+    if (!parse_int64(text.substr(0, colon), &time)
+        || !parse_int64(text.substr(colon + 1), &tag))
+    {
+        return invalid("a supplied id is <time>:<tag>, both numbers");
+    }
+    if (time == 0 || time > kMaxMsgTime) {
+        return invalid("time out of range");
+    }
+    if (tag > kMaxMsgTag) {
+        return invalid("tag out of range");
+    }
+    return MsgId{time, static_cast<int32_t>(tag)};
 }
 
 MultiMsgId advance_multi_id(const MultiMsgId& prev, size_t index, MsgId m)

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,27 @@ struct MsgId {
 /// Longest text form of a single-channel id: 20 digits, ':', 11 digits.
 constexpr size_t kMsgIdMaxText = 40;
 
+/// The last second an id may name: 9999-12-31T23:59:59Z. Ids past it are
+/// refused on input, so that id arithmetic, HTTP dates and the text form
+/// stay in range.
+constexpr int64_t kMaxMsgTime = 253402300799;
+/// The largest tag; the next id after it moves to the next second.
+constexpr int32_t kMaxMsgTag = INT32_MAX;
+
+/// The id the store gives a message published at `now` after `last`:
+/// `now:0` when `now` is a later second, else the next tag of the last
+/// second, else (the tag at kMaxMsgTag) the next second's first id. Ids so
+/// stay strictly increasing when the clock goes back or a second holds
+/// more than kMaxMsgTag messages. nullopt when `last` is at the very end
+/// of the id space.
+std::optional<MsgId> next_msg_id(MsgId last, int64_t now);
+
+/// A publisher-supplied id (`Pulse-Message-Id`, pulse_publisher_message_id
+/// on; the sidecar's ids): exactly `time:tag` with 0 < time <= kMaxMsgTime
+/// and 0 <= tag <= kMaxMsgTag. The module and the sidecar both check with
+/// it, so that the sidecar never sends an id nginx would refuse.
+Result<MsgId> parse_publish_id(std::string_view text);
+
 /// Writes `time:tag` into `out` (at least kMsgIdMaxText bytes); returns the
 /// length. The zero id prints as `0:0` (nchan's memstore prints `0`, a quirk
 /// of its formatter; its Redis store prints `0:0`).
@@ -52,6 +74,7 @@ struct MultiMsgId {
 };
 
 /// Parses `time:tag` or `time:t1,[t2],-`. Accepts a bare `0` as the zero id.
+/// The time is at most kMaxMsgTime, a tag at most kMaxMsgTag (or -1).
 /// `channels` is the number of channels of the subscription: a shorter tag
 /// list is padded with -1, a longer one is invalid, and a list of more than
 /// one tag must bracket exactly one of them (nchan_parse_msg_tag).

@@ -1,6 +1,10 @@
 #include "pulse/sse.h"
 
 #include <cstdio>
+#include <random>
+#include <vector>
+
+#include <openssl/rand.h>
 
 namespace pulse::sse {
 
@@ -12,9 +16,12 @@ void append_message(std::string& out, std::string_view id,
         out.append("event: ").append(event).append("\n");
     }
     out.append("id: ").append(id).append("\n");
+    // An EventSource parser ends a line at CR, LF or CRLF: every one of
+    // them in the body starts a new data line, or a CR would let the body
+    // forge `id:` or `event:` lines.
     size_t start = 0;
     while (true) {
-        size_t nl = body.find('\n', start);
+        size_t nl = body.find_first_of("\r\n", start);
         out.append("data: ");
         if (nl == std::string_view::npos) {
             out.append(body.substr(start)).append("\n");
@@ -22,6 +29,9 @@ void append_message(std::string& out, std::string_view id,
         }
         out.append(body.substr(start, nl - start)).append("\n");
         start = nl + 1;
+        if (body[nl] == '\r' && start < body.size() && body[start] == '\n') {
+            ++start;
+        }
     }
     out.append("\n");
 }
@@ -78,7 +88,25 @@ void append_multipart_part(std::string& out, std::string_view boundary,
     if (!content_type.empty()) {
         out.append("Content-Type: ").append(content_type).append("\r\n");
     }
-    out.append("\r\n").append(body).append("\r\n--").append(boundary);
+    out.append("\r\n").append(body);
+    if (!boundary.empty()) {
+        out.append("\r\n--").append(boundary);
+    }
+}
+
+std::string random_boundary(size_t n)
+{
+    std::vector<uint32_t> r(n);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(r.data()),
+                   static_cast<int>(n * sizeof(uint32_t)))
+        != 1)
+    {
+        std::random_device dev;
+        for (uint32_t& v : r) {
+            v = dev();
+        }
+    }
+    return make_boundary(r.data(), n);
 }
 
 std::string make_boundary(const uint32_t* random, size_t n)

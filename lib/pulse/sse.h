@@ -15,9 +15,11 @@ constexpr std::string_view kHello = ": hi\n\n";
 
 /// Appends one message in nchan's EventSource framing:
 /// `event: <e>\n` (when `event` is not empty), `id: <id>\n`, then the body
-/// split on `\n` into `data: <line>\n` lines, then `\n`. A trailing newline
-/// in the body gives a final empty `data: ` line, as nchan; an empty body
-/// gives one `data: ` line.
+/// split into `data: <line>\n` lines, then `\n`. A trailing newline in the
+/// body gives a final empty `data: ` line, as nchan; an empty body gives
+/// one `data: ` line. Lines end at LF, CR or CRLF, as the EventSource
+/// parser reads them (nchan splits on LF only, so a CR in a body can forge
+/// fields). `event` must be a valid field (publish_request.h).
 void append_message(std::string& out, std::string_view id,
                     std::string_view event, std::string_view body);
 
@@ -41,7 +43,10 @@ void wrap_chunk(std::string& frame);
 /// One part of nchan's multipart/mixed stream (reference 3.7): the part
 /// headers, the body and the boundary that ends the part:
 /// `\r\nLast-Modified: <date>\r\nEtag: <etag>\r\n[Content-Type: <ct>\r\n]
-/// \r\n<body>\r\n--<boundary>`. An empty `last_modified` leaves its line out.
+/// \r\n<body>\r\n--<boundary>`. An empty `last_modified` leaves its line out;
+/// an empty `boundary` leaves out the closing `\r\n--<boundary>`, which a
+/// stream then sends itself: each stream has a boundary of its own, so
+/// that a body cannot forge parts of other subscribers' streams.
 void append_multipart_part(std::string& out, std::string_view boundary,
                            std::string_view last_modified,
                            std::string_view etag, std::string_view content_type,
@@ -50,5 +55,9 @@ void append_multipart_part(std::string& out, std::string_view boundary,
 /// A boundary of `n` characters from nchan's alphabet `./0-9A-Za-z`, from
 /// `random` (any values).
 std::string make_boundary(const uint32_t* random, size_t n);
+
+/// A boundary of `n` characters from OpenSSL's random generator: no other
+/// client can predict it.
+std::string random_boundary(size_t n);
 
 }  // namespace pulse::stream

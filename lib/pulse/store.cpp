@@ -344,6 +344,10 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     {
         return Status(Code::kTooLarge, "message too large");
     }
+    if (p.id && (p.id->tag < 0 || p.id->time <= 0 || p.id->time > kMaxMsgTime))
+    {
+        return Status(Code::kInvalidArgument, "Message ID invalid");
+    }
     uint32_t hash = hash_key(p.key);
     Channel* c = find(p.key, hash);
     if (c == nullptr) {
@@ -367,11 +371,13 @@ Result<Store::PublishResult> Store::publish(const Guard&,
             return r;
         }
         id = *p.id;
-    } else if (p.now > last.time) {
-        id = MsgId{p.now, 0};
+    } else if (auto next = next_msg_id(last, p.now)) {
+        // A later second, or the next tag (same second, the clock went
+        // back), or the next second when the tags ran out.
+        id = *next;
     } else {
-        // Same second, or the clock went back: stay after the last id.
-        id = MsgId{last.time, last.tag + 1};
+        maybe_free(c);
+        return Status(Code::kTooLarge, "Message ID space exhausted.");
     }
     c->max_messages = p.max_messages;
     c->timeout = p.timeout;
@@ -397,7 +403,9 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     if (p.max_messages == 0 && p.timeout > 0 && p.timeout < ttl) {
         ttl = p.timeout;
     }
-    m->expires = ttl == 0 ? 0 : p.now + ttl;
+    // A timeout past the end of the id space means never (and must not
+    // wrap around into the past).
+    m->expires = ttl <= 0 || ttl > kMaxMsgTime - p.now ? 0 : p.now + ttl;
     uint32_t self = ShmRef<Message>::of(arena_, m).off;
     m->prev = c->last;
     if (Message* tail = msg(c->last)) {

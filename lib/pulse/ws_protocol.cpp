@@ -1,8 +1,12 @@
 #include "pulse/ws_protocol.h"
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "pulse/json_depth.h"
+#include "pulse/publish_request.h"
 #include "pulse/websocket.h"
 
 namespace pulse::ws {
@@ -93,6 +97,12 @@ std::string json_message(std::string_view channel, std::string_view id,
 
 std::optional<Request> parse_request(std::string_view text, RequestError* err)
 {
+    // Before parsing: walking a deeply nested value (dump) would recurse
+    // once per level.
+    if (Status d = check_json_depth(text); !d.is_ok()) {
+        *err = {"bad_request", d.message(), ""};
+        return std::nullopt;
+    }
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
         *err = {"bad_request", "A request is a JSON object.", ""};
@@ -154,6 +164,17 @@ std::optional<Request> parse_request(std::string_view text, RequestError* err)
     {
         *err = {"bad_request", "\"content_type\" and \"event\" are strings.",
                 r.id};
+        return std::nullopt;
+    }
+    // The channel goes into frames, logs and, for commands, a header of
+    // the upstream request; the event and content type into every
+    // subscriber's wire format.
+    Status valid = validate_field("channel", r.channel, SIZE_MAX);
+    if (valid.is_ok()) {
+        valid = validate(PublishFields{r.event, r.content_type});
+    }
+    if (!valid.is_ok()) {
+        *err = {"bad_request", valid.message(), r.id};
         return std::nullopt;
     }
     return r;

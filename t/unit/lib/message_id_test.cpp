@@ -121,3 +121,77 @@ TEST(MultiMsgId, AdvanceRoundTripsThroughTheParser)
 
 }  // namespace
 }  // namespace pulse
+
+namespace pulse {
+namespace {
+
+TEST(NextMsgId, LaterSecondSameSecondAndTheClockGoingBack)
+{
+    EXPECT_EQ(next_msg_id(MsgId{0, 0}, 100), (MsgId{100, 0}));
+    EXPECT_EQ(next_msg_id(MsgId{100, 4}, 100), (MsgId{100, 5}));
+    EXPECT_EQ(next_msg_id(MsgId{100, 4}, 50), (MsgId{100, 5}));
+    EXPECT_EQ(next_msg_id(MsgId{100, 4}, 101), (MsgId{101, 0}));
+}
+
+TEST(NextMsgId, TagOverflowMovesToTheNextSecond)
+{
+    EXPECT_EQ(next_msg_id(MsgId{100, kMaxMsgTag - 1}, 100),
+              (MsgId{100, kMaxMsgTag}));
+    EXPECT_EQ(next_msg_id(MsgId{100, kMaxMsgTag}, 100), (MsgId{101, 0}));
+    EXPECT_EQ(next_msg_id(MsgId{100, kMaxMsgTag}, 7), (MsgId{101, 0}));
+    // a clock past the end of the id space does not leave it
+    EXPECT_EQ(next_msg_id(MsgId{100, 0}, kMaxMsgTime + 1), (MsgId{100, 1}));
+    EXPECT_EQ(next_msg_id(MsgId{kMaxMsgTime, 0}, kMaxMsgTime),
+              (MsgId{kMaxMsgTime, 1}));
+    EXPECT_EQ(next_msg_id(MsgId{kMaxMsgTime - 1, kMaxMsgTag}, 0),
+              (MsgId{kMaxMsgTime, 0}));
+    EXPECT_FALSE(next_msg_id(MsgId{kMaxMsgTime, kMaxMsgTag}, kMaxMsgTime));
+}
+
+TEST(NextMsgId, IdsStayStrictlyIncreasingAndParseable)
+{
+    MsgId last{1764000000, kMaxMsgTag - 2};
+    for (int i = 0; i < 5; ++i) {
+        auto next = next_msg_id(last, 1764000000);
+        ASSERT_TRUE(next);
+        EXPECT_LT(last, *next);
+        auto back = parse_msg_id(to_string(*next));
+        ASSERT_TRUE(back.is_ok()) << to_string(*next);
+        EXPECT_EQ((MsgId{back->time, back->tags[0]}), *next);
+        last = *next;
+    }
+}
+
+TEST(ParsePublishId, Boundaries)
+{
+    EXPECT_EQ(parse_publish_id("1:0").value(), (MsgId{1, 0}));
+    EXPECT_EQ(parse_publish_id("253402300799:2147483647").value(),
+              (MsgId{kMaxMsgTime, kMaxMsgTag}));
+    for (const char* bad :
+         {"0:0", "0", "0:5", "253402300800:0", "1:2147483648", "1:-1", "1:-",
+          "-1:0", "1:[0],1", "1:0,1", "1", ":1", "1:", "1:1x", " 1:1",
+          "99999999999999999999:0", "1:99999999999999999999"})
+    {
+        auto r = parse_publish_id(bad);
+        EXPECT_FALSE(r.is_ok()) << bad;
+        if (!r.is_ok()) {
+            EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+            EXPECT_EQ(r.status().message().rfind("Message ID invalid", 0), 0u);
+        }
+    }
+}
+
+TEST(ParseMsgId, TimeIsBounded)
+{
+    EXPECT_TRUE(parse_msg_id("253402300799:0").is_ok());
+    EXPECT_FALSE(parse_msg_id("253402300800:0").is_ok());
+    EXPECT_FALSE(parse_msg_id("9223372036854775807:0").is_ok());
+    EXPECT_FALSE(parse_msg_id("1:2147483648").is_ok());
+    EXPECT_TRUE(parse_msg_id("1:2147483647").is_ok());
+    // -1 is the multiplexed "nothing in that second"
+    EXPECT_EQ(parse_msg_id("1:-1")->tags[0], -1);
+    EXPECT_FALSE(parse_msg_id("1:-2").is_ok());
+}
+
+}  // namespace
+}  // namespace pulse

@@ -1,5 +1,7 @@
 #include "pulse/sse.h"
 
+#include <cctype>
+
 #include <gtest/gtest.h>
 
 #include "pulse/channel_info.h"
@@ -20,6 +22,20 @@ TEST(Sse, EventComesFirstAndLinesSplit)
     std::string out;
     sse::append_message(out, "5:1", "tick", "a\nb\n");
     EXPECT_EQ(out, "event: tick\nid: 5:1\ndata: a\ndata: b\ndata: \n\n");
+}
+
+TEST(Sse, EveryLineEndOfTheBodyStartsADataLine)
+{
+    // an EventSource parser ends lines at CR, LF and CRLF: a CR left in a
+    // data line would let the body forge an id: or event: field
+    std::string out;
+    sse::append_message(out, "5:2", "", "a\rid: 99\r\nb\n\rc\r");
+    EXPECT_EQ(out,
+              "id: 5:2\ndata: a\ndata: id: 99\ndata: b\ndata: \ndata: c\n"
+              "data: \n\n");
+    out.clear();
+    sse::append_message(out, "5:3", "", "\r\n\r\n");
+    EXPECT_EQ(out, "id: 5:3\ndata: \ndata: \ndata: \n\n");
 }
 
 TEST(Sse, EmptyBodyIsOneEmptyDataLine)
@@ -137,6 +153,25 @@ TEST(Stream, MultipartParts)
     out.clear();
     stream::append_multipart_part(out, "B", "", "5:1", "", "");
     EXPECT_EQ(out, "\r\nEtag: 5:1\r\n\r\n\r\n--B");
+}
+
+TEST(Stream, MultipartPartWithoutItsBoundary)
+{
+    std::string out;
+    stream::append_multipart_part(out, "", "", "5:1", "text/plain", "x");
+    EXPECT_EQ(out, "\r\nEtag: 5:1\r\nContent-Type: text/plain\r\n\r\nx");
+}
+
+TEST(Stream, RandomBoundariesDiffer)
+{
+    std::string a = stream::random_boundary(32);
+    std::string b = stream::random_boundary(32);
+    EXPECT_EQ(a.size(), 32u);
+    EXPECT_NE(a, b);
+    for (char c : a) {
+        EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '.'
+                    || c == '/');
+    }
 }
 
 TEST(Stream, BoundaryAlphabet)

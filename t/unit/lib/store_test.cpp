@@ -413,6 +413,49 @@ struct SmallArena : Fixture {
     SmallArena() : Fixture(1 << 20) {}
 };
 
+TEST_F(Fixture, TagOverflowMovesToTheNextSecond)
+{
+    Store::Guard g(store);
+    auto p = params("/c", "a", 100);
+    p.id = MsgId{100, kMaxMsgTag};
+    ASSERT_TRUE(store.publish(g, p).is_ok());
+    p.id.reset();
+    auto r = store.publish(g, p);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->id, (MsgId{101, 0}));
+    // and at the very end of the id space the publish is refused
+    p.key = "/end";
+    p.id = MsgId{kMaxMsgTime, kMaxMsgTag};
+    ASSERT_TRUE(store.publish(g, p).is_ok());
+    p.id.reset();
+    auto end = store.publish(g, p);
+    ASSERT_FALSE(end.is_ok());
+    EXPECT_EQ(end.status().code(), Code::kTooLarge);
+}
+
+TEST_F(Fixture, SuppliedIdsOutOfRangeAreRefused)
+{
+    Store::Guard g(store);
+    auto p = params("/c", "a", 100);
+    for (MsgId bad :
+         {MsgId{100, -1}, MsgId{0, 5}, MsgId{-3, 0}, MsgId{kMaxMsgTime + 1, 0}})
+    {
+        p.id = bad;
+        auto r = store.publish(g, p);
+        ASSERT_FALSE(r.is_ok());
+        EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    }
+    EXPECT_FALSE(store.info(g, "/c", 100).is_ok());  // nothing was created
+}
+
+TEST_F(Fixture, AHugeTimeoutMeansNeverNotThePast)
+{
+    pub("/c", "kept", 100, 10, INT64_MAX - 5);
+    pub("/c", "also", 100, 10, kMaxMsgTime);
+    EXPECT_EQ(buffered("/c", std::nullopt, FirstMessage{}, kMaxMsgTime),
+              (std::vector<std::string>{"kept", "also"}));
+}
+
 TEST_F(SmallArena, FullZoneFailsThePublishAndRecovers)
 {
     Store::Guard g(store);

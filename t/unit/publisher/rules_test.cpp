@@ -61,5 +61,31 @@ TEST(Rules, UrlPathEscape)
     EXPECT_EQ(url_path_escape("a b~_.-"), "a%20b~_.-");
 }
 
+TEST(Rules, GlobIsLinearOnHostileChannelNames)
+{
+    // the recursive matcher took exponential time on this; the channel name
+    // is publisher input
+    std::string text(20000, 'a');
+    EXPECT_FALSE(glob_captures("*a*a*a*a*a*a*a*b", text));
+    text.back() = 'b';
+    auto caps = glob_captures("*a*a*a*a*a*a*a*b", text);
+    ASSERT_TRUE(caps);
+    EXPECT_EQ(caps->size(), 8u);
+    EXPECT_EQ((*caps)[0], "");
+    EXPECT_EQ((*caps)[6], "");
+    EXPECT_EQ((*caps)[7], std::string(20000 - 8, 'a'));
+}
+
+TEST(Rules, GlobCapturesAreShortestFirst)
+{
+    EXPECT_EQ(glob_captures("*a*", "aXa"), (Caps{"", "Xa"}));
+    EXPECT_EQ(glob_captures("*.*", "a.b.c"), (Caps{"a", "b.c"}));
+    EXPECT_EQ(glob_captures("**", "ab"), (Caps{"", "ab"}));
+    EXPECT_EQ(glob_captures("a*", "a"), (Caps{""}));
+    EXPECT_EQ(glob_captures("*?", "abc"), (Caps{"ab"}));
+    EXPECT_FALSE(glob_captures("*?", ""));
+    EXPECT_EQ(glob_captures("x*yz", "xyyz"), (Caps{"y"}));
+}
+
 }  // namespace
 }  // namespace pulse::publisher
