@@ -44,6 +44,11 @@ BAD = [
     ("pulse_max_channel_id_length 0;", "must be between 1 and 65536"),
     ("pulse_subscriber_timeout forever;", "invalid value"),
     ("pulse_publisher; pulse_publisher;", "is duplicate"),
+    ('pulse_subscriber; pulse_eventsource_ping_event "a\\ndata: x";',
+     "Invalid pulse_eventsource_ping_event: it contains a control character "
+     "(0x0a)"),
+    ('pulse_subscriber; pulse_eventsource_ping_comment "a\\rb";',
+     "Invalid pulse_eventsource_ping_comment"),
 ]
 
 
