@@ -102,10 +102,12 @@ OBJ := $(BUILD)/obj
 INCLUDES := -Ilib -Ipublisher -It/unit
 $(OBJ)/rel/%.o: %.cpp | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O2 $(STRICT) $(INCLUDES) -MMD -MP -c $< -o $@
+	@echo "  CXX     $<"
+	@$(CXX) -std=c++17 -O2 $(STRICT) $(INCLUDES) -MMD -MP -c $< -o $@
 $(OBJ)/san/%.o: %.cpp | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) $(INCLUDES) -MMD -MP -c $< -o $@
+	@echo "  CXX san $<"
+	@$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) $(INCLUDES) -MMD -MP -c $< -o $@
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 rel = $(patsubst %.cpp,$(OBJ)/rel/%.o,$(1))
 san = $(patsubst %.cpp,$(OBJ)/san/%.o,$(1))

@@ -2,22 +2,25 @@
 
 #include "ngx.h"
 
+#include "pulse/transport.h"
+
 // Configuration structs. They are written by ngx_conf_set_*_slot through
 // offsetof, so they stay standard-layout plain data (STYLE.md P9).
 
-// What a location does (pulse_publisher / pulse_subscriber / pulse_pubsub).
+// What a location does (pulse_publisher / pulse_subscriber / pulse_pubsub):
+// the bits of lib/pulse/transport.h.
 enum : ngx_uint_t {
-    NGX_HTTP_PULSE_PUB_HTTP = 0x0001,
-    NGX_HTTP_PULSE_PUB_WEBSOCKET = 0x0002,
-    NGX_HTTP_PULSE_SUB_WEBSOCKET = 0x0010,
-    NGX_HTTP_PULSE_SUB_EVENTSOURCE = 0x0020,
-    NGX_HTTP_PULSE_SUB_LONGPOLL = 0x0040,
-    NGX_HTTP_PULSE_SUB_INTERVALPOLL = 0x0080,
-    NGX_HTTP_PULSE_SUB_CHUNKED = 0x0100,
-    NGX_HTTP_PULSE_SUB_MULTIPART = 0x0200,
-    NGX_HTTP_PULSE_SUB_RAWSTREAM = 0x0400,
-    NGX_HTTP_PULSE_PUB_ANY = 0x000f,
-    NGX_HTTP_PULSE_SUB_ANY = 0x0ff0,
+    NGX_HTTP_PULSE_PUB_HTTP = pulse::role::kPubHttp,
+    NGX_HTTP_PULSE_PUB_WEBSOCKET = pulse::role::kPubWebSocket,
+    NGX_HTTP_PULSE_SUB_WEBSOCKET = pulse::role::kSubWebSocket,
+    NGX_HTTP_PULSE_SUB_EVENTSOURCE = pulse::role::kSubEventSource,
+    NGX_HTTP_PULSE_SUB_LONGPOLL = pulse::role::kSubLongPoll,
+    NGX_HTTP_PULSE_SUB_INTERVALPOLL = pulse::role::kSubIntervalPoll,
+    NGX_HTTP_PULSE_SUB_CHUNKED = pulse::role::kSubChunked,
+    NGX_HTTP_PULSE_SUB_MULTIPART = pulse::role::kSubMultipart,
+    NGX_HTTP_PULSE_SUB_RAWSTREAM = pulse::role::kSubRawStream,
+    NGX_HTTP_PULSE_PUB_ANY = pulse::role::kPubAny,
+    NGX_HTTP_PULSE_SUB_ANY = pulse::role::kSubAny,
 };
 
 // nginx 1.22 names no 410.

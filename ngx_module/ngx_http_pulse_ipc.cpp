@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -25,11 +27,27 @@ socklen_t bell_address(uint64_t token, uint32_t slot, sockaddr_un* sa)
                                   + static_cast<size_t>(n));
 }
 
+// Fault injection for tests: PULSE_TEST_FAULTS (passed to workers with
+// nginx's `env` directive) naming `doorbell` makes open() fail as a bind()
+// would (t/integration/test_faults.py). Never set in production.
+bool fault_injected(const char* name)
+{
+    const char* faults = std::getenv("PULSE_TEST_FAULTS");
+    return faults != nullptr && std::strstr(faults, name) != nullptr;
+}
+
 }  // namespace
 
 ngx_int_t Doorbell::open(ngx_cycle_t* cycle, uint64_t token, uint32_t slot,
                          ngx_event_handler_pt handler, void* data)
 {
+    if (fault_injected("doorbell")) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      PULSE_LOG_PREFIX
+                      "doorbell of slot %ui not opened (injected fault)",
+                      static_cast<ngx_uint_t>(slot));
+        return NGX_ERROR;
+    }
     token_ = token;
     ngx_socket_t fd =
         socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

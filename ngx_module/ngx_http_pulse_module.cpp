@@ -1,6 +1,6 @@
 // ngx_http_pulse_module: module struct, directives, configuration, process
-// hooks. Request handling lives in ngx_http_pulse_{publish,subscribe,
-// status}.cpp; the runtime in ngx_http_pulse_worker.cpp.
+// hooks. Requests are dispatched by ngx_http_pulse_location.cpp to one file
+// per transport; the per-process runtime is ngx_http_pulse_worker.cpp.
 
 #include "ngx.h"
 
@@ -11,7 +11,7 @@
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
-#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_shm.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
@@ -811,7 +811,8 @@ try {
     if (zone == nullptr) {
         return NGX_OK;
     }
-    return Worker::start(cycle, zone);
+    Worker::start(cycle, zone);
+    return NGX_OK;
 }
 // A failed init_process costs the worker slot for good (STYLE.md 2.4):
 // log and carry on without the runtime instead.

@@ -8,7 +8,7 @@
 
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
-#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_info.h"
 #include "pulse/publish_request.h"
@@ -45,20 +45,6 @@ std::string request_body(ngx_http_request_t* r)
     return body;
 }
 
-// nchan's multi-channel aggregate: messages = max, subscribers = sum,
-// last_seen = max, last id = zero.
-void aggregate(ChannelInfo* total, const ChannelInfo& one, size_t n)
-{
-    if (n == 0) {
-        *total = one;
-        return;
-    }
-    total->messages = std::max(total->messages, one.messages);
-    total->subscribers += one.subscribers;
-    total->requested = std::max(total->requested, one.requested);
-    total->last_id = MsgId{};
-}
-
 ngx_int_t send_info(ngx_http_request_t* r, ngx_uint_t status,
                     const ChannelInfo& info)
 {
@@ -70,21 +56,7 @@ ngx_int_t send_info(ngx_http_request_t* r, ngx_uint_t status,
 
 ngx_int_t fail(ngx_http_request_t* r, const Status& s)
 {
-    return send_response(r, http_status(s.code()), "", s.message());
-}
-
-int64_t eval_number(ngx_http_request_t* r, ngx_http_complex_value_t* cv,
-                    ngx_int_t fixed, bool is_time)
-{
-    if (cv == nullptr) {
-        return fixed;
-    }
-    ngx_str_t v;
-    if (ngx_http_complex_value(r, cv, &v) != NGX_OK) {
-        return fixed;
-    }
-    ngx_int_t n = is_time ? ngx_parse_time(&v, 1) : ngx_atoi(v.data, v.len);
-    return n == NGX_ERROR ? -1 : n;
+    return send_response(r, ngx_status(s.code()), "", s.message());
 }
 
 void publish_body_handler(ngx_http_request_t* r) noexcept
@@ -137,13 +109,15 @@ try {
             id = parsed.value();
         }
     }
-    auto out = publish_to(r->connection->log, keys.value(), spec.value(), body,
-                          ctype, event, id);
+    auto out = Worker::get()->fanout().publish(
+        keys.value(), spec.value(), PublishInput{body, ctype, event, id},
+        static_cast<int64_t>(ngx_time()));
     if (!out.is_ok()) {
         ngx_http_finalize_request(r, fail(r, out.status()));
         return;
     }
-    ngx_http_finalize_request(r, send_info(r, out->status, out->info));
+    ngx_http_finalize_request(
+        r, send_info(r, static_cast<ngx_uint_t>(out->status), out->info));
 } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
                   e.what());
@@ -153,106 +127,6 @@ try {
 }
 
 }  // namespace
-
-Result<PublishSpec> publish_spec(ngx_http_request_t* r,
-                                 ngx_http_pulse_loc_conf_t* lcf)
-{
-    int64_t buffer =
-        eval_number(r, lcf->buffer_length_cv, lcf->buffer_length, false);
-    int64_t timeout =
-        eval_number(r, lcf->message_timeout_cv, lcf->message_timeout, true);
-    if (buffer < 0 || timeout < 0) {
-        return Status(Code::kForbidden,
-                      "Invalid message buffer length or timeout.\n");
-    }
-    PublishSpec spec;
-    spec.max_messages =
-        lcf->store_messages
-            ? static_cast<uint32_t>(std::min<int64_t>(buffer, UINT32_MAX))
-            : 0;
-    spec.timeout = timeout;
-    spec.channel_timeout = lcf->channel_timeout;
-    spec.deflate = lcf->deflate_message != 0;
-    return spec;
-}
-
-Result<Published> publish_to(ngx_log_t* log,
-                             const std::vector<std::string>& keys,
-                             const PublishSpec& spec, std::string_view body,
-                             std::string_view content_type,
-                             std::string_view event, std::optional<MsgId> id)
-{
-    Worker* w = Worker::get();
-    Store::PublishParams p;
-    p.body = body;
-    p.content_type = content_type;
-    p.event = event;
-    p.max_messages = spec.max_messages;
-    p.timeout = spec.timeout;
-    p.channel_timeout = spec.channel_timeout;
-    // Compressed once here, outside the zone lock, and stored beside the
-    // body: every worker serves permessage-deflate subscribers from it.
-    std::string deflated;
-    if (spec.deflate) {
-        auto z = ws::deflate_message(body, w->deflate_options());
-        if (z.is_ok()) {
-            deflated = std::move(z.value());
-        } else {
-            // Frames go out uncompressed instead (RFC 7692 allows it).
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          PULSE_LOG_PREFIX "%s: message stored uncompressed",
-                          z.status().message().c_str());
-        }
-    }
-    p.deflated = deflated;
-    p.now = ngx_time();
-    p.id = id;
-    Published out;
-    uint64_t ring = 0;
-    bool stored = false;
-    for (size_t i = 0; i < keys.size(); ++i) {
-        p.key = keys[i];
-        // A full zone is logged once per episode by all workers together
-        // (the flag is in the zone), not once per failed publish.
-        bool first_full = false;
-        auto res = [&] {
-            Store::Guard g(w->store());
-            auto r = w->store().publish(g, p);
-            if (r.is_ok()) {
-                w->store().clear_full(g);
-            } else if (r.status().code() == Code::kNoMemory) {
-                first_full = w->store().mark_full(g);
-            }
-            return r;
-        }();
-        if (!res.is_ok()) {
-            w->ring(ring);
-            if (first_full) {
-                ngx_log_error(NGX_LOG_ALERT, log, 0,
-                              PULSE_LOG_PREFIX
-                              "shared memory zone \"pulse\" is full: "
-                              "publishes fail with 507 until messages expire "
-                              "(raise pulse_shared_memory_size)");
-            }
-            return res.status();
-        }
-        stored = stored || !res->duplicate;
-        ring |= res->ring;
-        aggregate(&out.info, res->info, i);
-    }
-    w->ring(ring);
-    out.status = stored && out.info.subscribers > 0 ? NGX_HTTP_CREATED
-                                                    : NGX_HTTP_ACCEPTED;
-    return out;
-}
-
-std::string info_body(std::string_view accept, const ChannelInfo& info,
-                      std::string_view* content_type)
-{
-    InfoFormat f = info_format_from_accept(accept);
-    *content_type = info_content_type(f);
-    return format_channel_info(info, f);
-}
 
 ngx_int_t publish(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 {
@@ -282,29 +156,13 @@ ngx_int_t info_or_delete(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     if (!keys.is_ok()) {
         return fail(r, keys.status());
     }
-    ChannelInfo total;
-    size_t found = 0;
-    uint64_t ring = 0;
-    {
-        Store::Guard g(w->store());
-        for (const std::string& key : keys.value()) {
-            if (remove) {
-                auto d = w->store().remove(g, key, ngx_time());
-                if (d.is_ok()) {
-                    ring |= d->ring;
-                    aggregate(&total, d->info, found++);
-                }
-            } else if (auto info = w->store().info(g, key, ngx_time());
-                       info.is_ok()) {
-                aggregate(&total, info.value(), found++);
-            }
-        }
-    }
-    w->ring(ring);
-    if (found == 0) {
+    int64_t now = static_cast<int64_t>(ngx_time());
+    auto info = remove ? w->fanout().remove(keys.value(), now)
+                       : w->fanout().info(keys.value(), now);
+    if (!info.is_ok()) {
         return send_response(r, NGX_HTTP_NOT_FOUND, "", "");
     }
-    return send_info(r, NGX_HTTP_OK, total);
+    return send_info(r, NGX_HTTP_OK, info.value());
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
-#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_worker.h"
 
 #ifndef PULSE_VERSION

@@ -37,6 +37,28 @@ private:
     std::string message_;
 };
 
+/// The HTTP status that answers a Code (nchan's: 507 for a full zone).
+inline int http_status(Code code)
+{
+    switch (code) {
+        case Code::kOk:
+            return 200;
+        case Code::kInvalidArgument:
+            return 400;
+        case Code::kNotFound:
+            return 404;
+        case Code::kForbidden:
+            return 403;
+        case Code::kTooLarge:
+            return 413;
+        case Code::kNoMemory:
+            return 507;
+        case Code::kAgain:
+            return 503;
+    }
+    return 500;
+}
+
 /// A value or the Status that explains why there is none.
 template <typename T>
 class Result {

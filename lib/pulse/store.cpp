@@ -416,12 +416,18 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     c->last = self;
     c->last_time = id.time;
     c->last_tag = id.tag;
-    c->buffered++;
-    hdr_->stored_messages++;
     hdr_->total_published++;
-    uint32_t keep = p.max_messages == 0 ? 1 : p.max_messages;
-    while (c->buffered > keep) {
-        evict_front(c);
+    if (p.max_messages == 0) {
+        // Buffer length 0 (reference 1.3): never in the buffer, so channel
+        // info counts no message and a new subscriber or a poll gets none;
+        // kept only until the slots with subscribers now have read it.
+        m->evicted = 1;
+    } else {
+        c->buffered++;
+        hdr_->stored_messages++;
+        while (c->buffered > p.max_messages) {
+            evict_front(c);
+        }
     }
     // Every slot with subscribers must read it before it may be freed.
     uint32_t pending = 0;
@@ -617,23 +623,26 @@ void Store::unsubscribe(const Guard&, const Subscription& s)
 
 // ----------------------------------------------------------------- slots
 
-uint32_t Store::reap_dead_slots(const Guard& g, bool (*alive)(int32_t))
+std::array<int32_t, kMaxSlots> Store::slot_pids(const Guard&)
 {
-    uint32_t reaped = 0;
+    std::array<int32_t, kMaxSlots> pids{};
     for (uint32_t s = 0; s < kMaxSlots; ++s) {
-        int32_t pid = hdr_->slots[s].pid;
-        if (pid != 0 && !alive(pid)) {
-            release_slot(g, s);
-            ++reaped;
-        }
+        pids[s] = hdr_->slots[s].pid;
     }
-    return reaped;
+    return pids;
 }
 
-Result<uint32_t> Store::claim_slot(const Guard& g, int32_t pid,
-                                   bool (*alive)(int32_t))
+bool Store::reap_slot(const Guard& g, uint32_t slot, int32_t pid)
 {
-    reap_dead_slots(g, alive);
+    if (slot >= kMaxSlots || pid == 0 || hdr_->slots[slot].pid != pid) {
+        return false;
+    }
+    release_slot(g, slot);
+    return true;
+}
+
+Result<uint32_t> Store::claim_slot(const Guard&, int32_t pid)
+{
     for (uint32_t s = 0; s < kMaxSlots; ++s) {
         if (hdr_->slots[s].pid == 0) {
             hdr_->slots[s].pid = pid;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -18,8 +19,9 @@ constexpr uint32_t kMaxSlots = 64;
 /// Channel notices a slot's mailbox holds before it overflows (then the
 /// worker rescans all its channels, so an overflow loses nothing).
 constexpr uint32_t kMailboxSize = 512;
-/// nchan keeps a message published with buffer length 0 for 10 s, so that
-/// subscribers in flight still get it (NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
+/// A message published with buffer length 0 is never buffered; it lives
+/// until the workers with subscribers have read it, and at most this long
+/// (nchan's NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
 constexpr uint32_t kStoreLayoutVersion = 3;
@@ -153,14 +155,17 @@ public:
                                 int64_t now);
 
     // ------------------------------------------------------- worker slots
-    /// Claims a free slot for `pid`, first reclaiming slots of processes for
-    /// which `alive(pid)` is false. kNoMemory when all kMaxSlots are taken.
-    Result<uint32_t> claim_slot(const Guard&, int32_t pid,
-                                bool (*alive)(int32_t pid));
+    /// Claims a free slot for `pid`. kNoMemory when all kMaxSlots are taken
+    /// (reap the dead processes' slots first).
+    Result<uint32_t> claim_slot(const Guard&, int32_t pid);
     /// Releases a slot and everything it held (its subscriptions).
     void release_slot(const Guard&, uint32_t slot);
-    /// Reclaims the slots of dead processes; returns how many.
-    uint32_t reap_dead_slots(const Guard&, bool (*alive)(int32_t pid));
+    /// The pid holding each slot, 0 for a free one: which processes to
+    /// check, outside the lock.
+    std::array<int32_t, kMaxSlots> slot_pids(const Guard&);
+    /// Releases `slot` when `pid` still holds it (a process found dead);
+    /// true when it did.
+    bool reap_slot(const Guard&, uint32_t slot, int32_t pid);
 
     /// Empties a slot's mailbox, calling fn(handle) for each channel with
     /// news; returns true when the mailbox had overflowed (the worker must

@@ -209,4 +209,51 @@ std::string error_frame(std::string_view code, std::string_view message,
     return reply_frame("error", id, channel, extra);
 }
 
+std::string_view error_code(Code code)
+{
+    switch (code) {
+        case Code::kNotFound:
+            return "not_found";
+        case Code::kForbidden:
+            return "forbidden";
+        case Code::kNoMemory:
+            return "storage_full";
+        case Code::kAgain:
+            return "unavailable";
+        case Code::kTooLarge:
+            return "too_large";
+        default:
+            return "bad_request";
+    }
+}
+
+std::string subscribed_frame(std::string_view id, std::string_view channel,
+                             bool gap)
+{
+    return reply_frame("subscribed", id, channel, gap ? R"("gap":true)" : "");
+}
+
+std::string published_frame(std::string_view id, std::string_view channel,
+                            MsgId message_id, uint32_t subscribers)
+{
+    std::string extra = R"("message_id":)" + json_string(to_string(message_id))
+                        + R"(,"subscribers":)" + std::to_string(subscribers);
+    return reply_frame("published", id, channel, extra);
+}
+
+std::string command_reply_frame(std::string_view id, int status,
+                                std::string_view body)
+{
+    std::string extra = R"("status":)" + std::to_string(status);
+    if (valid_utf8(body)) {
+        extra += R"(,"data":)" + json_string(body);
+    }
+    return reply_frame("reply", id, "", extra);
+}
+
+std::string gone_frame(std::string_view channel)
+{
+    return reply_frame("gone", "", channel, R"("status":410)");
+}
+
 }  // namespace pulse::ws

@@ -4,6 +4,7 @@
 // message payloads, and the JSON control protocol pulse.v1
 // (docs/websocket.md).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,5 +67,21 @@ std::string reply_frame(std::string_view type, std::string_view id,
 
 /// A JSON string literal for `s` (must be UTF-8).
 std::string json_string(std::string_view s);
+
+/// The pulse.v1 error code for a Status of the store, the fan-out or the
+/// id parser.
+std::string_view error_code(Code code);
+
+// The replies, each {"type":..,["id":..,]["channel":..,]...}:
+std::string subscribed_frame(std::string_view id, std::string_view channel,
+                             bool gap);
+std::string published_frame(std::string_view id, std::string_view channel,
+                            MsgId message_id, uint32_t subscribers);
+/// A command's answer: {"type":"reply","id":..,"status":N[,"data":body]}
+/// (the body only when it is UTF-8).
+std::string command_reply_frame(std::string_view id, int status,
+                                std::string_view body);
+/// A channel of the socket was deleted: {"type":"gone",...,"status":410}.
+std::string gone_frame(std::string_view channel);
 
 }  // namespace pulse::ws

@@ -44,6 +44,9 @@ server {
     location ~ ^/nostore/(.*)$ {
         pulse_publisher; pulse_channel_id $1; pulse_store_messages off;
     }
+    location ~ ^/subpoll/(.*)$ {
+        pulse_subscriber intervalpoll; pulse_channel_id $1;
+    }
 }
 """
 
@@ -262,7 +265,7 @@ def test_buffer_length_and_timeout_from_variables(nginx):
     healthy(nginx)
 
 
-def test_store_messages_off_keeps_only_the_latest_briefly(nginx):
+def test_store_messages_off_delivers_live_and_stores_nothing(nginx):
     s = sse(nginx.url("/sub/ns"))
     try:
         for i in range(3):
@@ -272,5 +275,10 @@ def test_store_messages_off_keeps_only_the_latest_briefly(nginx):
             ["n0", "n1", "n2"]
     finally:
         s.close()
+    # the reference's buffer length 0: no message counts as queued, and a
+    # subscriber that comes later gets none of them
     info = requests.get(nginx.url("/pub/ns")).text
-    assert "queued messages: 1" in info
+    assert "queued messages: 0" in info
+    assert "last message id: " in info and ":2" in info
+    r = requests.get(nginx.url("/subpoll/ns"), timeout=5)
+    assert r.status_code == 304

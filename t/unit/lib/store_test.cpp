@@ -15,15 +15,6 @@ namespace {
 
 using test::BufferArena;
 
-bool always_alive(int32_t)
-{
-    return true;
-}
-bool never_alive(int32_t)
-{
-    return false;
-}
-
 struct Fixture : ::testing::Test {
     explicit Fixture(size_t size = 4 << 20, bool shared = false)
         : arena(size, shared), store(arena)
@@ -222,7 +213,7 @@ TEST_F(Fixture, SubscribersReceiveThroughTheirSlotMailbox)
     Store::Subscription sub;
     {
         Store::Guard g(store);
-        auto s = store.claim_slot(g, 1234, always_alive);
+        auto s = store.claim_slot(g, 1234);
         ASSERT_TRUE(s.is_ok());
         slot = s.value();
         auto r = store.subscribe(g, "/c", slot, 100, false);
@@ -262,7 +253,7 @@ TEST_F(Fixture, EvictedMessagesWaitForPendingSlots)
     Store::Subscription sub;
     {
         Store::Guard g(store);
-        uint32_t slot = store.claim_slot(g, 1, always_alive).value();
+        uint32_t slot = store.claim_slot(g, 1).value();
         sub = store.subscribe(g, "/c", slot, 0, false).value();
         store.add_subscribers(g, sub, 1, 0);
     }
@@ -284,7 +275,7 @@ TEST_F(Fixture, LeavingReleasesPendingMessages)
     Store::Subscription sub;
     {
         Store::Guard g(store);
-        uint32_t slot = store.claim_slot(g, 1, always_alive).value();
+        uint32_t slot = store.claim_slot(g, 1).value();
         sub = store.subscribe(g, "/c", slot, 0, false).value();
         store.add_subscribers(g, sub, 1, 0);
     }
@@ -310,7 +301,7 @@ TEST_F(Fixture, DeletedChannelNotifiesAndLingersUntilReleased)
     uint32_t slot = 0;
     {
         Store::Guard g(store);
-        slot = store.claim_slot(g, 1, always_alive).value();
+        slot = store.claim_slot(g, 1).value();
         sub = store.subscribe(g, "/c", slot, 0, false).value();
         store.add_subscribers(g, sub, 2, 0);
     }
@@ -340,19 +331,26 @@ TEST_F(Fixture, DeadSlotsAreReclaimed)
     {
         Store::Guard g(store);
         for (uint32_t i = 0; i < kMaxSlots; ++i) {
-            auto s = store.claim_slot(g, 100 + static_cast<int32_t>(i),
-                                      always_alive);
+            auto s = store.claim_slot(g, 100 + static_cast<int32_t>(i));
             ASSERT_TRUE(s.is_ok());
             auto sub = store.subscribe(g, "/c", s.value(), 0, false);
             store.add_subscribers(g, sub.value(), 1, 0);
         }
-        EXPECT_EQ(store.claim_slot(g, 999, always_alive).status().code(),
-                  Code::kNoMemory);
+        EXPECT_EQ(store.claim_slot(g, 999).status().code(), Code::kNoMemory);
         EXPECT_EQ(store.info(g, "/c", 0)->subscribers, kMaxSlots);
     }
     pub("/c", "x", 1);
     Store::Guard g(store);
-    auto s = store.claim_slot(g, 999, never_alive);
+    // the pids are read under the lock, checked outside it, and a slot is
+    // released only if the same pid still holds it
+    auto pids = store.slot_pids(g);
+    EXPECT_EQ(pids[3], 103);
+    EXPECT_FALSE(store.reap_slot(g, 3, 999));  // another pid: kept
+    for (uint32_t i = 0; i < kMaxSlots; ++i) {
+        EXPECT_TRUE(store.reap_slot(g, i, pids[i]));
+    }
+    EXPECT_FALSE(store.reap_slot(g, 0, pids[0]));  // already free
+    auto s = store.claim_slot(g, 999);
     ASSERT_TRUE(s.is_ok());
     EXPECT_EQ(store.info(g, "/c", 1)->subscribers, 0u);
     EXPECT_EQ(store.stats(g).subscribers, 0u);
@@ -363,7 +361,7 @@ TEST_F(Fixture, MailboxOverflowIsReported)
     uint32_t slot = 0;
     {
         Store::Guard g(store);
-        slot = store.claim_slot(g, 1, always_alive).value();
+        slot = store.claim_slot(g, 1).value();
         for (uint32_t i = 0; i < kMailboxSize + 5; ++i) {
             auto sub =
                 store.subscribe(g, "/c" + std::to_string(i), slot, 0, false);
@@ -511,8 +509,7 @@ TEST_F(SharedArena, ForkedPublisherReachesParentSlot)
     {
         Store::Guard g(store);
         uint32_t slot =
-            store.claim_slot(g, static_cast<int32_t>(getpid()), always_alive)
-                .value();
+            store.claim_slot(g, static_cast<int32_t>(getpid())).value();
         sub = store.subscribe(g, "/c", slot, 0, false).value();
         store.add_subscribers(g, sub, 1, 0);
     }

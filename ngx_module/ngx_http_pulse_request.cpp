@@ -1,5 +1,6 @@
-#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_request.h"
 
+#include <algorithm>
 #include <new>
 
 #include "pulse/channel_id.h"
@@ -174,59 +175,104 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     return keys;
 }
 
-bool release_request(ngx_http_request_t* r, void* owner,
-                     ngx_event_handler_pt on_read,
-                     ngx_event_handler_pt on_write, const char* action)
+ngx_int_t send_status(ngx_http_request_t* r, const Status& s)
 {
-    ngx_connection_t* c = r->connection;
-    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
-        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
-    bool nodelay = clcf->tcp_nodelay != 0;
-    ngx_http_free_request(r, 0);
-    if (c->buffer != nullptr && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
-    {
-        c->buffer = nullptr;
-    }
-    c->data = owner;
-    c->read->handler = on_read;
-    c->write->handler = on_write;
-    c->log->action = const_cast<char*>(action);
-    // Lets nginx close the stream at shutdown/reload like an idle keepalive
-    // connection (ngx_close_idle_connections).
-    c->idle = 1;
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-    // Each event is a small write that must go now: tcp_nodelay (on by
-    // default), which nginx itself only applies to keepalive connections.
-    if (nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        return false;
-    }
-    return ngx_handle_read_event(c->read, 0) == NGX_OK;
+    return send_response(r, ngx_status(s.code()), "", s.message());
 }
 
-ngx_uint_t http_status(Code code)
+ResumeRequest resume_request(ngx_http_request_t* r,
+                             ngx_http_pulse_loc_conf_t* lcf)
 {
-    switch (code) {
-        case Code::kOk:
-            return NGX_HTTP_OK;
-        case Code::kInvalidArgument:
-            return NGX_HTTP_BAD_REQUEST;
-        case Code::kNotFound:
-            return NGX_HTTP_NOT_FOUND;
-        case Code::kForbidden:
-            return NGX_HTTP_FORBIDDEN;
-        case Code::kTooLarge:
-            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-        case Code::kNoMemory:
-            return 507;
-        case Code::kAgain:
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
+    ResumeRequest out;
+    if (r->headers_in.if_modified_since != nullptr) {
+        out.if_modified_since = sv(r->headers_in.if_modified_since->value);
     }
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (r->headers_in.if_none_match != nullptr) {
+        out.if_none_match = sv(r->headers_in.if_none_match->value);
+    }
+    out.compound_etag = lcf->compound_etag != 0;
+    if (out.if_none_match || (out.if_modified_since && !out.compound_etag)) {
+        return out;  // the headers decide; nothing else is evaluated
+    }
+    if (lcf->last_message_id != nullptr) {
+        auto* cvs =
+            static_cast<ngx_http_complex_value_t*>(lcf->last_message_id->elts);
+        for (ngx_uint_t i = 0; i < lcf->last_message_id->nelts; ++i) {
+            out.last_id_values.push_back(unescape(eval(r, &cvs[i])));
+            if (!out.last_id_values.back().empty()) {
+                break;
+            }
+        }
+        return out;
+    }
+    // nchan's default: $http_last_event_id $arg_last_event_id
+    if (auto h = header(r, "Last-Event-ID")) {
+        out.last_id_values.push_back(unescape(*h));
+        if (!out.last_id_values.back().empty()) {
+            return out;
+        }
+    }
+    ngx_str_t arg;
+    if (ngx_http_arg(
+            r, reinterpret_cast<u_char*>(const_cast<char*>("last_event_id")),
+            13, &arg)
+        == NGX_OK)
+    {
+        out.last_id_values.push_back(unescape(sv(arg)));
+    }
+    return out;
+}
+
+Fanout::JoinOptions join_options(ngx_http_pulse_loc_conf_t* lcf)
+{
+    Fanout::JoinOptions o;
+    o.now = static_cast<int64_t>(ngx_time());
+    o.existing_only = lcf->existing_only != 0;
+    o.max_subscribers = static_cast<uint32_t>(lcf->max_channel_subscribers);
+    o.first = lcf->first_message == NGX_HTTP_PULSE_FIRST_NEWEST
+                  ? FirstMessage{FirstMessage::kNewest}
+                  : FirstMessage{static_cast<int>(lcf->first_message)};
+    return o;
+}
+
+namespace {
+
+int64_t eval_number(ngx_http_request_t* r, ngx_http_complex_value_t* cv,
+                    ngx_int_t fixed, bool is_time)
+{
+    if (cv == nullptr) {
+        return fixed;
+    }
+    ngx_str_t v;
+    if (ngx_http_complex_value(r, cv, &v) != NGX_OK) {
+        return fixed;
+    }
+    ngx_int_t n = is_time ? ngx_parse_time(&v, 1) : ngx_atoi(v.data, v.len);
+    return n == NGX_ERROR ? -1 : n;
+}
+
+}  // namespace
+
+Result<PublishSpec> publish_spec(ngx_http_request_t* r,
+                                 ngx_http_pulse_loc_conf_t* lcf)
+{
+    int64_t buffer =
+        eval_number(r, lcf->buffer_length_cv, lcf->buffer_length, false);
+    int64_t timeout =
+        eval_number(r, lcf->message_timeout_cv, lcf->message_timeout, true);
+    if (buffer < 0 || timeout < 0) {
+        return Status(Code::kForbidden,
+                      "Invalid message buffer length or timeout.\n");
+    }
+    PublishSpec spec;
+    spec.max_messages =
+        lcf->store_messages
+            ? static_cast<uint32_t>(std::min<int64_t>(buffer, UINT32_MAX))
+            : 0;
+    spec.timeout = timeout;
+    spec.channel_timeout = lcf->channel_timeout;
+    spec.deflate = lcf->deflate_message != 0;
+    return spec;
 }
 
 }  // namespace pulse::ngx

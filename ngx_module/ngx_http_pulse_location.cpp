@@ -1,35 +1,18 @@
-// The content handler of pulse locations: CORS, then dispatch by method and
-// role, in nchan's order (reference 2.1, 3.1).
+// The content handler of pulse locations: CORS, then dispatch by method,
+// role and transport, in nchan's order (reference 2.1, 3.1); the transport
+// is decided by lib/pulse/transport.
 
 #include "ngx.h"
 
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
-#include "ngx_http_pulse_http.h"
+#include "ngx_http_pulse_request.h"
 
 namespace {
 
 using pulse::ngx::add_header;
 using pulse::ngx::header;
 using pulse::ngx::send_response;
-
-bool is_websocket_upgrade(ngx_http_request_t* r)
-{
-    auto upgrade = header(r, "Upgrade");
-    auto connection = header(r, "Connection");
-    if (!upgrade || !connection) {
-        return false;
-    }
-    std::string u(*upgrade);
-    std::string c(*connection);
-    for (auto& ch : u) {
-        ch = static_cast<char>(ngx_tolower(ch));
-    }
-    for (auto& ch : c) {
-        ch = static_cast<char>(ngx_tolower(ch));
-    }
-    return u == "websocket" && c.find("upgrade") != std::string::npos;
-}
 
 ngx_int_t preflight(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 {
@@ -64,7 +47,8 @@ try {
             ngx_http_discard_request_body(r);
             return preflight(r, lcf);
         case NGX_HTTP_GET: {
-            if (is_websocket_upgrade(r)) {
+            if (pulse::is_websocket_upgrade(header(r, "Upgrade"),
+                                            header(r, "Connection"))) {
                 if (lcf->roles
                     & (NGX_HTTP_PULSE_SUB_WEBSOCKET
                        | NGX_HTTP_PULSE_PUB_WEBSOCKET)) {
@@ -74,9 +58,17 @@ try {
                 return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
             }
             if (sub_any) {
-                ngx_int_t rc = pulse::ngx::subscribe(r, lcf);
-                if (rc != NGX_DECLINED) {
-                    return rc;
+                auto accept = r->headers_in.accept;
+                pulse::Transport t = pulse::detect_transport(
+                    accept ? pulse::ngx::sv(accept->value) : "",
+                    header(r, "TE"), static_cast<uint32_t>(lcf->roles));
+                if (t == pulse::Transport::kLongPoll
+                    || t == pulse::Transport::kIntervalPoll) {
+                    return pulse::ngx::poll_subscribe(
+                        r, lcf, t == pulse::Transport::kIntervalPoll);
+                }
+                if (t != pulse::Transport::kNone) {
+                    return pulse::ngx::stream_subscribe(r, lcf, t);
                 }
             }
             if (pub_http) {

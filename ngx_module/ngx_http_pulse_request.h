@@ -1,5 +1,8 @@
 #pragma once
 
+// Request helpers every handler uses: headers, small responses, CORS, the
+// channel keys and the evaluated location settings of a request.
+
 #include "ngx.h"
 
 #include <optional>
@@ -8,8 +11,10 @@
 #include <vector>
 
 #include "ngx_http_pulse_conf.h"
+#include "pulse/fanout.h"
 #include "pulse/message_id.h"
 #include "pulse/status.h"
+#include "pulse/transport.h"
 
 namespace pulse::ngx {
 
@@ -54,16 +59,6 @@ std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv);
 /// URL-decodes a query argument value.
 std::string unescape(std::string_view s);
 
-/// Frees the request of a stream whose response header has gone out and
-/// keeps its connection for `owner` (c->data, with these event handlers),
-/// as ngx_http_set_keepalive does for an idle keepalive connection: the
-/// request, its pool and the client header buffer go; tcp_nodelay is set.
-/// The request is logged first. False when the socket could not be set up
-/// (the caller then closes the connection).
-bool release_request(ngx_http_request_t* r, void* owner,
-                     ngx_event_handler_pt on_read,
-                     ngx_event_handler_pt on_write, const char* action);
-
 /// Calls fn(ngx_table_elt_t&) for each element of a header list.
 template <typename Fn>
 void for_each_header(ngx_list_t* list, Fn fn)
@@ -84,6 +79,26 @@ void for_each_header(ngx_list_t* list, Fn fn)
 }
 
 /// HTTP status for a lib Status code.
-ngx_uint_t http_status(Code code);
+inline ngx_uint_t ngx_status(Code code)
+{
+    return static_cast<ngx_uint_t>(pulse::http_status(code));
+}
+
+/// Answers with a Status: its HTTP status and message.
+ngx_int_t send_status(ngx_http_request_t* r, const Status& s);
+
+/// What the request says about where a subscriber resumes: the headers,
+/// and pulse_subscriber_last_message_id's values evaluated and decoded.
+ResumeRequest resume_request(ngx_http_request_t* r,
+                             ngx_http_pulse_loc_conf_t* lcf);
+
+/// The location's subscribe options (existing-only, subscriber limit,
+/// first message) at the request's time.
+Fanout::JoinOptions join_options(ngx_http_pulse_loc_conf_t* lcf);
+
+/// The location's publish settings, its variables evaluated on `r`;
+/// kForbidden for values that are not numbers.
+Result<PublishSpec> publish_spec(ngx_http_request_t* r,
+                                 ngx_http_pulse_loc_conf_t* lcf);
 
 }  // namespace pulse::ngx

@@ -1,0 +1,407 @@
+#include "pulse/fanout.h"
+
+#include <algorithm>
+
+namespace pulse {
+
+/// This worker's view of one channel with local subscribers.
+struct LocalChannel {
+    /// An iteration over the subscribers in progress: removing the
+    /// subscriber it visits next moves it on (several may nest).
+    struct Cursor {
+        Subscriber* next = nullptr;
+        Cursor* outer = nullptr;
+    };
+
+    Fanout* fanout = nullptr;
+    Store::Subscription sub;
+    uint32_t count = 0;
+    uint32_t pins = 0;
+    Subscriber* head = nullptr;
+    Subscriber* tail = nullptr;
+    Cursor* cursors = nullptr;
+};
+
+namespace {
+
+uint64_t handle_key(ChannelHandle h)
+{
+    return (uint64_t{h.off} << 32) | h.serial;
+}
+
+}  // namespace
+
+/// Keeps a local channel while it is being worked on; releases it (if
+/// empty) when the scope ends, however it ends.
+class Fanout::Pin {
+public:
+    Pin(Fanout* f, LocalChannel* lc) : f_(f), lc_(lc) { ++lc_->pins; }
+    Pin(Pin&& o) noexcept : f_(o.f_), lc_(o.lc_) { o.lc_ = nullptr; }
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+    Pin& operator=(Pin&&) = delete;
+    ~Pin()
+    {
+        if (lc_ != nullptr) {
+            --lc_->pins;
+            f_->release_if_empty(lc_);
+        }
+    }
+    LocalChannel* get() const { return lc_; }
+
+private:
+    Fanout* f_;
+    LocalChannel* lc_;
+};
+
+// ------------------------------------------------------------ Subscriber
+
+Subscriber::~Subscriber()
+{
+    detach();
+}
+
+void Subscriber::detach()
+{
+    if (channel_ != nullptr) {
+        channel_->fanout->leave(this);
+    }
+}
+
+// ---------------------------------------------------------------- Fanout
+
+Fanout::Fanout(Store& store, std::optional<uint32_t> slot, FanoutHost& host,
+               ws::DeflateOptions deflate)
+    : store_(store), slot_(slot), host_(host), deflate_(deflate)
+{}
+
+Fanout::~Fanout()
+{
+    // Subscribers outliving the fan-out must not reach it.
+    for (auto& [key, lc] : channels_) {
+        (void) key;
+        for (Subscriber* s = lc->head; s != nullptr; s = s->next_) {
+            s->channel_ = nullptr;
+        }
+    }
+}
+
+LocalChannel* Fanout::local(ChannelHandle h)
+{
+    auto it = channels_.find(handle_key(h));
+    return it == channels_.end() ? nullptr : it->second.get();
+}
+
+void Fanout::leave(Subscriber* s)
+{
+    LocalChannel* lc = s->channel_;
+    s->channel_ = nullptr;
+    for (LocalChannel::Cursor* c = lc->cursors; c != nullptr; c = c->outer) {
+        if (c->next == s) {
+            c->next = s->next_;
+        }
+    }
+    (s->prev_ != nullptr ? s->prev_->next_ : lc->head) = s->next_;
+    (s->next_ != nullptr ? s->next_->prev_ : lc->tail) = s->prev_;
+    s->prev_ = s->next_ = nullptr;
+    lc->count--;
+    {
+        Store::Guard g(store_);
+        store_.add_subscribers(g, lc->sub, -1, host_.now());
+    }
+    release_if_empty(lc);
+}
+
+void Fanout::release_if_empty(LocalChannel* lc)
+{
+    if (lc->count != 0 || lc->pins != 0) {
+        return;
+    }
+    {
+        Store::Guard g(store_);
+        store_.unsubscribe(g, lc->sub);
+    }
+    channels_.erase(handle_key(lc->sub.channel));
+}
+
+void Fanout::dispatch(LocalChannel* lc, const std::vector<MsgPtr>& msgs)
+{
+    Pin pin(this, lc);
+    LocalChannel::Cursor cursor;
+    cursor.next = lc->head;
+    cursor.outer = lc->cursors;
+    lc->cursors = &cursor;
+    while (cursor.next != nullptr) {
+        Subscriber* s = cursor.next;
+        cursor.next = s->next_;
+        try {
+            s->on_messages(msgs);
+        } catch (...) {
+            s->detach();
+            s->on_failure();
+        }
+    }
+    lc->cursors = cursor.outer;
+}
+
+void Fanout::end_all(LocalChannel* lc, int status)
+{
+    Pin pin(this, lc);
+    while (lc->head != nullptr) {
+        Subscriber* s = lc->head;
+        s->detach();
+        try {
+            s->on_end(status);
+        } catch (...) {
+            s->on_failure();
+        }
+    }
+}
+
+Result<Fanout::Join> Fanout::join(Subscriber* s, std::string_view key,
+                                  const JoinOptions& o)
+{
+    if (!slot_ || stopping_) {
+        return Status(Code::kAgain, "This worker cannot hold subscribers.");
+    }
+    Join j;
+    std::vector<MsgPtr> live;
+    LocalChannel* lc = nullptr;
+    {
+        Store::Guard g(store_);
+        auto sub = store_.subscribe(g, key, *slot_, o.now, o.existing_only);
+        if (!sub.is_ok()) {
+            return sub.status();
+        }
+        auto& entry = channels_[handle_key(sub->channel)];
+        bool fresh = entry == nullptr;
+        if (fresh) {
+            entry = std::make_unique<LocalChannel>();
+            entry->fanout = this;
+            entry->sub = sub.value();
+        }
+        lc = entry.get();
+        auto info = store_.info(g, lc->sub.channel, o.now);
+        if (o.max_subscribers > 0 && info
+            && info->subscribers >= o.max_subscribers) {
+            if (fresh) {
+                store_.unsubscribe(g, lc->sub);
+                channels_.erase(handle_key(lc->sub.channel));
+            }
+            return Status(Code::kForbidden,
+                          "Maximum channel subscribers reached.");
+        }
+        if (!fresh) {
+            // Bring this worker's live subscribers up to the slot cursor so
+            // that the newcomer's catch-up and their stream meet exactly.
+            store_.read_for_slot(g, lc->sub, o.now, [&](const MessageView& m) {
+                live.push_back(std::make_shared<Msg>(m));
+            });
+        }
+        j.gap = store_.read_buffered(
+            g, lc->sub.channel, o.after, o.first, o.now, o.limit,
+            [&](const MessageView& m) {
+                j.catch_up.push_back(std::make_shared<Msg>(m));
+            });
+        MsgId last = store_.last_id(g, lc->sub.channel);
+        s->last_sent_ = o.after && *o.after > last ? *o.after : last;
+        store_.add_subscribers(g, lc->sub, 1, o.now);
+    }
+    s->channel_ = lc;
+    s->prev_ = lc->tail;
+    s->next_ = nullptr;
+    (lc->tail != nullptr ? lc->tail->next_ : lc->head) = s;
+    lc->tail = s;
+    lc->count++;
+    if (!live.empty()) {
+        dispatch(lc, live);  // the newcomer skips these: all <= last_sent_
+    }
+    return j;
+}
+
+void Fanout::process_mailbox(int64_t now)
+{
+    if (!slot_) {
+        return;
+    }
+    struct Batch {
+        Pin pin;
+        std::vector<MsgPtr> msgs;
+    };
+    std::vector<Batch> batch;
+    std::vector<Pin> ended;
+    {
+        Store::Guard g(store_);
+        auto visit = [&](ChannelHandle h) {
+            LocalChannel* lc = local(h);
+            if (lc == nullptr) {
+                return;
+            }
+            if (store_.is_deleted(g, h)) {
+                ended.emplace_back(this, lc);
+                return;
+            }
+            std::vector<MsgPtr> msgs;
+            store_.read_for_slot(g, lc->sub, now, [&](const MessageView& m) {
+                msgs.push_back(std::make_shared<Msg>(m));
+            });
+            if (!msgs.empty()) {
+                batch.push_back(Batch{Pin(this, lc), std::move(msgs)});
+            }
+        };
+        if (store_.drain_mailbox(g, *slot_, visit)) {
+            // The mailbox overflowed: look at every channel held here.
+            std::vector<ChannelHandle> all;
+            all.reserve(channels_.size());
+            for (auto& entry : channels_) {
+                all.push_back(entry.second->sub.channel);
+            }
+            for (ChannelHandle h : all) {
+                visit(h);
+            }
+        }
+    }
+    // The pins release each channel when `batch` and `ended` go, even if a
+    // dispatch throws.
+    for (Batch& b : batch) {
+        dispatch(b.pin.get(), b.msgs);
+    }
+    for (Pin& p : ended) {
+        end_all(p.get(), end_status::kGone);
+    }
+}
+
+void Fanout::shutdown()
+{
+    if (stopping_) {
+        return;
+    }
+    stopping_ = true;
+    std::vector<Pin> all;
+    all.reserve(channels_.size());
+    for (auto& entry : channels_) {
+        all.emplace_back(this, entry.second.get());
+    }
+    for (Pin& p : all) {
+        end_all(p.get(), end_status::kShutdown);
+    }
+}
+
+// -------------------------------------------------------------- publish
+
+void aggregate(ChannelInfo* total, const ChannelInfo& one, size_t n)
+{
+    if (n == 0) {
+        *total = one;
+        return;
+    }
+    total->messages = std::max(total->messages, one.messages);
+    total->subscribers += one.subscribers;
+    total->requested = std::max(total->requested, one.requested);
+    total->last_id = MsgId{};
+}
+
+Result<Published> Fanout::publish(const std::vector<std::string>& keys,
+                                  const PublishSpec& spec,
+                                  const PublishInput& in, int64_t now)
+{
+    Store::PublishParams p;
+    p.body = in.body;
+    p.content_type = in.content_type;
+    p.event = in.event;
+    p.max_messages = spec.max_messages;
+    p.timeout = spec.timeout;
+    p.channel_timeout = spec.channel_timeout;
+    // Compressed once here, outside the zone lock, and stored beside the
+    // body: every worker serves permessage-deflate subscribers from it.
+    std::string deflated;
+    if (spec.deflate) {
+        auto z = ws::deflate_message(in.body, deflate_);
+        if (z.is_ok()) {
+            deflated = std::move(z.value());
+        } else {
+            // Frames go out uncompressed instead (RFC 7692 allows it).
+            host_.log(FanoutHost::Level::kWarn,
+                      z.status().message() + ": message stored uncompressed");
+        }
+    }
+    p.deflated = deflated;
+    p.now = now;
+    p.id = in.id;
+    Published out;
+    uint64_t ring = 0;
+    bool stored = false;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        p.key = keys[i];
+        Result<Store::PublishResult> res = Status(Code::kAgain, "");
+        bool first_full = false;
+        {
+            Store::Guard g(store_);
+            res = store_.publish(g, p);
+            if (res.is_ok()) {
+                store_.clear_full(g);
+            } else if (res.status().code() == Code::kNoMemory) {
+                // one log line per episode for all workers together
+                first_full = store_.mark_full(g);
+            }
+        }
+        if (!res.is_ok()) {
+            host_.ring(ring);
+            if (first_full) {
+                host_.log(FanoutHost::Level::kAlert,
+                          "shared memory zone \"pulse\" is full: publishes "
+                          "fail with 507 until messages expire (raise "
+                          "pulse_shared_memory_size)");
+            }
+            return res.status();
+        }
+        stored = stored || !res->duplicate;
+        ring |= res->ring;
+        aggregate(&out.info, res->info, i);
+    }
+    host_.ring(ring);
+    out.status = stored && out.info.subscribers > 0 ? 201 : 202;
+    return out;
+}
+
+Result<ChannelInfo> Fanout::remove(const std::vector<std::string>& keys,
+                                   int64_t now)
+{
+    ChannelInfo total;
+    size_t found = 0;
+    uint64_t ring = 0;
+    {
+        Store::Guard g(store_);
+        for (const std::string& key : keys) {
+            auto d = store_.remove(g, key, now);
+            if (d.is_ok()) {
+                ring |= d->ring;
+                aggregate(&total, d->info, found++);
+            }
+        }
+    }
+    host_.ring(ring);
+    if (found == 0) {
+        return Status(Code::kNotFound, "");
+    }
+    return total;
+}
+
+Result<ChannelInfo> Fanout::info(const std::vector<std::string>& keys,
+                                 int64_t now)
+{
+    ChannelInfo total;
+    size_t found = 0;
+    Store::Guard g(store_);
+    for (const std::string& key : keys) {
+        if (auto one = store_.info(g, key, now); one.is_ok()) {
+            aggregate(&total, one.value(), found++);
+        }
+    }
+    if (found == 0) {
+        return Status(Code::kNotFound, "");
+    }
+    return total;
+}
+
+}  // namespace pulse

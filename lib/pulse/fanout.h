@@ -1,0 +1,212 @@
+#pragma once
+
+// The fan-out of one worker: which local subscribers hold which channels,
+// joining with a resume id, leaving, reading the worker's mailbox and
+// handing each new message to every local subscriber of its channel, and
+// ending them all when a channel is deleted or the worker stops.
+//
+// Everything here is worker-local and single-threaded. Shared memory is
+// reached only through the Store; waking other workers through the host
+// (the glue's doorbells). Invariants, each unit-tested:
+//  - a subscriber may leave, or make others leave, while its channel is
+//    being dispatched: the dispatch skips whoever left and never touches a
+//    subscriber after it was removed;
+//  - a channel being dispatched stays until the dispatch ends (pins are
+//    RAII, so an exception cannot leave one pinned);
+//  - an exception from one subscriber closes that subscriber only;
+//  - a joining subscriber's catch-up and the live stream meet exactly at
+//    the channel's last id: no gap, no duplicate.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "pulse/deflate.h"
+#include "pulse/message.h"
+#include "pulse/status.h"
+#include "pulse/store.h"
+
+namespace pulse {
+
+/// Why a subscription ends, as the HTTP status nchan reports.
+namespace end_status {
+constexpr int kGone = 410;      // the channel was deleted
+constexpr int kTimeout = 408;   // pulse_subscriber_timeout
+constexpr int kShutdown = 503;  // the worker stops
+constexpr int kForbidden = 403;
+}  // namespace end_status
+
+class Fanout;
+struct LocalChannel;
+
+/// A member of one channel: a connection, or one channel of a connection
+/// that holds several (multiplexing, pulse.v1).
+class Subscriber {
+public:
+    Subscriber() = default;
+    Subscriber(const Subscriber&) = delete;
+    Subscriber& operator=(const Subscriber&) = delete;
+    Subscriber(Subscriber&&) = delete;
+    Subscriber& operator=(Subscriber&&) = delete;
+    /// Leaves its channel.
+    virtual ~Subscriber();
+
+    /// New messages of its channel, oldest first; some may be older than
+    /// what it already has (take() tells).
+    virtual void on_messages(const std::vector<MsgPtr>& msgs) = 0;
+    /// The channel ends for it (end_status); it has left already.
+    virtual void on_end(int status) = 0;
+    /// on_messages or on_end threw: it has left its channel and must close
+    /// its connection. Must not throw.
+    virtual void on_failure() noexcept = 0;
+
+    /// Leaves its channel; idempotent.
+    void detach();
+    bool joined() const { return channel_ != nullptr; }
+    /// True when `id` is newer than what it has had; it then counts as had.
+    bool take(MsgId id)
+    {
+        if (id <= last_sent_) {
+            return false;
+        }
+        last_sent_ = id;
+        return true;
+    }
+    MsgId last_sent() const { return last_sent_; }
+
+protected:
+    /// Messages up to this id were sent (or predate the subscription).
+    MsgId last_sent_;
+
+private:
+    friend class Fanout;
+    Subscriber* prev_ = nullptr;
+    Subscriber* next_ = nullptr;
+    LocalChannel* channel_ = nullptr;
+};
+
+/// What the fan-out needs of the process it runs in.
+class FanoutHost {
+public:
+    /// Wake the workers of these slots (a publish or delete result); this
+    /// worker's own slot among them.
+    virtual void ring(uint64_t slots) = 0;
+    /// Unix seconds (nginx's cached time in a worker).
+    virtual int64_t now() const = 0;
+    /// Logs a problem of the fan-out (a full zone, once per episode, is an
+    /// alert; a message stored uncompressed a warning).
+    enum class Level : uint8_t { kWarn, kAlert };
+    virtual void log(Level level, std::string_view message) = 0;
+
+protected:
+    ~FanoutHost() = default;
+};
+
+/// How a location stores what it publishes.
+struct PublishSpec {
+    uint32_t max_messages = 10;
+    int64_t timeout = 3600;
+    int64_t channel_timeout = 0;
+    bool deflate = false;
+};
+
+/// One publish, as any path (HTTP, WebSocket, pulse.v1) received it; the
+/// fields are valid (publish_request.h).
+struct PublishInput {
+    std::string_view body;
+    std::string_view content_type;
+    std::string_view event;
+    std::optional<MsgId> id;  // publisher-supplied
+};
+
+struct Published {
+    ChannelInfo info;  // aggregated over the channels, as nchan
+    int status = 0;    // 201: some subscriber got it, 202: only stored
+};
+
+class Fanout {
+public:
+    /// `slot` is this worker's slot; without one (all taken) publishing
+    /// works and joining fails with kAgain.
+    Fanout(Store& store, std::optional<uint32_t> slot, FanoutHost& host,
+           ws::DeflateOptions deflate);
+    Fanout(const Fanout&) = delete;
+    Fanout& operator=(const Fanout&) = delete;
+    Fanout(Fanout&&) = delete;
+    Fanout& operator=(Fanout&&) = delete;
+    ~Fanout();
+
+    Store& store() { return store_; }
+    const ws::DeflateOptions& deflate_options() const { return deflate_; }
+    std::optional<uint32_t> slot() const { return slot_; }
+    int64_t now() const { return host_.now(); }
+
+    struct JoinOptions {
+        int64_t now = 0;
+        bool existing_only = false;
+        uint32_t max_subscribers = 0;  // 0: no limit
+        std::optional<MsgId> after;    // the resume id
+        FirstMessage first;            // with no resume id
+        uint32_t limit = UINT32_MAX;   // catch-up messages at most
+    };
+    struct Join {
+        std::vector<MsgPtr> catch_up;
+        bool gap = false;  // the resume id was older than the buffer
+    };
+    /// Subscribes `s` to channel `key` and returns the buffered messages
+    /// it asked for; the live ones follow through on_messages. Fails with
+    /// kNotFound (existing_only, no such channel), kForbidden (max
+    /// subscribers), kNoMemory (zone full) or kAgain (no slot, stopping).
+    Result<Join> join(Subscriber* s, std::string_view key,
+                      const JoinOptions& o);
+
+    /// Reads this worker's mailbox and delivers what it announces.
+    void process_mailbox(int64_t now);
+
+    /// Publishes to every channel in `keys` and wakes their subscribers'
+    /// workers. kNoMemory when the zone is full (logged once per episode
+    /// by all workers together); a compression failure stores the message
+    /// uncompressed (logged).
+    Result<Published> publish(const std::vector<std::string>& keys,
+                              const PublishSpec& spec, const PublishInput& in,
+                              int64_t now);
+
+    /// Deletes channels (their subscribers end with 410, here and in the
+    /// other workers) or reads their info; kNotFound when none exists.
+    Result<ChannelInfo> remove(const std::vector<std::string>& keys,
+                               int64_t now);
+    Result<ChannelInfo> info(const std::vector<std::string>& keys, int64_t now);
+
+    /// Ends every subscriber with end_status::kShutdown; joins fail after.
+    void shutdown();
+    bool stopping() const { return stopping_; }
+
+    /// Local channels held (for tests and status).
+    size_t channels() const { return channels_.size(); }
+
+private:
+    friend class Subscriber;
+    class Pin;
+    void leave(Subscriber* s);
+    void dispatch(LocalChannel* lc, const std::vector<MsgPtr>& msgs);
+    void end_all(LocalChannel* lc, int status);
+    void release_if_empty(LocalChannel* lc);
+    LocalChannel* local(ChannelHandle h);
+
+    Store& store_;
+    std::optional<uint32_t> slot_;
+    FanoutHost& host_;
+    ws::DeflateOptions deflate_;
+    bool stopping_ = false;
+    std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
+};
+
+/// nchan's multi-channel aggregate: messages = max, subscribers = sum,
+/// requested = max, last id = zero.
+void aggregate(ChannelInfo* total, const ChannelInfo& one, size_t n);
+
+}  // namespace pulse

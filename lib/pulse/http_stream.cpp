@@ -1,0 +1,191 @@
+#include "pulse/http_stream.h"
+
+#include "pulse/sse.h"
+
+namespace pulse {
+
+HttpStream::HttpStream(Fanout& f, StreamIo& io, StreamOptions o)
+    : fanout_(f), io_(io), opt_(std::move(o)), sub_(this)
+{
+    switch (opt_.transport) {
+        case Transport::kEventSource:
+            content_type_ = "text/event-stream; charset=utf-8";
+            hello_ = sse::kHello;
+            framing_.wire = Wire::kSse;
+            framing_.event = opt_.event;
+            break;
+        case Transport::kMultipart:
+            // This stream's own boundary: the shared parts leave it out, so
+            // that no body can end another stream's part.
+            boundary_ = stream::random_boundary(32);
+            content_type_ = "multipart/mixed; boundary=" + boundary_;
+            hello_ = "--" + boundary_;
+            framing_.wire = Wire::kMultipart;
+            framing_.compound_etag = opt_.compound_etag;
+            break;
+        case Transport::kRawStream:
+            framing_.wire = Wire::kRaw;
+            // nchan ends a non-empty separator with a newline
+            framing_.separator = opt_.separator;
+            if (!framing_.separator.empty()
+                && framing_.separator.back() != '\n') {
+                framing_.separator += '\n';
+            }
+            break;
+        default:  // chunked: each message one chunk, nothing between
+            framing_.wire = Wire::kRaw;
+            break;
+    }
+}
+
+HttpStream::~HttpStream()
+{
+    sub_.leave();
+}
+
+Status HttpStream::join(const std::vector<std::string>& keys,
+                        const std::optional<MultiMsgId>& after,
+                        const Fanout::JoinOptions& o)
+{
+    auto catch_up = sub_.join(fanout_, keys, after, o);
+    if (!catch_up.is_ok()) {
+        return catch_up.status();
+    }
+    pending_ = std::move(catch_up.value());
+    return Status::ok();
+}
+
+void HttpStream::start(bool chunked)
+{
+    framing_.http_chunked = chunked;
+    if (opt_.transport == Transport::kMultipart) {
+        std::string tail = "\r\n--" + boundary_;
+        if (chunked) {
+            stream::wrap_chunk(tail);
+        }
+        part_end_ = FrameRef(Frame::make(tail));
+    }
+    started_ = true;
+    std::vector<Subscription::CatchUp> catch_up = std::move(pending_);
+    for (auto& [m, index] : catch_up) {
+        if (!push_message(index, *m)) {
+            // More than the send buffer holds: end after what fits; the
+            // client resumes from its last id.
+            sub_.leave();
+            finishing_ = true;
+            io_.finish();
+            return;
+        }
+    }
+}
+
+bool HttpStream::push_message(size_t index, Msg& m)
+{
+    Frame* f = nullptr;
+    FrameRef own;
+    if (sub_.multiplexed() && opt_.transport != Transport::kChunked
+        && opt_.transport != Transport::kRawStream)
+    {
+        // A multiplexed id differs per subscription: a frame of its own.
+        // Streams without ids share the worker's.
+        own =
+            FrameRef(Frame::make(encode(m.data(), framing_, sub_.show(index, m),
+                                        fanout_.deflate_options())));
+        f = own.get();
+    } else {
+        f = m.encoded(framing_, fanout_.deflate_options());
+    }
+    if (f->size() != 0 && !io_.push(f)) {
+        return false;
+    }
+    return !part_end_ || io_.push(part_end_.get());
+}
+
+void HttpStream::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
+{
+    if (!started_ || finishing_) {
+        return;  // the catch-up at start covers these
+    }
+    bool any = false;
+    Member& who = sub_.member(index);
+    for (const MsgPtr& m : msgs) {
+        if (!who.take(m->id)) {
+            continue;
+        }
+        if (!push_message(index, *m)) {
+            sub_.leave();
+            io_.fail();
+            return;
+        }
+        any = true;
+    }
+    if (any) {
+        io_.delivered();
+        io_.send();
+    }
+}
+
+// nchan: deleting any channel of a multiplexed subscription ends it.
+void HttpStream::member_end(size_t index, int status)
+{
+    (void) index;
+    end(status);
+}
+
+void HttpStream::member_failure() noexcept
+{
+    sub_.leave();
+    io_.fail();
+}
+
+bool HttpStream::push_text(std::string text)
+{
+    if (framing_.http_chunked) {
+        stream::wrap_chunk(text);
+    }
+    FrameRef f(Frame::make(text));
+    if (!io_.push(f.get())) {
+        sub_.leave();
+        io_.fail();
+        return false;
+    }
+    return true;
+}
+
+void HttpStream::ping(std::string_view comment, std::string_view event,
+                      std::string_view data)
+{
+    if (opt_.transport != Transport::kEventSource || finishing_) {
+        return;
+    }
+    std::string text;
+    sse::append_ping(text, comment, event, data);
+    if (push_text(std::move(text))) {
+        io_.send();
+    }
+}
+
+void HttpStream::end(int status)
+{
+    sub_.leave();
+    if (finishing_) {
+        return;
+    }
+    finishing_ = true;
+    std::string text;
+    if (opt_.transport == Transport::kMultipart) {
+        text = "--\r\n";  // the last boundary becomes the closing one
+    } else if (opt_.transport != Transport::kEventSource) {
+        // chunked and raw streams just end
+    } else if (status == end_status::kGone) {
+        sse::append_status(text, 410, "410 Gone");
+    } else if (status == end_status::kTimeout) {
+        sse::append_status(text, 408, "408 Request Timeout");
+    }
+    if (!text.empty() && !push_text(std::move(text))) {
+        return;
+    }
+    io_.finish();
+}
+
+}  // namespace pulse

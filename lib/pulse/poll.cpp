@@ -1,0 +1,111 @@
+#include "pulse/poll.h"
+
+namespace pulse {
+
+void id_headers(const MultiMsgId& id, bool compound, PollAnswer* a)
+{
+    std::string text = to_string(id);
+    if (compound) {
+        a->etag = std::move(text);
+        a->last_modified.reset();
+        return;
+    }
+    a->etag = text.substr(text.find(':') + 1);
+    a->last_modified = id.time;
+}
+
+Result<bool> Poll::start(const std::vector<std::string>& keys,
+                         const std::optional<MultiMsgId>& after,
+                         const Fanout::JoinOptions& o)
+{
+    asked_ = after;
+    Fanout::JoinOptions one = o;
+    one.limit = 1;  // the oldest newer message of each channel is enough
+    auto catch_up = sub_.join(fanout_, keys, after, one);
+    if (!catch_up.is_ok()) {
+        return catch_up.status();
+    }
+    if (!catch_up->empty()) {
+        // in id order: the first is the oldest of any channel
+        const Subscription::CatchUp& first = catch_up->front();
+        sub_.leave();
+        answer(*first.msg, first.index);
+        return false;
+    }
+    if (interval_) {
+        sub_.leave();
+        PollAnswer a;
+        a.status = 304;
+        if (asked_) {
+            id_headers(*asked_, compound_, &a);
+        }
+        io_.respond(a);
+        return false;
+    }
+    waiting_ = true;
+    return true;
+}
+
+void Poll::answer(const Msg& m, size_t index)
+{
+    waiting_ = false;
+    MultiMsgId shown;
+    if (sub_.size() > 1) {
+        MultiMsgId prev;
+        if (asked_) {
+            prev = *asked_;
+        } else {
+            prev.tags.assign(sub_.size(), -1);
+        }
+        shown = advance_multi_id(prev, index, m.id);
+    } else {
+        shown.time = m.id.time;
+        shown.tags = {m.id.tag};
+    }
+    PollAnswer a;
+    a.msg = &m;
+    id_headers(shown, compound_, &a);
+    io_.respond(a);
+}
+
+void Poll::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
+{
+    if (!waiting_) {
+        return;
+    }
+    Member& who = sub_.member(index);
+    for (const MsgPtr& m : msgs) {
+        if (who.take(m->id)) {
+            sub_.leave();
+            answer(*m, index);
+            return;
+        }
+    }
+}
+
+void Poll::end(int status)
+{
+    if (!waiting_) {
+        return;
+    }
+    waiting_ = false;
+    sub_.leave();
+    PollAnswer a;
+    a.status = status;
+    io_.respond(a);
+}
+
+void Poll::member_end(size_t index, int status)
+{
+    (void) index;
+    end(status);
+}
+
+void Poll::member_failure() noexcept
+{
+    waiting_ = false;
+    sub_.leave();
+    io_.fail();
+}
+
+}  // namespace pulse

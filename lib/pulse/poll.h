@@ -1,0 +1,83 @@
+#pragma once
+
+// Long-poll and interval-poll (reference 3.3, 3.4): answer at once with the
+// oldest message newer than the asked id, of any channel of the
+// subscription, else wait for one (long-poll) or answer 304
+// (interval-poll). The glue (PollIo) writes the answer as a response.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pulse/subscription.h"
+
+namespace pulse {
+
+/// What a poll answers.
+struct PollAnswer {
+    int status = 200;          // 200, 304, or an end_status
+    const Msg* msg = nullptr;  // 200: its body and content type
+    /// The id headers to send (200, and 304 when the request named an id):
+    /// Etag = `etag`, Last-Modified = `last_modified` (unless compound).
+    std::optional<std::string> etag;
+    std::optional<int64_t> last_modified;
+};
+
+class PollIo {
+public:
+    /// Answers the request; the poll has left its channels.
+    virtual void respond(const PollAnswer& a) = 0;
+    /// The answer could not be made (respond threw): end the request with
+    /// an error. Must not throw.
+    virtual void fail() noexcept = 0;
+
+protected:
+    ~PollIo() = default;
+};
+
+/// The id headers for `id`: Etag carries the tag(s) and Last-Modified the
+/// time, or Etag the whole id in compound mode.
+void id_headers(const MultiMsgId& id, bool compound, PollAnswer* a);
+
+class Poll final : public MemberOwner {
+public:
+    Poll(Fanout& f, PollIo& io, bool interval, bool compound_etag)
+        : fanout_(f),
+          io_(io),
+          interval_(interval),
+          compound_(compound_etag),
+          sub_(this)
+    {}
+    Poll(const Poll&) = delete;
+    Poll& operator=(const Poll&) = delete;
+    Poll(Poll&&) = delete;
+    Poll& operator=(Poll&&) = delete;
+    ~Poll() { sub_.leave(); }
+
+    /// Joins `keys` and answers at once (through PollIo, returns false) or
+    /// starts waiting (returns true). A failed join is the Status.
+    Result<bool> start(const std::vector<std::string>& keys,
+                       const std::optional<MultiMsgId>& after,
+                       const Fanout::JoinOptions& o);
+    /// Ends a waiting poll (timeout: 408).
+    void end(int status);
+    bool waiting() const { return waiting_; }
+
+    void member_messages(size_t index,
+                         const std::vector<MsgPtr>& msgs) override;
+    void member_end(size_t index, int status) override;
+    void member_failure() noexcept override;
+
+private:
+    void answer(const Msg& m, size_t index);
+
+    Fanout& fanout_;
+    PollIo& io_;
+    bool interval_;
+    bool compound_;
+    Subscription sub_;
+    std::optional<MultiMsgId> asked_;
+    bool waiting_ = false;
+};
+
+}  // namespace pulse

@@ -1,0 +1,476 @@
+#include "pulse/ws_connection.h"
+
+#include <algorithm>
+
+#include "pulse/channel_id.h"
+#include "pulse/channel_info.h"
+#include "pulse/transport.h"
+
+namespace pulse {
+
+using ws::close_code::kGoingAway;
+using ws::close_code::kPolicy;
+
+/// One channel a connection is subscribed to.
+class WsConnection::Sub final : public Subscriber {
+public:
+    Sub(WsConnection* conn, std::string channel, size_t index,
+        const Framing& framing)
+        : conn_(conn),
+          channel_(std::move(channel)),
+          index_(index),
+          framing_(framing)
+    {
+        framing_.channel = channel_;
+    }
+    Sub(const Sub&) = delete;
+    Sub& operator=(const Sub&) = delete;
+    Sub(Sub&&) = delete;
+    Sub& operator=(Sub&&) = delete;
+    ~Sub() override = default;
+
+    void on_messages(const std::vector<MsgPtr>& msgs) override
+    {
+        conn_->deliver(*this, msgs);
+    }
+    void on_end(int status) override { conn_->sub_ended(*this, status); }
+    void on_failure() noexcept override { conn_->session_.abort(); }
+
+    const std::string& channel() const { return channel_; }
+    size_t index() const { return index_; }
+    const Framing& framing() const { return framing_; }
+
+private:
+    WsConnection* conn_;
+    std::string channel_;  // as the client named it
+    size_t index_;         // position in a multiplexed URL subscription
+    Framing framing_;
+};
+
+namespace {
+
+Framing framing_of(const WsSettings& s)
+{
+    Framing f;
+    f.wire = s.mode == WsMode::kMeta   ? Wire::kWsMeta
+             : s.mode == WsMode::kJson ? Wire::kWsJson
+                                       : Wire::kWsPlain;
+    f.deflate = s.compress_out;
+    return f;
+}
+
+}  // namespace
+
+std::pair<WsMode, std::string> choose_subprotocol(
+    std::optional<std::string_view> offered)
+{
+    if (!offered) {
+        return {WsMode::kPlain, ""};
+    }
+    auto list = ws::split_protocols(*offered);
+    for (std::string_view p : list) {
+        if (p == ws::kPulseProtocol) {
+            return {WsMode::kJson, std::string(p)};
+        }
+    }
+    for (std::string_view p : list) {
+        if (p.substr(0, ws::kMetaProtocol.size()) == ws::kMetaProtocol) {
+            return {WsMode::kMeta, std::string(p)};
+        }
+    }
+    return {WsMode::kPlain, ""};
+}
+
+WsConnection::WsConnection(Fanout& f, WsConnectionHost& host, WsSettings s,
+                           ws::SessionOptions o)
+    : fanout_(f), host_(host), set_(std::move(s)), session_(host, *this, o)
+{}
+
+WsConnection::~WsConnection()
+{
+    subs_.clear();
+}
+
+Status WsConnection::join(int64_t now)
+{
+    Framing f = framing_of(set_);
+    multi_.tags.assign(set_.sub_keys.size(), -1);
+    for (size_t i = 0; i < set_.sub_keys.size(); ++i) {
+        const std::string& key = set_.sub_keys[i];
+        auto sub =
+            std::make_unique<Sub>(this, key.substr(key.find('/') + 1), i, f);
+        Fanout::JoinOptions o = set_.join;
+        o.now = now;
+        if (set_.after) {
+            o.after = MsgId{set_.after->time, set_.after->tags[i]};
+        }
+        auto j = fanout_.join(sub.get(), key, o);
+        if (!j.is_ok()) {
+            subs_.clear();
+            pending_.clear();
+            return j.status();
+        }
+        for (MsgPtr& m : j->catch_up) {
+            pending_.push_back(Pending{std::move(m), sub.get()});
+        }
+        subs_.push_back(std::move(sub));
+    }
+    std::stable_sort(pending_.begin(), pending_.end(),
+                     [](const Pending& a, const Pending& b) {
+                         return a.msg->id < b.msg->id;
+                     });
+    return Status::ok();
+}
+
+void WsConnection::start()
+{
+    started_ = true;
+    std::vector<Pending> catch_up = std::move(pending_);
+    for (Pending& p : catch_up) {
+        if (session_.closing()) {
+            break;
+        }
+        push_catch_up(*p.sub, {p.msg});
+    }
+    session_.start();
+    if (!subs_.empty()) {
+        session_.touch();
+    }
+}
+
+// ------------------------------------------------------------- delivery
+
+// One message for `s`: the worker's shared frame, or with a multiplexed
+// ws+meta.nchan subscription a frame of its own (its id has a tag per
+// channel). False when it was not queued.
+bool WsConnection::push_message(Sub& s, Msg& m, bool abort_if_full)
+{
+    if (set_.mode != WsMode::kMeta || set_.sub_keys.size() < 2) {
+        return session_.send_frame(
+            m.encoded(s.framing(), fanout_.deflate_options()), abort_if_full);
+    }
+    multi_ = advance_multi_id(multi_, s.index(), m.id);
+    std::string text = to_string(multi_);
+    Framing plain = s.framing();
+    plain.deflate = false;
+    FrameRef f(Frame::make(encode(m.data(), plain, ShownId{text, multi_.time},
+                                  fanout_.deflate_options())));
+    return session_.send_frame(f.get(), abort_if_full);
+}
+
+void WsConnection::deliver(Sub& s, const std::vector<MsgPtr>& msgs)
+{
+    if (session_.closing() || !started_) {
+        return;
+    }
+    bool any = false;
+    for (const MsgPtr& m : msgs) {
+        if (!s.take(m->id)) {
+            continue;
+        }
+        if (!push_message(s, *m, true)) {
+            return;  // too slow: the session aborted
+        }
+        any = true;
+    }
+    if (any) {
+        session_.touch();
+        session_.flush();
+    }
+}
+
+// The buffered messages a new subscription asked for. What does not fit
+// in pulse_subscriber_max_buffered is not skipped silently: the socket
+// closes after what fits, and the client resumes from the last id it got.
+void WsConnection::push_catch_up(Sub& s, const std::vector<MsgPtr>& msgs)
+{
+    for (const MsgPtr& m : msgs) {
+        if (!push_message(s, *m, false)) {
+            session_.close(kGoingAway,
+                           "Catch-up over pulse_subscriber_max_buffered: "
+                           "resume from the last id.");
+            return;
+        }
+    }
+}
+
+void WsConnection::sub_ended(Sub& s, int status)
+{
+    if (session_.closing()) {
+        return;
+    }
+    if (set_.mode == WsMode::kJson && status == end_status::kGone) {
+        // one channel of several went away: say so, keep the socket
+        std::string channel = s.channel();
+        auto it = std::find_if(subs_.begin(), subs_.end(),
+                               [&](const auto& p) { return p.get() == &s; });
+        if (it != subs_.end()) {
+            // freed later: the fan-out is still in its call to `s`
+            retired_.push_back(std::move(*it));
+            subs_.erase(it);
+        }
+        session_.send_text(ws::gone_frame(channel));
+        session_.flush();
+        return;
+    }
+    if (set_.mode == WsMode::kJson && status == end_status::kShutdown) {
+        session_.close(kGoingAway, "Server shutting down.");
+        return;
+    }
+    auto [code, reason] = ws::close_for_status(status);
+    session_.close(code, reason);
+}
+
+void WsConnection::on_closing()
+{
+    // may run inside the fan-out's dispatch over one of these channels:
+    // leave now, free with the connection
+    for (auto& s : subs_) {
+        s->detach();
+    }
+}
+
+void WsConnection::shutdown()
+{
+    session_.close(kGoingAway, "Server shutting down.");
+}
+
+// ------------------------------------------------------------- messages
+
+void WsConnection::on_message(std::string payload, bool binary)
+{
+    retired_.clear();
+    if (set_.mode == WsMode::kJson) {
+        if (binary) {
+            session_.send_text(ws::error_frame(
+                "bad_request", "pulse.v1 requests are text frames.", ""));
+        } else {
+            handle_request(payload);
+        }
+        session_.flush();
+        return;
+    }
+    if ((set_.roles & role::kPubWebSocket) == 0) {
+        session_.close(kPolicy, "Publishing not allowed.");
+        return;
+    }
+    publish_frame(payload, binary);
+}
+
+// nchan's WebSocket publisher (reference 2.5).
+void WsConnection::publish_frame(std::string_view payload, bool binary)
+{
+    std::string_view ctype = binary
+                                 ? std::string_view("application/octet-stream")
+                                 : std::string_view(set_.content_type);
+    auto out = fanout_.publish(set_.pub_keys, set_.spec,
+                               PublishInput{payload, ctype, "", std::nullopt},
+                               fanout_.now());
+    if (!out.is_ok()) {
+        auto [code, reason] =
+            ws::close_for_status(http_status(out.status().code()));
+        session_.close(code, reason);
+        return;
+    }
+    if ((set_.roles & role::kSubWebSocket) == 0) {
+        session_.send_text(format_channel_info(
+            out->info, info_format_from_accept(set_.accept)));
+    }
+    session_.flush();
+}
+
+// ---------------------------------------------------------------- pulse.v1
+
+void WsConnection::send_error(const ws::Request& req, const Status& st)
+{
+    session_.send_text(ws::error_frame(ws::error_code(st.code()), st.message(),
+                                       req.id, req.channel));
+}
+
+void WsConnection::handle_request(std::string_view text)
+{
+    ws::RequestError err;
+    auto req = ws::parse_request(text, &err);
+    if (!req) {
+        session_.send_text(ws::error_frame(err.code, err.message, err.id));
+        return;
+    }
+    switch (req->type) {
+        case ws::Request::Type::kPing:
+            session_.send_text(ws::reply_frame("pong", req->id, ""));
+            return;
+        case ws::Request::Type::kSubscribe:
+            json_subscribe(*req);
+            return;
+        case ws::Request::Type::kUnsubscribe:
+            json_unsubscribe(*req);
+            return;
+        case ws::Request::Type::kPublish:
+            json_publish(*req);
+            return;
+        case ws::Request::Type::kCommand:
+            json_command(*req);
+            return;
+    }
+}
+
+Result<std::string> WsConnection::json_key(std::string_view channel) const
+{
+    if (channel.size() > set_.max_channel_id_length) {
+        return Status(Code::kForbidden, "Channel id too long.");
+    }
+    return channel_key(set_.group, channel);
+}
+
+WsConnection::Sub* WsConnection::find(std::string_view channel)
+{
+    for (auto& s : subs_) {
+        if (s->channel() == channel) {
+            return s.get();
+        }
+    }
+    return nullptr;
+}
+
+void WsConnection::json_subscribe(const ws::Request& req)
+{
+    if ((set_.roles & role::kSubWebSocket) == 0) {
+        session_.send_text(ws::error_frame("forbidden",
+                                           "Subscribing is not allowed here.",
+                                           req.id, req.channel));
+        return;
+    }
+    if (find(req.channel) != nullptr) {
+        session_.send_text(ws::error_frame("already_subscribed",
+                                           "Already subscribed to this "
+                                           "channel.",
+                                           req.id, req.channel));
+        return;
+    }
+    if (subs_.size() >= set_.max_channels) {
+        session_.send_text(
+            ws::error_frame("too_many_channels",
+                            "At most " + std::to_string(set_.max_channels)
+                                + " channels per connection.",
+                            req.id, req.channel));
+        return;
+    }
+    auto key = json_key(req.channel);
+    if (!key.is_ok()) {
+        send_error(req, key.status());
+        return;
+    }
+    Fanout::JoinOptions o = set_.join;
+    o.now = fanout_.now();
+    if (req.last_event_id) {
+        auto id = parse_msg_id(*req.last_event_id);
+        if (!id.is_ok()) {
+            session_.send_text(ws::error_frame(
+                "bad_request", "Message ID invalid", req.id, req.channel));
+            return;
+        }
+        o.after = MsgId{id->time, id->tags[0]};
+    }
+    auto sub = std::make_unique<Sub>(this, req.channel, 0, framing_of(set_));
+    auto j = fanout_.join(sub.get(), key.value(), o);
+    if (!j.is_ok()) {
+        send_error(req, j.status());
+        return;
+    }
+    Sub& s = *sub;
+    subs_.push_back(std::move(sub));
+    session_.send_text(ws::subscribed_frame(req.id, req.channel, j->gap));
+    push_catch_up(s, j->catch_up);
+    session_.touch();
+}
+
+void WsConnection::json_unsubscribe(const ws::Request& req)
+{
+    for (auto it = subs_.begin(); it != subs_.end(); ++it) {
+        if ((*it)->channel() == req.channel) {
+            subs_.erase(it);
+            session_.send_text(
+                ws::reply_frame("unsubscribed", req.id, req.channel));
+            return;
+        }
+    }
+    session_.send_text(ws::error_frame("not_subscribed",
+                                       "Not subscribed to this channel.",
+                                       req.id, req.channel));
+}
+
+void WsConnection::json_publish(const ws::Request& req)
+{
+    if ((set_.roles & role::kPubWebSocket) == 0) {
+        session_.send_text(ws::error_frame("forbidden",
+                                           "Publishing is not allowed here.",
+                                           req.id, req.channel));
+        return;
+    }
+    auto key = json_key(req.channel);
+    if (!key.is_ok()) {
+        send_error(req, key.status());
+        return;
+    }
+    auto out = fanout_.publish(
+        {key.value()}, set_.spec,
+        PublishInput{req.data, req.content_type, req.event, std::nullopt},
+        fanout_.now());
+    if (!out.is_ok()) {
+        send_error(req, out.status());
+        return;
+    }
+    session_.send_text(ws::published_frame(
+        req.id, req.channel, out->info.last_id, out->info.subscribers));
+}
+
+// A command goes upstream (pulse_websocket_upstream); the reply comes back
+// to this client with the request's id.
+void WsConnection::json_command(const ws::Request& req)
+{
+    if (!set_.commands) {
+        session_.send_text(ws::error_frame("not_configured",
+                                           "This location takes no commands.",
+                                           req.id, req.channel));
+        return;
+    }
+    if (commands_.size() >= kMaxCommandsInFlight) {
+        session_.send_text(
+            ws::error_frame("busy", "Too many commands in flight; retry.",
+                            req.id, req.channel));
+        return;
+    }
+    uint64_t token = next_command_++;
+    commands_.emplace(token, req.id);
+    if (!host_.command(token, req.channel, req.data)) {
+        commands_.erase(token);
+        session_.send_text(ws::error_frame("upstream_failed",
+                                           "Cannot start the command.", req.id,
+                                           req.channel));
+    }
+}
+
+void WsConnection::command_done(uint64_t token, int status,
+                                std::string_view body, bool failed)
+{
+    auto it = commands_.find(token);
+    if (it == commands_.end()) {
+        return;  // answered already
+    }
+    std::string id = std::move(it->second);
+    commands_.erase(it);
+    if (session_.closing()) {
+        return;
+    }
+    if (failed) {
+        session_.send_text(ws::error_frame(
+            "upstream_failed",
+            "The command upstream answered " + std::to_string(status) + ".",
+            id));
+    } else {
+        session_.send_text(ws::command_reply_frame(id, status, body));
+    }
+    session_.flush();
+}
+
+}  // namespace pulse

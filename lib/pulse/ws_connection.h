@@ -1,0 +1,141 @@
+#pragma once
+
+// What a WebSocket connection's messages mean (docs/websocket.md): nchan's
+// plain and ws+meta.nchan subscribers (one channel or several, from the
+// URL), nchan's WebSocket publisher, and the pulse.v1 JSON protocol
+// (subscribe/unsubscribe with resume, publish, commands, ping). The
+// protocol itself is ws::Session's; the socket, timers and the upstream
+// requests of commands are the glue's (WsConnectionHost).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "pulse/fanout.h"
+#include "pulse/ws_protocol.h"
+#include "pulse/ws_session.h"
+
+namespace pulse {
+
+enum class WsMode : uint8_t {
+    kPlain,  // nchan: one frame per message, no metadata
+    kMeta,   // ws+meta.nchan
+    kJson,   // pulse.v1
+};
+
+/// The subprotocol a Sec-WebSocket-Protocol header asks for: pulse.v1, then
+/// ws+meta.nchan (a prefix match, as nchan), else none (plain, and no
+/// Sec-WebSocket-Protocol in the answer: nchan's empty one makes browsers
+/// fail the connection). The second member is the protocol to echo.
+std::pair<WsMode, std::string> choose_subprotocol(
+    std::optional<std::string_view> offered);
+
+/// Commands in flight per connection.
+constexpr size_t kMaxCommandsInFlight = 16;
+
+/// A connection's settings: the location's and the handshake's.
+struct WsSettings {
+    WsMode mode = WsMode::kPlain;
+    uint32_t roles = 0;  // role::
+    /// Messages published compressed go out compressed (permessage-deflate
+    /// agreed, with a window the stored copies fit).
+    bool compress_out = false;
+    std::vector<std::string> sub_keys;  // the URL's channels
+    std::vector<std::string> pub_keys;  // plain/meta publishing
+    std::optional<MultiMsgId> after;    // the URL's resume id
+    PublishSpec spec;
+    std::string content_type;  // plain/meta publishes (the handshake's)
+    std::string accept;        // the format of publish replies
+    std::string group;         // pulse.v1 channel group
+    size_t max_channel_id_length = 1024;
+    size_t max_channels = 64;  // pulse_max_channels_per_connection
+    bool commands = false;     // pulse_websocket_upstream is set
+    Fanout::JoinOptions join;  // existing_only, max_subscribers, first
+};
+
+class WsConnectionHost : public ws::SessionHost {
+public:
+    /// Sends a pulse.v1 command upstream; its answer comes back through
+    /// WsConnection::command_done(token, ...). False when it cannot start.
+    virtual bool command(uint64_t token, std::string_view channel,
+                         std::string_view data) = 0;
+
+protected:
+    ~WsConnectionHost() = default;
+};
+
+class WsConnection final : public ws::SessionApp {
+public:
+    WsConnection(Fanout& f, WsConnectionHost& host, WsSettings s,
+                 ws::SessionOptions o);
+    WsConnection(const WsConnection&) = delete;
+    WsConnection& operator=(const WsConnection&) = delete;
+    WsConnection(WsConnection&&) = delete;
+    WsConnection& operator=(WsConnection&&) = delete;
+    ~WsConnection();
+
+    /// Joins the URL's channels, before the 101: a refused subscription is
+    /// still a plain HTTP answer (the error).
+    Status join(int64_t now);
+    /// The 101 is queued: queues the catch-up and starts the heartbeat.
+    void start();
+
+    // Inputs from the glue
+    bool on_bytes(std::string_view data) { return session_.on_bytes(data); }
+    void on_timer(ws::Timer t) { session_.on_timer(t); }
+    void on_flushed() { session_.on_flushed(); }
+    void on_gone(bool error) { session_.on_gone(error); }
+    /// A command's answer: `failed` when the upstream could not be reached
+    /// or answered an error status.
+    void command_done(uint64_t token, int status, std::string_view body,
+                      bool failed);
+    /// The worker is shutting down: say goodbye.
+    void shutdown();
+
+    ws::Session& session() { return session_; }
+    size_t subscriptions() const { return subs_.size(); }
+
+    // ws::SessionApp
+    void on_message(std::string payload, bool binary) override;
+    void on_closing() override;
+
+private:
+    class Sub;
+    friend class Sub;
+    void deliver(Sub& s, const std::vector<MsgPtr>& msgs);
+    void sub_ended(Sub& s, int status);
+    bool push_message(Sub& s, Msg& m, bool abort_if_full);
+    void push_catch_up(Sub& s, const std::vector<MsgPtr>& msgs);
+    void publish_frame(std::string_view payload, bool binary);
+    void handle_request(std::string_view text);
+    void json_subscribe(const ws::Request& req);
+    void json_unsubscribe(const ws::Request& req);
+    void json_publish(const ws::Request& req);
+    void json_command(const ws::Request& req);
+    Result<std::string> json_key(std::string_view channel) const;
+    Sub* find(std::string_view channel);
+    void send_error(const ws::Request& req, const Status& st);
+
+    Fanout& fanout_;
+    WsConnectionHost& host_;
+    WsSettings set_;
+    ws::Session session_;
+    std::vector<std::unique_ptr<Sub>> subs_;
+    std::vector<std::unique_ptr<Sub>> retired_;  // deleted channels' subs
+    struct Pending {
+        MsgPtr msg;
+        Sub* sub;
+    };
+    std::vector<Pending> pending_;  // the URL channels' catch-up
+    MultiMsgId multi_;  // multiplexed ws+meta.nchan: the last id shown
+    std::unordered_map<uint64_t, std::string> commands_;  // token -> id
+    uint64_t next_command_ = 1;
+    bool started_ = false;
+};
+
+}  // namespace pulse

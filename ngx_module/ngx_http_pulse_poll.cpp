@@ -1,0 +1,206 @@
+// Long-poll and interval-poll: the held request, its timeout, and the
+// answer written as a response. What a poll answers is lib/pulse/poll.
+
+#include "ngx.h"
+
+#include <new>
+#include <string>
+
+#include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_request.h"
+#include "ngx_http_pulse_worker.h"
+#include "pulse/poll.h"
+
+namespace pulse::ngx {
+
+namespace {
+
+ngx_str_t kVary = ngx_string("If-None-Match, If-Modified-Since");
+
+class PollRequest final : public PollIo {
+public:
+    PollRequest(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                bool interval)
+        : r_(r),
+          lcf_(lcf),
+          poll_(Worker::get()->fanout(), *this, interval,
+                lcf->compound_etag != 0)
+    {
+        timeout_.handler = on_timeout;
+        timeout_.data = this;
+        timeout_.log = r->connection->log;
+    }
+    PollRequest(const PollRequest&) = delete;
+    PollRequest& operator=(const PollRequest&) = delete;
+    PollRequest(PollRequest&&) = delete;
+    PollRequest& operator=(PollRequest&&) = delete;
+    ~PollRequest()
+    {
+        if (timeout_.timer_set) {
+            ngx_del_timer(&timeout_);
+        }
+    }
+
+    ngx_int_t start(const std::vector<std::string>& keys,
+                    const std::optional<MultiMsgId>& after);
+    // PollIo
+    void respond(const PollAnswer& a) override;
+    void fail() noexcept override;
+
+private:
+    static void on_timeout(ngx_event_t* ev) noexcept;
+    ngx_int_t write(const PollAnswer& a);
+    void add_id_headers(const PollAnswer& a);
+
+    ngx_http_request_t* r_;
+    ngx_http_pulse_loc_conf_t* lcf_;
+    Poll poll_;
+    ngx_event_t timeout_{};
+    bool held_ = false;  // waiting: answers finalize the request
+    ngx_int_t rc_ = NGX_OK;
+};
+
+// Places a T in the request pool, destroyed with it.
+template <typename T, typename... Args>
+T* pool_new(ngx_http_request_t* r, Args&&... args)
+{
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(T));
+    if (cln == nullptr) {
+        throw std::bad_alloc();
+    }
+    T* obj = new (cln->data) T(std::forward<Args>(args)...);
+    cln->handler = [](void* data) noexcept { static_cast<T*>(data)->~T(); };
+    return obj;
+}
+
+ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
+                             const std::optional<MultiMsgId>& after)
+{
+    auto waiting = poll_.start(keys, after, join_options(lcf_));
+    if (!waiting.is_ok()) {
+        return send_status(r_, waiting.status());
+    }
+    if (!waiting.value()) {
+        return rc_;  // answered at once
+    }
+    held_ = true;
+    ngx_http_set_ctx(r_, this, ngx_http_pulse_module);
+    r_->read_event_handler = ngx_http_test_reading;
+    if (r_->stream == nullptr) {
+        r_->connection->idle = 1;
+    }
+    if (lcf_->subscriber_timeout > 0) {
+        ngx_add_timer(&timeout_,
+                      static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000);
+    }
+    r_->main->count++;
+    return NGX_DONE;
+}
+
+// Last-Modified carries the time and Etag the tag(s), or Etag the whole id
+// in compound mode (pulse_subscriber_message_id_custom_etag_header names
+// it); the ids are ours, not cache validators.
+void PollRequest::add_id_headers(const PollAnswer& a)
+{
+    ngx_http_request_t* r = r_;
+    if (a.etag) {
+        r->disable_not_modified = 1;
+        std::string_view name = lcf_->custom_etag_header.len
+                                    ? sv(lcf_->custom_etag_header)
+                                    : std::string_view("Etag");
+        add_header(r, name, *a.etag);
+        if (a.last_modified) {
+            r->headers_out.last_modified_time =
+                static_cast<time_t>(*a.last_modified);
+        }
+    }
+    add_header(r, "Vary", sv(kVary));
+    if (a.etag && header(r, "Origin")) {
+        std::string expose = "Last-Modified, "
+                             + std::string(lcf_->custom_etag_header.len
+                                               ? sv(lcf_->custom_etag_header)
+                                               : std::string_view("Etag"))
+                             + ", Content-Type";
+        add_header(r, "Access-Control-Expose-Headers", expose);
+    }
+}
+
+ngx_int_t PollRequest::write(const PollAnswer& a)
+{
+    if (a.status == 200 || a.status == 304) {
+        add_id_headers(a);
+    }
+    if (a.status == 200 && a.msg != nullptr) {
+        return send_response(r_, NGX_HTTP_OK, a.msg->content_type, a.msg->body,
+                             false);
+    }
+    return send_response(r_, static_cast<ngx_uint_t>(a.status), "", "");
+}
+
+void PollRequest::respond(const PollAnswer& a)
+{
+    if (!held_) {
+        rc_ = write(a);  // from start(): the content handler returns it
+        return;
+    }
+    held_ = false;
+    if (timeout_.timer_set) {
+        ngx_del_timer(&timeout_);
+    }
+    ngx_http_request_t* r = r_;
+    r->connection->idle = 0;
+    ngx_http_finalize_request(r, write(a));
+}
+
+void PollRequest::fail() noexcept
+{
+    if (!held_) {
+        rc_ = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return;
+    }
+    held_ = false;
+    ngx_http_request_t* r = r_;
+    r->connection->idle = 0;
+    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+}
+
+void PollRequest::on_timeout(ngx_event_t* ev) noexcept
+{
+    auto* p = static_cast<PollRequest*>(ev->data);
+    try {
+        p->poll_.end(end_status::kTimeout);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, ev->log, 0, PULSE_LOG_PREFIX "%s",
+                      e.what());
+        p->fail();
+    } catch (...) {
+        p->fail();
+    }
+}
+
+}  // namespace
+
+ngx_int_t poll_subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                         bool interval)
+{
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    if (Worker::get() == nullptr) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+    auto keys = channel_keys(r, lcf, false);
+    if (!keys.is_ok()) {
+        return send_status(r, keys.status());
+    }
+    auto after = resume_id(resume_request(r, lcf), keys->size());
+    if (!after.is_ok()) {
+        return send_status(r, after.status());
+    }
+    return pool_new<PollRequest>(r, r, lcf, interval)
+        ->start(keys.value(), after.value());
+}
+
+}  // namespace pulse::ngx
