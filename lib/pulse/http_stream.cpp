@@ -103,11 +103,20 @@ bool HttpStream::push_message(size_t index, Msg& m)
 
 void HttpStream::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
 {
-    if (!started_ || finishing_) {
-        return;  // the catch-up at start covers these
+    if (finishing_) {
+        return;
+    }
+    Member& who = sub_.member(index);
+    if (!started_) {
+        // joined, header not out yet: these follow the catch-up
+        for (const MsgPtr& m : msgs) {
+            if (who.take(m->id)) {
+                pending_.push_back(Subscription::CatchUp{m, index});
+            }
+        }
+        return;
     }
     bool any = false;
-    Member& who = sub_.member(index);
     for (const MsgPtr& m : msgs) {
         if (!who.take(m->id)) {
             continue;

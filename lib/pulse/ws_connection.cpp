@@ -160,7 +160,16 @@ bool WsConnection::push_message(Sub& s, Msg& m, bool abort_if_full)
 
 void WsConnection::deliver(Sub& s, const std::vector<MsgPtr>& msgs)
 {
-    if (session_.closing() || !started_) {
+    if (session_.closing()) {
+        return;
+    }
+    if (!started_) {
+        // joined, 101 not out yet: these follow the catch-up
+        for (const MsgPtr& m : msgs) {
+            if (s.take(m->id)) {
+                pending_.push_back(Pending{m, &s});
+            }
+        }
         return;
     }
     bool any = false;

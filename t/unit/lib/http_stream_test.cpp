@@ -1,0 +1,340 @@
+#include "pulse/http_stream.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "pulse/poll.h"
+#include "support/fanout_fixture.h"
+
+namespace pulse {
+namespace {
+
+using test::FanoutWorld;
+
+// The socket side: what was queued, and what the stream asked for.
+class FakeIo final : public StreamIo {
+public:
+    bool push(Frame* f) override
+    {
+        if (queued + f->size() > limit) {
+            return false;
+        }
+        queued += f->size();
+        bytes.append(f->view());
+        return true;
+    }
+    void send() override { ++sends; }
+    void finish() override { finished = true; }
+    void fail() override { failed = true; }
+    void delivered() override { ++deliveries; }
+
+    std::string bytes;
+    size_t queued = 0;
+    size_t limit = 1 << 20;
+    int sends = 0;
+    int deliveries = 0;
+    bool finished = false;
+    bool failed = false;
+};
+
+struct StreamWorld : FanoutWorld {
+    std::string id(const std::string& key)
+    {
+        Store::Guard g(store);
+        return to_string(store.info(g, key, host.clock)->last_id);
+    }
+};
+
+TEST(HttpStream, EventSourceHelloCatchUpAndLive)
+{
+    StreamWorld w;
+    w.publish("/c", "old", 10, "tick");
+    std::string first = w.id("/c");
+    FakeIo io;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    EXPECT_EQ(s.content_type(), "text/event-stream; charset=utf-8");
+    EXPECT_EQ(s.hello(), ": hi\n\n");
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    EXPECT_EQ(io.bytes, "event: tick\nid: " + first + "\ndata: old\n\n");
+    io.bytes.clear();
+    w.publish("/c", "new");
+    w.deliver();
+    EXPECT_EQ(io.bytes, "id: " + w.id("/c") + "\ndata: new\n\n");
+    EXPECT_EQ(io.deliveries, 1);
+    EXPECT_EQ(io.sends, 1);
+}
+
+TEST(HttpStream, ChunkedStreamsFrameEveryChunk)
+{
+    StreamWorld w;
+    FakeIo io;
+    StreamOptions o;
+    o.transport = Transport::kChunked;
+    HttpStream s(*w.fanout, io, o);
+    EXPECT_EQ(s.content_type(), "");
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(true);
+    w.publish("/c", "hey");
+    w.publish("/c", "");  // an empty chunk would end the response
+    w.deliver();
+    EXPECT_EQ(io.bytes, "3\r\nhey\r\n");
+    s.end(end_status::kGone);
+    EXPECT_TRUE(io.finished);  // the glue sends the last chunk
+}
+
+TEST(HttpStream, MultipartStreamsHaveTheirOwnBoundary)
+{
+    StreamWorld w;
+    FakeIo io1;
+    FakeIo io2;
+    StreamOptions o;
+    o.transport = Transport::kMultipart;
+    HttpStream a(*w.fanout, io1, o);
+    HttpStream b(*w.fanout, io2, o);
+    EXPECT_NE(a.content_type(), b.content_type());
+    std::string boundary = a.hello().substr(2);
+    EXPECT_EQ(a.content_type(), "multipart/mixed; boundary=" + boundary);
+    ASSERT_TRUE(a.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    ASSERT_TRUE(b.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    a.start(false);
+    b.start(false);
+    w.publish("/c", "x", 10, "", "text/plain");
+    w.deliver();
+    EXPECT_TRUE(io1.bytes.find("\r\n\r\nx\r\n--" + boundary)
+                != std::string::npos);
+    EXPECT_EQ(io2.bytes.find(boundary), std::string::npos);
+    a.end(end_status::kGone);
+    EXPECT_EQ(io1.bytes.substr(io1.bytes.size() - 4), "--\r\n");
+}
+
+TEST(HttpStream, RawStreamSeparatorGetsANewline)
+{
+    StreamWorld w;
+    FakeIo io;
+    StreamOptions o;
+    o.transport = Transport::kRawStream;
+    o.separator = "--";
+    HttpStream s(*w.fanout, io, o);
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    w.publish("/c", "a");
+    w.deliver();
+    EXPECT_EQ(io.bytes, "a--\n");
+}
+
+TEST(HttpStream, MultiplexedIdsShowEveryChannel)
+{
+    StreamWorld w;
+    FakeIo io;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/a", "/b"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    w.publish("/a", "1");
+    w.deliver();
+    w.publish("/b", "2");
+    w.deliver();
+    auto t = std::to_string(w.host.clock);
+    EXPECT_EQ(io.bytes, "id: " + t + ":[0],-\ndata: 1\n\nid: " + t
+                            + ":0,[0]\ndata: 2\n\n");
+}
+
+TEST(HttpStream, DeletingAnyChannelEndsAMultiplexedStream)
+{
+    StreamWorld w;
+    FakeIo io;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/a", "/b"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    ASSERT_TRUE(w.fanout->remove({"/b"}, w.host.clock).is_ok());
+    w.deliver();
+    EXPECT_EQ(io.bytes, ":410: 410 Gone\n\n");
+    EXPECT_TRUE(io.finished);
+    EXPECT_EQ(w.subscribers("/a"), 0u);  // it left the other channel too
+}
+
+TEST(HttpStream, ASlowClientFailsAndLeaves)
+{
+    StreamWorld w;
+    FakeIo io;
+    io.limit = 40;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    w.publish("/c", std::string(100, 'x'));
+    w.deliver();
+    EXPECT_TRUE(io.failed);
+    EXPECT_EQ(w.subscribers("/c"), 0u);
+}
+
+TEST(HttpStream, ACatchUpOverTheLimitEndsAfterWhatFits)
+{
+    StreamWorld w;
+    for (int i = 0; i < 5; ++i) {
+        w.publish("/c", std::string(20, static_cast<char>('a' + i)));
+    }
+    FakeIo io;
+    io.limit = 80;  // two messages fit
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    EXPECT_TRUE(io.finished);
+    EXPECT_FALSE(io.failed);
+    EXPECT_EQ(std::count(io.bytes.begin(), io.bytes.end(), '\n'), 6);
+    EXPECT_EQ(w.subscribers("/c"), 0u);  // resumes from its last id
+}
+
+TEST(HttpStream, EndsAndPings)
+{
+    StreamWorld w;
+    FakeIo io;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    s.ping("", "ping", "");
+    EXPECT_EQ(io.bytes, "event: ping\n\n");
+    io.bytes.clear();
+    s.end(end_status::kTimeout);
+    EXPECT_EQ(io.bytes, ":408: 408 Request Timeout\n\n");
+    EXPECT_TRUE(s.finishing());
+    s.end(end_status::kGone);  // once
+    EXPECT_EQ(io.bytes, ":408: 408 Request Timeout\n\n");
+}
+
+TEST(HttpStream, MessagesBeforeStartFollowTheCatchUp)
+{
+    StreamWorld w;
+    w.publish("/c", "x");
+    FakeIo io;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    // a message between the join and the header: kept, not lost
+    w.publish("/c", "y");
+    w.deliver();
+    EXPECT_EQ(io.bytes, "");
+    s.start(false);
+    auto x = io.bytes.find("data: x");
+    auto y = io.bytes.find("data: y");
+    ASSERT_NE(x, std::string::npos);
+    ASSERT_NE(y, std::string::npos);
+    EXPECT_LT(x, y);
+}
+
+// --------------------------------------------------------------- polls
+
+class FakePollIo final : public PollIo {
+public:
+    void respond(const PollAnswer& a) override
+    {
+        answers.push_back(a);
+        if (a.msg != nullptr) {
+            bodies.push_back(a.msg->body);
+        }
+    }
+    void fail() noexcept override { failed = true; }
+    std::vector<PollAnswer> answers;
+    std::vector<std::string> bodies;
+    bool failed = false;
+};
+
+TEST(Poll, AnswersAtOnceWithTheOldestNewerMessage)
+{
+    StreamWorld w;
+    w.publish("/c", "m0");
+    std::string after = w.id("/c");
+    w.publish("/c", "m1");
+    w.publish("/c", "m2");
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false);
+    auto resume = parse_msg_id(after);
+    auto waiting = p.start({"/c"}, resume.value(), w.opts());
+    ASSERT_TRUE(waiting.is_ok());
+    EXPECT_FALSE(waiting.value());
+    ASSERT_EQ(io.bodies, (std::vector<std::string>{"m1"}));
+    EXPECT_EQ(io.answers[0].etag, "1");
+    EXPECT_EQ(io.answers[0].last_modified, w.host.clock);
+    EXPECT_EQ(w.subscribers("/c"), 0u);
+}
+
+TEST(Poll, WaitsThenAnswersOnce)
+{
+    StreamWorld w;
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false);
+    auto first = Fanout::JoinOptions(w.opts());
+    first.first = FirstMessage{FirstMessage::kNewest};
+    ASSERT_TRUE(p.start({"/c"}, std::nullopt, first).value());
+    EXPECT_TRUE(p.waiting());
+    w.publish("/c", "a");
+    w.publish("/c", "b");
+    w.deliver();
+    EXPECT_EQ(io.bodies, (std::vector<std::string>{"a"}));
+    EXPECT_FALSE(p.waiting());
+    p.end(end_status::kTimeout);  // answered already: nothing
+    EXPECT_EQ(io.answers.size(), 1u);
+}
+
+TEST(Poll, IntervalPollAnswers304WithTheAskedId)
+{
+    StreamWorld w;
+    w.publish("/c", "m0");
+    auto id = parse_msg_id(w.id("/c"));
+    FakePollIo io;
+    Poll p(*w.fanout, io, true, false);
+    ASSERT_FALSE(p.start({"/c"}, id.value(), w.opts()).value());
+    ASSERT_EQ(io.answers.size(), 1u);
+    EXPECT_EQ(io.answers[0].status, 304);
+    EXPECT_EQ(io.answers[0].etag, "0");
+}
+
+TEST(Poll, BufferLengthZeroIsNeverServedToAPoll)
+{
+    StreamWorld w;
+    w.publish("/c", "gone", 0);
+    FakePollIo io;
+    Poll p(*w.fanout, io, true, false);
+    ASSERT_FALSE(p.start({"/c"}, std::nullopt, w.opts()).value());
+    EXPECT_EQ(io.answers[0].status, 304);
+    Store::Guard g(w.store);
+    EXPECT_EQ(w.store.info(g, "/c", w.host.clock)->messages, 0u);
+}
+
+TEST(Poll, TimeoutAndCompoundEtags)
+{
+    StreamWorld w;
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, true);
+    auto o = w.opts();
+    o.first = FirstMessage{FirstMessage::kNewest};
+    ASSERT_TRUE(p.start({"/c"}, std::nullopt, o).value());
+    p.end(end_status::kTimeout);
+    EXPECT_EQ(io.answers.back().status, 408);
+    EXPECT_FALSE(io.answers.back().etag);
+    FakePollIo io2;
+    Poll q(*w.fanout, io2, false, true);
+    w.publish("/c", "x");
+    ASSERT_FALSE(q.start({"/c"}, std::nullopt, w.opts()).value());
+    EXPECT_EQ(io2.answers[0].etag, w.id("/c"));
+    EXPECT_FALSE(io2.answers[0].last_modified);
+}
+
+TEST(Poll, MultiplexedAnswersCarryEveryTag)
+{
+    StreamWorld w;
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false);
+    auto o = w.opts();
+    o.first = FirstMessage{FirstMessage::kNewest};
+    ASSERT_TRUE(p.start({"/a", "/b"}, std::nullopt, o).value());
+    w.publish("/b", "x");
+    w.deliver();
+    ASSERT_EQ(io.bodies, (std::vector<std::string>{"x"}));
+    EXPECT_EQ(io.answers[0].etag, "-,[0]");
+    EXPECT_EQ(w.subscribers("/a"), 0u);
+}
+
+}  // namespace
+}  // namespace pulse

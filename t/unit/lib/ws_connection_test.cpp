@@ -1,0 +1,318 @@
+// nchan's WebSocket subscribers and publisher, and pulse.v1, over a real
+// fan-out and a fake socket.
+
+#include "pulse/ws_connection.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "pulse/transport.h"
+#include "support/fanout_fixture.h"
+
+namespace pulse {
+namespace {
+
+using nlohmann::json;
+using test::FanoutWorld;
+
+std::string client_text(std::string_view payload)
+{
+    std::string f;
+    f.push_back(static_cast<char>(0x81));
+    if (payload.size() < 126) {
+        f.push_back(static_cast<char>(0x80 | payload.size()));
+    } else {
+        f.push_back(static_cast<char>(0x80 | 126));
+        f.push_back(static_cast<char>(payload.size() >> 8));
+        f.push_back(static_cast<char>(payload.size() & 0xff));
+    }
+    f.append(4, '\0');  // a zero mask
+    f.append(payload);
+    return f;
+}
+
+class Socket final : public WsConnectionHost {
+public:
+    bool push(Frame* f) override
+    {
+        std::string_view b = f->view();
+        size_t len = static_cast<uint8_t>(b[1]) & 0x7f;
+        size_t at = 2;
+        if (len == 126) {
+            len = (size_t{static_cast<uint8_t>(b[2])} << 8)
+                  | static_cast<uint8_t>(b[3]);
+            at = 4;
+        }
+        frames.push_back({static_cast<uint8_t>(b[0] & 0x0f),
+                          std::string(b.substr(at, len))});
+        return true;
+    }
+    void flush() override {}
+    void arm(ws::Timer, uint64_t) override {}
+    void disarm(ws::Timer) override {}
+    void destroy(bool error) override
+    {
+        destroyed = true;
+        (void) error;
+    }
+    bool command(uint64_t token, std::string_view channel,
+                 std::string_view data) override
+    {
+        commands.push_back({token, std::string(channel), std::string(data)});
+        return accept_commands;
+    }
+
+    json next_json()
+    {
+        EXPECT_FALSE(frames.empty());
+        json j = json::parse(frames.front().second);
+        frames.erase(frames.begin());
+        return j;
+    }
+
+    struct Cmd {
+        uint64_t token;
+        std::string channel;
+        std::string data;
+    };
+    std::vector<std::pair<uint8_t, std::string>> frames;
+    std::vector<Cmd> commands;
+    bool accept_commands = true;
+    bool destroyed = false;
+};
+
+struct V1 {
+    explicit V1(FanoutWorld& w,
+                uint32_t roles = role::kSubWebSocket | role::kPubWebSocket)
+        : conn(*w.fanout, sock, settings(roles), ws::SessionOptions{})
+    {
+        EXPECT_TRUE(conn.join(w.host.clock).is_ok());
+        conn.start();
+    }
+    static WsSettings settings(uint32_t roles)
+    {
+        WsSettings s;
+        s.mode = WsMode::kJson;
+        s.roles = roles;
+        s.max_channels = 2;
+        s.commands = true;
+        return s;
+    }
+    json ask(const json& req)
+    {
+        conn.on_bytes(client_text(req.dump()));
+        return sock.next_json();
+    }
+    Socket sock;
+    WsConnection conn;
+};
+
+TEST(WsConnection, SubscribePublishAndUnsubscribe)
+{
+    FanoutWorld w;
+    V1 c(w);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "bw"}, {"id", 1}}),
+              (json{{"type", "subscribed"}, {"id", 1}, {"channel", "bw"}}));
+    json pub = c.ask({{"type", "publish"},
+                      {"channel", "bw"},
+                      {"data", {{"v", 3}}},
+                      {"event", "sample"},
+                      {"id", "p"}});
+    EXPECT_EQ(pub["type"], "published");
+    EXPECT_EQ(pub["subscribers"], 1);
+    w.deliver();
+    json m = c.sock.next_json();
+    EXPECT_EQ(m["type"], "message");
+    EXPECT_EQ(m["channel"], "bw");
+    EXPECT_EQ(m["data"], R"({"v":3})");
+    EXPECT_EQ(m["event"], "sample");
+    EXPECT_EQ(m["id"], pub["message_id"]);
+    EXPECT_EQ(c.ask({{"type", "unsubscribe"}, {"channel", "bw"}})["type"],
+              "unsubscribed");
+    EXPECT_EQ(w.subscribers("/bw"), 0u);
+    EXPECT_EQ(c.ask({{"type", "unsubscribe"}, {"channel", "bw"}})["code"],
+              "not_subscribed");
+}
+
+TEST(WsConnection, ResumeAndGap)
+{
+    FanoutWorld w;
+    for (int i = 0; i < 5; ++i) {
+        w.publish("/bw", "m" + std::to_string(i), 2);
+    }
+    V1 c(w);
+    json s = c.ask({{"type", "subscribe"},
+                    {"channel", "bw"},
+                    {"last_event_id", "1000:0"}});
+    EXPECT_EQ(s["gap"], true);
+    EXPECT_EQ(c.sock.next_json()["data"], "m3");
+    EXPECT_EQ(c.sock.next_json()["data"], "m4");
+    EXPECT_EQ(c.ask({{"type", "subscribe"},
+                     {"channel", "x"},
+                     {"last_event_id", "nope"}})["code"],
+              "bad_request");
+}
+
+TEST(WsConnection, Limits)
+{
+    FanoutWorld w;
+    V1 c(w);
+    c.ask({{"type", "subscribe"}, {"channel", "a"}});
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "a"}})["code"],
+              "already_subscribed");
+    c.ask({{"type", "subscribe"}, {"channel", "b"}});
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "c"}})["code"],
+              "too_many_channels");
+    EXPECT_EQ(c.ask({{"type", "publish"},
+                     {"channel", std::string(2000, 'x')},
+                     {"data", "d"}})["code"],
+              "forbidden");
+    EXPECT_EQ(c.ask({{"type", "what"}})["code"], "unknown_type");
+}
+
+TEST(WsConnection, RolesAreChecked)
+{
+    FanoutWorld w;
+    V1 ro(w, role::kSubWebSocket);
+    EXPECT_EQ(
+        ro.ask({{"type", "publish"}, {"channel", "a"}, {"data", "x"}})["code"],
+        "forbidden");
+    V1 wo(w, role::kPubWebSocket);
+    EXPECT_EQ(wo.ask({{"type", "subscribe"}, {"channel", "a"}})["code"],
+              "forbidden");
+}
+
+TEST(WsConnection, ADeletedChannelIsGoneAndTheSocketStays)
+{
+    FanoutWorld w;
+    V1 c(w);
+    c.ask({{"type", "subscribe"}, {"channel", "a"}});
+    c.ask({{"type", "subscribe"}, {"channel", "b"}});
+    ASSERT_TRUE(w.fanout->remove({"/a"}, w.host.clock).is_ok());
+    w.deliver();
+    EXPECT_EQ(c.sock.next_json(),
+              (json{{"type", "gone"}, {"channel", "a"}, {"status", 410}}));
+    EXPECT_EQ(c.conn.subscriptions(), 1u);
+    EXPECT_FALSE(c.conn.session().closing());
+    w.publish("/b", "still");
+    w.deliver();
+    EXPECT_EQ(c.sock.next_json()["data"], "still");
+}
+
+TEST(WsConnection, CommandsRoundTripAndAreBounded)
+{
+    FanoutWorld w;
+    V1 c(w);
+    c.conn.on_bytes(client_text(
+        R"({"type":"command","channel":"jobs","data":{"a":1},"id":9})"));
+    ASSERT_EQ(c.sock.commands.size(), 1u);
+    EXPECT_EQ(c.sock.commands[0].channel, "jobs");
+    EXPECT_EQ(c.sock.commands[0].data, R"({"a":1})");
+    c.conn.command_done(c.sock.commands[0].token, 200, "ok", false);
+    EXPECT_EQ(
+        c.sock.next_json(),
+        (json{{"type", "reply"}, {"id", 9}, {"status", 200}, {"data", "ok"}}));
+    // answered once
+    c.conn.command_done(c.sock.commands[0].token, 200, "again", false);
+    EXPECT_TRUE(c.sock.frames.empty());
+    for (size_t i = 0; i < kMaxCommandsInFlight; ++i) {
+        c.conn.on_bytes(client_text(R"({"type":"command","id":1})"));
+    }
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_EQ(c.ask({{"type", "command"}, {"id", 2}})["code"], "busy");
+    c.conn.command_done(c.sock.commands.back().token, 502, "", true);
+    EXPECT_EQ(c.sock.next_json()["code"], "upstream_failed");
+    c.sock.accept_commands = false;
+    EXPECT_EQ(c.ask({{"type", "command"}, {"id", 3}})["code"],
+              "upstream_failed");
+}
+
+WsSettings nchan_settings(WsMode mode, std::vector<std::string> subs,
+                          std::vector<std::string> pubs, uint32_t roles)
+{
+    WsSettings s;
+    s.mode = mode;
+    s.roles = roles;
+    s.sub_keys = std::move(subs);
+    s.pub_keys = std::move(pubs);
+    return s;
+}
+
+TEST(WsConnection, NchanMetaFramesAndMultiplexedIds)
+{
+    FanoutWorld w;
+    w.publish("/a", "old");
+    Socket sock;
+    WsConnection c(
+        *w.fanout, sock,
+        nchan_settings(WsMode::kMeta, {"/a", "/b"}, {}, role::kSubWebSocket),
+        ws::SessionOptions{});
+    ASSERT_TRUE(c.join(w.host.clock).is_ok());
+    c.start();
+    ASSERT_EQ(sock.frames.size(), 1u);
+    EXPECT_EQ(sock.frames[0].second, "id: 1000:[0],-\n\nold");
+    w.publish("/b", "new", 10, "", "text/plain");
+    w.deliver();
+    EXPECT_EQ(sock.frames[1].second,
+              "id: 1000:0,[0]\ncontent-type: text/plain\n\nnew");
+}
+
+TEST(WsConnection, NchanPublisherRepliesWithChannelInfo)
+{
+    FanoutWorld w;
+    Socket sock;
+    WsSettings s =
+        nchan_settings(WsMode::kPlain, {}, {"/p"}, role::kPubWebSocket);
+    s.accept = "text/json";
+    WsConnection c(*w.fanout, sock, s, ws::SessionOptions{});
+    ASSERT_TRUE(c.join(w.host.clock).is_ok());
+    c.start();
+    c.on_bytes(client_text("hello"));
+    ASSERT_EQ(sock.frames.size(), 1u);
+    EXPECT_EQ(json::parse(sock.frames[0].second)["messages"], 1);
+}
+
+TEST(WsConnection, PublishingWhereNotAllowedCloses1008)
+{
+    FanoutWorld w;
+    Socket sock;
+    WsConnection c(
+        *w.fanout, sock,
+        nchan_settings(WsMode::kPlain, {"/a"}, {}, role::kSubWebSocket),
+        ws::SessionOptions{});
+    ASSERT_TRUE(c.join(w.host.clock).is_ok());
+    c.start();
+    c.on_bytes(client_text("x"));
+    ASSERT_EQ(sock.frames.size(), 1u);
+    EXPECT_EQ(sock.frames[0].first, 0x8);
+    EXPECT_EQ(sock.frames[0].second.substr(2), "Publishing not allowed.");
+    EXPECT_EQ(w.subscribers("/a"), 0u);  // closing: it left its channel
+}
+
+TEST(WsConnection, ShutdownSaysGoodbye)
+{
+    FanoutWorld w;
+    V1 c(w);
+    c.ask({{"type", "subscribe"}, {"channel", "a"}});
+    w.fanout->shutdown();
+    ASSERT_EQ(c.sock.frames.size(), 1u);
+    EXPECT_EQ(c.sock.frames[0].second.substr(2), "Server shutting down.");
+}
+
+TEST(WsConnection, Subprotocols)
+{
+    EXPECT_EQ(choose_subprotocol("ws+meta.nchan, pulse.v1").first,
+              WsMode::kJson);
+    EXPECT_EQ(choose_subprotocol("ws+meta.nchan.v2").second,
+              "ws+meta.nchan.v2");
+    EXPECT_EQ(choose_subprotocol("graphql-ws").first, WsMode::kPlain);
+    EXPECT_EQ(choose_subprotocol("graphql-ws").second, "");
+    EXPECT_EQ(choose_subprotocol(std::nullopt).first, WsMode::kPlain);
+}
+
+}  // namespace
+}  // namespace pulse
