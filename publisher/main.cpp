@@ -11,21 +11,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <exception>
-#include <map>
-#include <optional>
 #include <random>
 #include <string>
-#include <thread>
 
 #include "config.h"
+#include "delivery.h"
 #include "metrics.h"
 #include "publish_client.h"
-#include "pulse/message_id.h"
-#include "pulse/publish_request.h"
 #include "redis_source.h"
-#include "rules.h"
 
 namespace {
 
@@ -77,304 +71,11 @@ private:
     std::mt19937 rng_{static_cast<unsigned>(getpid())};
 };
 
-// Logs a line when the state it describes changes, not per event.
-class StateLog {
-public:
-    void set(const std::string& key, const std::string& state)
-    {
-        if (states_[key] != state) {
-            states_[key] = state;
-            if (!state.empty()) {
-                log_line(key + ": " + state);
-            }
-        }
-    }
-
-private:
-    std::map<std::string, std::string> states_;
-};
-
-using Counters = Metrics;
-
-// A name for a log line: control characters as \xNN.
-std::string printable(std::string_view s)
+// Counts a lost connection by the kind of its failure.
+void connection_lost(Metrics& n, const RedisConn& conn)
 {
-    std::string out;
-    for (char c : s) {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof(hex), "\\x%02x", u);
-            out += hex;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0)
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-        .count();
-}
-
-// Stream lag: how old the entry just published is (its id is its time).
-void note_lag(Counters& n, const StreamEntry& e)
-{
-    size_t dash = e.id.find('-');
-    double ms = std::strtod(e.id.substr(0, dash).c_str(), nullptr);
-    double now = std::chrono::duration<double, std::milli>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-    n.stream_lag[e.source->name + "/" + e.key] = (now - ms) / 1000.0;
-}
-
-bool is_poison(int status)
-{
-    // The event itself is wrong (bad channel id, too large...): retrying
-    // cannot help. 408/429 and 5xx/507 are nginx's state: retry.
-    return status >= 400 && status < 500 && status != 408 && status != 429;
-}
-
-// A Pub/Sub event routed to its publish request, waiting in the queue.
-struct Pending {
-    const Source* source;
-    PublishClient::Request request;
-};
-
-// Routes a Pub/Sub message (no I/O); nullopt when no source takes it or its
-// target cannot be built (counted and logged as a drop).
-std::optional<Pending> route_pubsub(const Config& config,
-                                    const PubSubMessage& m, Counters& n,
-                                    StateLog& log)
-{
-    for (const Source& s : config.sources) {
-        if (s.kind != SourceKind::kPubSub) {
-            continue;
-        }
-        std::vector<std::string> caps;
-        bool mine = false;
-        if (m.pattern.empty()) {
-            mine = std::find(s.channels.begin(), s.channels.end(), m.channel)
-                   != s.channels.end();
-        } else if (std::find(s.patterns.begin(), s.patterns.end(), m.pattern)
-                   != s.patterns.end())
-        {
-            auto c = glob_captures(m.pattern, m.channel);
-            mine = c.has_value();
-            caps = c.value_or(caps);
-        }
-        if (!mine) {
-            continue;
-        }
-        n.in(s.name);
-        auto target = expand(s.target, m.channel, caps);
-        auto event = expand(s.event, m.channel, caps);
-        if (!target || target->empty() || !event) {
-            n.drop(s.name);
-            log.set("dropping", "no target channel for '" + m.channel
-                                    + "' in source " + s.name);
-            return std::nullopt;
-        }
-        // A channel name is publisher input: it must not carry a line
-        // break into the event header of the publish.
-        if (pulse::Status v = pulse::validate(pulse::PublishFields{*event, ""});
-            !v.is_ok())
-        {
-            n.drop(s.name);
-            log.set("dropping", "channel '" + printable(m.channel)
-                                    + "' in source " + s.name + ": "
-                                    + v.message());
-            return std::nullopt;
-        }
-        return Pending{&s, {*target, m.payload, "", *event, ""}};
-    }
-    return std::nullopt;
-}
-
-// The bounded Pub/Sub queue: when full, the oldest event goes (Pub/Sub is
-// at-most-once; the newest state is what a dashboard wants).
-void enqueue(std::deque<Pending>& queue, Pending p, uint32_t limit, Counters& n,
-             StateLog& log)
-{
-    if (queue.size() >= limit) {
-        n.drop(queue.front().source->name);
-        queue.pop_front();
-        log.set("pubsub queue", "full (" + std::to_string(limit)
-                                    + "): dropping the oldest events");
-    }
-    queue.push_back(std::move(p));
-}
-
-// Publishes up to `max` queued events as one pipeline; one try each.
-void publish_queued(std::deque<Pending>& queue, size_t max,
-                    PublishClient& nginx, Counters& n, StateLog& log)
-{
-    std::vector<PublishClient::Request> reqs;
-    std::vector<const Source*> sources;
-    while (!queue.empty() && reqs.size() < max) {
-        reqs.push_back(std::move(queue.front().request));
-        sources.push_back(queue.front().source);
-        queue.pop_front();
-    }
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<int> statuses = nginx.post_many(reqs);
-    double took = seconds_since(t0);
-    for (size_t i = 0; i < statuses.size(); ++i) {
-        n.nginx_up = statuses[i] > 0;
-        if (statuses[i] == 201 || statuses[i] == 202) {
-            n.observe_latency(took);
-            n.ok(sources[i]->name);
-            log.set("dropping", "");
-            log.set("nginx", "accepting publishes");
-        } else {
-            n.drop(sources[i]->name);
-            if (statuses[i] < 0) {
-                log.set("nginx", "unreachable: " + nginx.error());
-            } else {
-                log.set("dropping", "nginx answered "
-                                        + std::to_string(statuses[i])
-                                        + " for channel " + reqs[i].channel);
-            }
-        }
-    }
-    if (queue.empty()) {
-        log.set("pubsub queue", "");
-    }
-}
-
-// A stream entry as a publish request, or nullopt (and why) when it can
-// never be published: no body field, or no target channel.
-std::optional<PublishClient::Request> route_entry(const StreamEntry& e,
-                                                  std::string* why)
-{
-    const Source& s = *e.source;
-    const std::string* body = field(e.fields, s.body_field);
-    auto target = expand(s.target, e.key, {}, e.fields);
-    std::optional<std::string> event;
-    if (s.event_field.empty()) {
-        event = expand(s.event, e.key, {}, e.fields);
-    } else {
-        const std::string* v = field(e.fields, s.event_field);
-        event = v == nullptr ? std::string() : *v;
-    }
-    const std::string* ctype = s.content_type_field.empty()
-                                   ? nullptr
-                                   : field(e.fields, s.content_type_field);
-    if (body == nullptr || !target || target->empty() || !event) {
-        *why = body == nullptr ? "no field '" + s.body_field + "'"
-                               : std::string("no target channel");
-        return std::nullopt;
-    }
-    // The fields become headers of the publish: the module's rule, checked
-    // here so that a line break can never reach the request.
-    pulse::Status v = pulse::validate(
-        pulse::PublishFields{*event, ctype == nullptr ? "" : *ctype});
-    if (!v.is_ok()) {
-        *why = v.message();
-        return std::nullopt;
-    }
-    // Every node must give the entry the same id, so an entry whose id has
-    // no message id (past the year 9999, or seq >= 1000000) is dropped
-    // rather than published under an id nginx would pick.
-    auto msg_id = stream_id_to_msg_id(e.id);
-    if (!msg_id || !pulse::parse_publish_id(*msg_id).is_ok()) {
-        *why = "its entry id maps to no message id";
-        return std::nullopt;
-    }
-    return PublishClient::Request{
-        *target, *body, ctype == nullptr ? "" : *ctype, *event, *msg_id};
-}
-
-void drop_entry(const StreamEntry& e, const std::string& why, Counters& n,
-                StateLog& log)
-{
-    n.drop(e.source->name);
-    log.set("dropping", "stream " + e.key + " entry " + e.id + ": " + why);
-}
-
-// Streams: nothing is lost. An event nginx cannot take now is retried with
-// backoff (reading stops meanwhile); an event nginx refuses for good (a
-// channel it rejects, a body too large) is dropped, logged and
-// acknowledged. Returns false only when stopping.
-bool deliver_stream(PublishClient& nginx, const StreamEntry& e,
-                    const PublishClient::Request& req, Counters& n,
-                    StateLog& log)
-{
-    Backoff backoff;
-    while (!g_stop) {
-        auto t0 = std::chrono::steady_clock::now();
-        int status = nginx.post(req.channel, req.body, req.content_type,
-                                req.event, req.msg_id);
-        n.nginx_up = status > 0;
-        if (status == 201 || status == 202) {
-            n.observe_latency(seconds_since(t0));
-            n.ok(e.source->name);
-            note_lag(n, e);
-            log.set("nginx", "accepting publishes");
-            return true;
-        }
-        if (is_poison(status)) {
-            drop_entry(e, "nginx answered " + std::to_string(status), n, log);
-            return true;
-        }
-        log.set("nginx", (status < 0 ? "unreachable: " + nginx.error()
-                                     : "answered " + std::to_string(status))
-                             + "; holding stream reads and retrying");
-        backoff.failed();
-        while (!g_stop && !backoff.due()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-    }
-    return false;
-}
-
-// Publishes a batch of stream entries as one pipeline. Entries that can
-// never be published are dropped in place; from the first entry nginx
-// could not take now, the rest go one by one with retries (keeping the
-// order). Returns how many were handled (all, unless stopping).
-size_t deliver_batch(PublishClient& nginx,
-                     const std::vector<StreamEntry>& batch, Counters& n,
-                     StateLog& log)
-{
-    std::vector<PublishClient::Request> reqs;
-    std::vector<size_t> index;  // reqs[k] is batch[index[k]]
-    for (size_t i = 0; i < batch.size(); ++i) {
-        n.in(batch[i].source->name);
-        std::string why;
-        if (auto req = route_entry(batch[i], &why)) {
-            reqs.push_back(std::move(*req));
-            index.push_back(i);
-        } else {
-            drop_entry(batch[i], why, n, log);
-        }
-    }
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<int> statuses = nginx.post_many(reqs);
-    double took = seconds_since(t0);
-    size_t k = 0;
-    for (; k < statuses.size(); ++k) {
-        const StreamEntry& e = batch[index[k]];
-        n.nginx_up = statuses[k] > 0;
-        if (statuses[k] == 201 || statuses[k] == 202) {
-            n.observe_latency(took);
-            n.ok(e.source->name);
-            note_lag(n, e);
-            log.set("nginx", "accepting publishes");
-        } else if (is_poison(statuses[k])) {
-            drop_entry(e, "nginx answered " + std::to_string(statuses[k]), n,
-                       log);
-        } else {
-            break;
-        }
-    }
-    for (; k < reqs.size(); ++k) {
-        if (!deliver_stream(nginx, batch[index[k]], reqs[k], n, log)) {
-            return index[k];
-        }
-    }
-    return batch.size();
+    n.reconnects++;
+    n.redis_errors[kind_name(conn.error_kind())]++;
 }
 
 int run(const std::string& path, Config config_in)
@@ -400,10 +101,10 @@ int run(const std::string& path, Config config_in)
     };
     kinds();
     PublishClient nginx(config.nginx);
-    Counters n;
+    Metrics n;
     StateLog log;
+    Delivery delivery(config, nginx, n, log);
     RedisConn pubsub;
-    std::deque<Pending> queue;
     StreamReader streams(config);
     MetricsServer metrics;
     if (!config.metrics_listen.empty()) {
@@ -415,9 +116,41 @@ int run(const std::string& path, Config config_in)
     }
     Backoff ps_backoff;
     Backoff st_backoff;
+    Backoff retry_backoff;  // held stream entries
+    int64_t next_health = 0;
     auto deliver = [&](const std::vector<StreamEntry>& batch) {
-        return deliver_batch(nginx, batch, n, log);
+        return delivery.streams(batch);
     };
+    auto streams_lost = [&](const std::string& error) {
+        log.set("redis streams",
+                (error.empty() ? "connection lost: " + streams.conn().error()
+                               : error)
+                    + "; reconnecting");
+        connection_lost(n, streams.conn());
+        streams.conn().reset();
+        st_backoff.failed();
+    };
+    // Asks for more entries, or schedules a retry of those nginx could not
+    // take: the loop never waits for nginx.
+    auto next_read = [&](std::string* error) {
+        if (streams.holding()) {
+            retry_backoff.failed();
+            return true;
+        }
+        retry_backoff.succeeded();
+        return g_stop || streams.request(error);
+    };
+    auto nginx_health = [&] {
+        bool was = n.nginx_up;
+        n.nginx_up = nginx.check();
+        if (!n.nginx_up) {
+            log.set("nginx", "unreachable: " + nginx.error());
+        } else if (!was) {
+            log.set("nginx", "reachable");
+        }
+        next_health = Backoff::now_ms() + 1000;
+    };
+    nginx_health();
     while (!g_stop) {
         std::string error;
         if (g_reload) {
@@ -448,29 +181,45 @@ int run(const std::string& path, Config config_in)
                 ps_backoff.succeeded();
                 log.set("redis pubsub", "subscribed");
             } else {
+                n.redis_errors[kind_name(pubsub.error_kind())]++;
                 pubsub.reset();
                 ps_backoff.failed();
                 log.set("redis pubsub", error + "; retrying with backoff");
             }
         }
         if (has_streams && !streams.conn() && st_backoff.due()) {
-            if (streams.start(deliver, &error) && streams.request(&error)) {
+            if (streams.start(deliver, &error) && next_read(&error)) {
                 st_backoff.succeeded();
                 log.set("redis streams", "reading");
             } else {
+                n.redis_errors[kind_name(streams.conn().error_kind())]++;
                 streams.conn().reset();
                 st_backoff.failed();
                 log.set("redis streams", error + "; retrying with backoff");
             }
         }
+        if (streams.conn() && streams.holding() && retry_backoff.due()) {
+            if (!streams.retry(deliver, &error) || !next_read(&error)) {
+                streams_lost(error);
+            }
+        }
+        if (Backoff::now_ms() >= next_health) {
+            nginx_health();
+        }
         n.redis_pubsub_up = static_cast<bool>(pubsub);
-        n.queue_depth = queue.size();
+        n.queue_depth = delivery.queued();
         n.redis_streams_up = static_cast<bool>(streams.conn());
-        pollfd fds[3] = {{pubsub.fd(), POLLIN, 0},
+        pollfd fds[4] = {{pubsub.fd(), POLLIN, 0},
                          {streams.conn().fd(), POLLIN, 0},
-                         {metrics.fd(), POLLIN, 0}};
-        if (poll(fds, 3, 200) <= 0) {
+                         {metrics.fd(), POLLIN, 0},
+                         {nginx.fd(), POLLIN, 0}};
+        if (poll(fds, 4, 100) <= 0) {
             continue;
+        }
+        if (fds[3].revents != 0) {
+            // the idle keep-alive connection closed: nginx's keepalive
+            // timeout, or nginx went away
+            nginx_health();
         }
         if (fds[2].revents != 0) {
             std::string why;
@@ -479,6 +228,9 @@ int run(const std::string& path, Config config_in)
             }
             if (has_streams && !streams.conn()) {
                 why += "redis streams down; ";
+            }
+            if (!n.nginx_up) {
+                why += "nginx down (" + nginx.error() + "); ";
             }
             metrics.serve(n, why.empty(), why);
         }
@@ -500,30 +252,25 @@ int run(const std::string& path, Config config_in)
                         return std::string(e->str == nullptr ? "" : e->str,
                                            e->len);
                     };
-                    std::optional<Pending> p;
                     if (s(0) == "message") {
-                        p = route_pubsub(config, {"", s(1), s(2)}, n, log);
+                        delivery.pubsub({"", s(1), s(2)});
                     } else if (s(0) == "pmessage" && r->elements >= 4) {
-                        p = route_pubsub(config, {s(1), s(2), s(3)}, n, log);
-                    }
-                    if (p) {
-                        enqueue(queue, std::move(*p), config.queue_size, n,
-                                log);
+                        delivery.pubsub({s(1), s(2), s(3)});
                     }
                 }
             };
             drain();
-            while (ok && !queue.empty() && !g_stop) {
-                publish_queued(queue, 100, nginx, n, log);
+            while (ok && delivery.queued() > 0 && !g_stop) {
+                delivery.publish_queued(100);
                 pollfd more{pubsub.fd(), POLLIN, 0};
                 if (poll(&more, 1, 0) > 0) {
                     drain();
                 }
             }
             if (!ok) {
-                n.reconnects++;
                 log.set("redis pubsub", "connection lost: " + pubsub.error()
                                             + "; reconnecting");
+                connection_lost(n, pubsub);
                 pubsub.reset();
                 ps_backoff.failed();
             }
@@ -533,24 +280,17 @@ int run(const std::string& path, Config config_in)
             bool ok = streams.conn().read_available(&replies);
             for (const ReplyPtr& r : replies) {
                 ok = ok && streams.handle(r.get(), deliver, &error)
-                     && (g_stop || streams.request(&error));
+                     && next_read(&error);
             }
             if (!ok) {
-                log.set("redis streams",
-                        (error.empty()
-                             ? "connection lost: " + streams.conn().error()
-                             : error)
-                            + "; reconnecting");
-                n.reconnects++;
-                streams.conn().reset();
-                st_backoff.failed();
+                streams_lost(error);
             }
         }
     }
     // SIGTERM: what was read is published before exiting (stream entries
     // not yet accepted are simply re-read next time: not acknowledged).
-    while (!queue.empty()) {
-        publish_queued(queue, 100, nginx, n, log);
+    while (delivery.queued() > 0) {
+        delivery.publish_queued(100);
     }
     log_line("stopping: " + std::to_string(n.published) + " published, "
              + std::to_string(n.dropped) + " dropped");

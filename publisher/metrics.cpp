@@ -57,6 +57,13 @@ std::string Metrics::prometheus() const
     head("pulse_publisher_redis_reconnects_total", "counter",
          "Redis connections lost and re-established.");
     o << "pulse_publisher_redis_reconnects_total " << reconnects << "\n";
+    head("pulse_publisher_redis_errors_total", "counter",
+         "Redis connection failures, by kind (io, eof, protocol, oom, auth, "
+         "reply, other).");
+    for (const auto& [kind, count] : redis_errors) {
+        o << "pulse_publisher_redis_errors_total{kind=\"" << kind << "\"} "
+          << count << "\n";
+    }
     head("pulse_publisher_up", "gauge", "1 when the connection is up.");
     o << "pulse_publisher_up{connection=\"redis_pubsub\"} "
       << (redis_pubsub_up ? 1 : 0) << "\n";

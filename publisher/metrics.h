@@ -18,6 +18,8 @@ struct Metrics {
     uint64_t published = 0;
     uint64_t dropped = 0;
     uint64_t reconnects = 0;
+    /// Connection failures by kind (kind_name of RedisErrorKind).
+    std::map<std::string, uint64_t> redis_errors;
     std::map<std::string, double> stream_lag;  // "<source>/<key>" -> s
     bool redis_pubsub_up = false;
     bool redis_streams_up = false;

@@ -1,10 +1,11 @@
 #include "publish_client.h"
 
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include <arpa/inet.h>
@@ -17,6 +18,43 @@
 
 namespace pulse::publisher {
 
+namespace {
+
+constexpr int kTimeoutMs = 5000;
+
+// connect() bounded by kTimeoutMs: a non-blocking connect, then poll.
+bool connect_with_timeout(int fd, const sockaddr* sa, socklen_t len,
+                          std::string* error)
+{
+    int flags = fcntl(fd, F_GETFL, 0);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    int rc = ::connect(fd, sa, len);
+    if (rc != 0 && errno == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        int n;
+        do {
+            n = ::poll(&p, 1, kTimeoutMs);
+        } while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            *error = "timed out after 5 s";
+            return false;
+        }
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        rc = err == 0 ? 0 : -1;
+        errno = err;
+    }
+    if (rc != 0) {
+        *error = std::strerror(errno);
+        return false;
+    }
+    fcntl(fd, F_SETFL, flags);
+    return true;
+}
+
+}  // namespace
+
 PublishClient::~PublishClient()
 {
     disconnect();
@@ -28,13 +66,13 @@ void PublishClient::disconnect()
         close(fd_);
         fd_ = -1;
     }
-    in_.clear();
+    parser_.reset();
 }
 
 bool PublishClient::connect_nginx()
 {
     disconnect();
-    timeval tv{5, 0};
+    std::string why;
     if (!endpoint_.unix_socket.empty()) {
         fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_un sa{};
@@ -42,10 +80,10 @@ bool PublishClient::connect_nginx()
         std::strncpy(sa.sun_path, endpoint_.unix_socket.c_str(),
                      sizeof(sa.sun_path) - 1);
         if (fd_ < 0
-            || connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+            || !connect_with_timeout(fd_, reinterpret_cast<sockaddr*>(&sa),
+                                     sizeof(sa), &why))
         {
-            error_ = "connect " + endpoint_.unix_socket + ": "
-                     + std::strerror(errno);
+            error_ = "connect " + endpoint_.unix_socket + ": " + why;
             disconnect();
             return false;
         }
@@ -61,20 +99,54 @@ bool PublishClient::connect_nginx()
             return false;
         }
         fd_ = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool ok = fd_ >= 0 && connect(fd_, res->ai_addr, res->ai_addrlen) == 0;
+        bool ok =
+            fd_ >= 0
+            && connect_with_timeout(fd_, res->ai_addr, res->ai_addrlen, &why);
         freeaddrinfo(res);
         if (!ok) {
-            error_ = "connect " + endpoint_.host + ":" + port + ": "
-                     + std::strerror(errno);
+            error_ = "connect " + endpoint_.host + ":" + port + ": " + why;
             disconnect();
             return false;
         }
         int one = 1;
         setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
+    timeval tv{kTimeoutMs / 1000, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     return true;
+}
+
+bool PublishClient::check()
+{
+    if (fd_ >= 0) {
+        char b;
+        ssize_t n = recv(fd_, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return true;  // idle and open
+        }
+        // closed by nginx (keepalive_timeout, a restart) or unexpected
+        // bytes on an idle connection: start over
+        disconnect();
+    }
+    // A request, not a bare connection: nginx closes an idle keep-alive
+    // connection at once when it shuts down or reloads, but waits for a
+    // connection that has sent nothing yet, which would hold its old
+    // workers for client_header_timeout. OPTIONS on the publish location
+    // is a CORS preflight: no channel is touched, nothing is logged.
+    if (!connect_nginx()) {
+        return false;
+    }
+    std::string path = endpoint_.publish_path;
+    path.replace(path.find("{channel}"), 9, "healthz");
+    std::vector<int> statuses;
+    if (!send_all("OPTIONS " + path + " HTTP/1.1\r\nHost: pulse\r\n\r\n")
+        || !read_responses(1, &statuses))
+    {
+        disconnect();
+        return false;
+    }
+    return true;  // any answer: nginx is there
 }
 
 bool PublishClient::send_all(const std::string& data)
@@ -95,128 +167,88 @@ bool PublishClient::send_all(const std::string& data)
     return true;
 }
 
-// Reads one response; its status, or -1 on a transport error.
-int PublishClient::read_response()
+bool PublishClient::read_responses(size_t n, std::vector<int>* statuses)
 {
+    std::vector<HttpResponseParser::Response> got;
     char buf[16384];
-    while (true) {
-        size_t end = in_.find("\r\n\r\n");
-        if (end != std::string::npos) {
-            int status = std::atoi(in_.c_str() + 9);
-            size_t len = 0;
-            std::string head = in_.substr(0, end);
-            for (char& c : head) {
-                c = static_cast<char>(
-                    std::tolower(static_cast<unsigned char>(c)));
-            }
-            size_t cl = head.find("\r\ncontent-length:");
-            if (cl != std::string::npos) {
-                len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
-            }
-            if (in_.size() >= end + 4 + len) {
-                in_.erase(0, end + 4 + len);
-                if (head.find("\r\nconnection: close") != std::string::npos) {
-                    disconnect();
-                }
-                return status;
+    while (statuses->size() < n) {
+        for (const auto& r : got) {
+            statuses->push_back(r.status);
+            if (r.close) {
+                // nginx ends the connection after this one
+                disconnect();
+                return statuses->size() == n;
             }
         }
-        ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-        if (n < 0 && errno == EINTR) {
+        got.clear();
+        if (statuses->size() >= n) {
+            break;
+        }
+        ssize_t k = recv(fd_, buf, sizeof(buf), 0);
+        if (k < 0 && errno == EINTR) {
             continue;  // a signal during the exchange: keep reading
         }
-        if (n <= 0) {
-            error_ = n == 0 ? "nginx closed the connection"
+        if (k <= 0) {
+            error_ = k == 0 ? "nginx closed the connection"
                             : std::string("recv: ") + std::strerror(errno);
-            return -1;
+            return false;
         }
-        in_.append(buf, static_cast<size_t>(n));
+        if (!parser_.feed(std::string_view(buf, static_cast<size_t>(k)), &got))
+        {
+            error_ = "bad response from nginx: " + parser_.error();
+            return false;
+        }
     }
+    return true;
 }
 
-int PublishClient::exchange(const std::string& request)
-{
-    return send_all(request) ? read_response() : -1;
-}
-
-std::string PublishClient::format(std::string_view channel,
-                                  std::string_view body,
-                                  std::string_view content_type,
-                                  std::string_view event,
-                                  std::string_view msg_id) const
+std::string PublishClient::format(const Request& r) const
 {
     std::string path = endpoint_.publish_path;
     size_t at = path.find("{channel}");
-    path.replace(at, 9, url_path_escape(channel));
+    path.replace(at, 9, url_path_escape(r.channel));
     std::string req = "POST " + path + " HTTP/1.1\r\nHost: pulse\r\n";
-    if (!content_type.empty()) {
-        req.append("Content-Type: ").append(content_type).append("\r\n");
+    if (!r.content_type.empty()) {
+        req.append("Content-Type: ").append(r.content_type).append("\r\n");
     }
-    if (!event.empty()) {
-        req.append("X-EventSource-Event: ").append(event).append("\r\n");
+    if (!r.event.empty()) {
+        req.append("X-EventSource-Event: ").append(r.event).append("\r\n");
     }
-    if (!msg_id.empty()) {
-        req.append("Pulse-Message-Id: ").append(msg_id).append("\r\n");
+    if (!r.msg_id.empty()) {
+        req.append("Pulse-Message-Id: ").append(r.msg_id).append("\r\n");
     }
-    req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-    req.append(body);
+    req += "Content-Length: " + std::to_string(r.body.size()) + "\r\n\r\n";
+    req.append(r.body);
     return req;
-}
-
-int PublishClient::post(std::string_view channel, std::string_view body,
-                        std::string_view content_type, std::string_view event,
-                        std::string_view msg_id)
-{
-    std::string req = format(channel, body, content_type, event, msg_id);
-    // A kept-alive connection may have been closed by nginx meanwhile: one
-    // fresh connection is tried before giving up.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        if (fd_ < 0 && !connect_nginx()) {
-            return -1;
-        }
-        int status = exchange(req);
-        if (status > 0) {
-            return status;
-        }
-        disconnect();
-    }
-    return -1;
 }
 
 std::vector<int> PublishClient::post_many(const std::vector<Request>& reqs)
 {
-    std::vector<int> statuses(reqs.size(), -1);
+    std::vector<int> statuses;
     if (reqs.empty()) {
         return statuses;
     }
     std::string all;
     for (const Request& r : reqs) {
-        all += format(r.channel, r.body, r.content_type, r.event, r.msg_id);
+        all += format(r);
     }
     // A kept-alive connection that nginx closed meanwhile answers nothing:
     // then one fresh connection gets the whole pipeline again.
     for (int attempt = 0; attempt < 2; ++attempt) {
         bool reused = fd_ >= 0;
+        statuses.clear();
         if (fd_ < 0 && !connect_nginx()) {
-            return statuses;
+            break;
         }
-        size_t answered = 0;
-        if (send_all(all)) {
-            for (; answered < reqs.size(); ++answered) {
-                statuses[answered] = read_response();
-                if (statuses[answered] < 0 || fd_ < 0) {
-                    break;
-                }
-            }
-        }
-        if (answered == reqs.size()) {
+        if (send_all(all) && read_responses(reqs.size(), &statuses)) {
             return statuses;
         }
         disconnect();
-        if (answered > 0 || statuses[0] > 0 || !reused) {
-            return statuses;
+        if (!statuses.empty() || !reused) {
+            break;
         }
     }
+    statuses.resize(reqs.size(), -1);
     return statuses;
 }
 

@@ -35,6 +35,7 @@ bool RedisConn::connect(const RedisEndpoint& r, std::string* error)
                  : redisConnectUnixWithTimeout(r.unix_socket.c_str(), tv));
     if (!c_ || c_->err != 0) {
         *error = "connect: " + this->error();
+        note_failure();
         c_.reset();
         return false;
     }
@@ -48,6 +49,8 @@ bool RedisConn::connect(const RedisEndpoint& r, std::string* error)
         if (!rep || is_error(rep, error, "AUTH")) {
             if (!rep) {
                 *error = "AUTH: " + this->error();
+            } else {
+                failed_with_reply(str(rep.get()));
             }
             c_.reset();
             return false;
@@ -58,12 +61,71 @@ bool RedisConn::connect(const RedisEndpoint& r, std::string* error)
         if (!rep || is_error(rep, error, "SELECT")) {
             if (!rep) {
                 *error = "SELECT: " + this->error();
+            } else {
+                failed_with_reply(str(rep.get()));
             }
             c_.reset();
             return false;
         }
     }
     return true;
+}
+
+const char* kind_name(RedisErrorKind k)
+{
+    switch (k) {
+        case RedisErrorKind::kIo:
+            return "io";
+        case RedisErrorKind::kEof:
+            return "eof";
+        case RedisErrorKind::kProtocol:
+            return "protocol";
+        case RedisErrorKind::kOom:
+            return "oom";
+        case RedisErrorKind::kAuth:
+            return "auth";
+        case RedisErrorKind::kReply:
+            return "reply";
+        case RedisErrorKind::kOther:
+            break;
+    }
+    return "other";
+}
+
+RedisErrorKind reply_error_kind(std::string_view reply)
+{
+    for (std::string_view auth : {"NOAUTH", "WRONGPASS", "NOPERM"}) {
+        if (reply.substr(0, auth.size()) == auth) {
+            return RedisErrorKind::kAuth;
+        }
+    }
+    return RedisErrorKind::kReply;
+}
+
+RedisErrorKind RedisConn::error_kind() const
+{
+    return kind_;
+}
+
+void RedisConn::note_failure()
+{
+    int err = c_ ? c_->err : REDIS_ERR_OTHER;
+    switch (err) {
+        case REDIS_ERR_IO:
+            kind_ = RedisErrorKind::kIo;
+            break;
+        case REDIS_ERR_EOF:
+            kind_ = RedisErrorKind::kEof;
+            break;
+        case REDIS_ERR_PROTOCOL:
+            kind_ = RedisErrorKind::kProtocol;
+            break;
+        case REDIS_ERR_OOM:
+            kind_ = RedisErrorKind::kOom;
+            break;
+        default:
+            kind_ = RedisErrorKind::kOther;
+    }
 }
 
 std::string RedisConn::error() const
@@ -78,6 +140,7 @@ ReplyPtr RedisConn::command(const std::vector<std::string>& argv)
     }
     void* raw = nullptr;
     if (redisGetReply(c_.get(), &raw) != REDIS_OK) {
+        note_failure();
         return nullptr;
     }
     return ReplyPtr(static_cast<redisReply*>(raw));
@@ -103,6 +166,7 @@ bool RedisConn::send(const std::vector<std::string>& argv)
     int done = 0;
     while (!done) {
         if (redisBufferWrite(c_.get(), &done) != REDIS_OK) {
+            note_failure();
             return false;
         }
     }
@@ -122,6 +186,7 @@ bool RedisConn::pending_reply(ReplyPtr* out)
 bool RedisConn::read_available(std::vector<ReplyPtr>* out)
 {
     if (!c_ || redisBufferRead(c_.get()) != REDIS_OK) {
+        note_failure();
         return false;
     }
     while (true) {
@@ -151,6 +216,8 @@ bool subscribe_all(const Config& config, RedisConn& conn, std::string* error)
             if (!r || is_error(r, error, "SUBSCRIBE")) {
                 if (!r) {
                     *error = "SUBSCRIBE: " + conn.error();
+                } else {
+                    conn.failed_with_reply(str(r.get()));
                 }
                 return false;
             }
@@ -160,6 +227,8 @@ bool subscribe_all(const Config& config, RedisConn& conn, std::string* error)
             if (!r || is_error(r, error, "PSUBSCRIBE")) {
                 if (!r) {
                     *error = "PSUBSCRIBE: " + conn.error();
+                } else {
+                    conn.failed_with_reply(str(r.get()));
                 }
                 return false;
             }
@@ -195,6 +264,7 @@ bool StreamReader::save(const Position& p, std::string* error)
 bool StreamReader::start(const Deliver& deliver, std::string* error)
 {
     positions_.clear();
+    held_.clear();  // not acknowledged: read again
     if (!conn_.connect(config_.redis, error)) {
         return false;
     }
@@ -305,54 +375,85 @@ bool StreamReader::handle(const redisReply* reply, const Deliver& deliver,
                           std::string* error)
 {
     const Source* s = positions_[next_ % positions_.size()].source;
-    bool any = false;
     if (reply->type == REDIS_REPLY_ERROR) {
         *error = "XREAD: " + str(reply);
+        conn_.failed_with_reply(str(reply));
         return false;
     }
+    held_.clear();
+    held_any_ = false;
     if (reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; ++i) {
             const redisReply* stream = reply->element[i];
-            std::string key = str(stream->element[0]);
+            Held h{str(stream->element[0]), {}};
             const redisReply* entries = stream->element[1];
-            std::vector<StreamEntry> batch;
             for (size_t j = 0; j < entries->elements; ++j) {
-                batch.push_back(entry_of(s, key, entries->element[j]));
+                h.entries.push_back(entry_of(s, h.key, entries->element[j]));
             }
-            any = any || !batch.empty();
-            size_t done = batch.empty() ? 0 : deliver(batch);
-            if (done == 0) {
-                continue;
-            }
-            if (!s->group.empty()) {
-                std::vector<std::string> argv{"XACK", key, s->group};
-                for (size_t j = 0; j < done; ++j) {
-                    argv.push_back(batch[j].id);
-                }
-                ReplyPtr r = conn_.command(argv);
-                if (!r) {
-                    *error = "XACK: " + conn_.error();
-                    return false;
-                }
-            } else {
-                auto pos =
-                    std::find_if(positions_.begin(), positions_.end(),
-                                 [&](const Position& p) {
-                                     return p.source == s && p.key == key;
-                                 });
-                if (pos != positions_.end()) {
-                    pos->id = batch[done - 1].id;
-                    if (!save(*pos, error)) {
-                        return false;
-                    }
-                }
-            }
-            if (done < batch.size()) {
-                return true;  // stopping: the rest is re-read next time
+            if (!h.entries.empty()) {
+                held_any_ = true;
+                held_.push_back(std::move(h));
             }
         }
     }
-    if (!s->group.empty() && !any) {
+    return deliver_held(deliver, error);
+}
+
+bool StreamReader::retry(const Deliver& deliver, std::string* error)
+{
+    return deliver_held(deliver, error);
+}
+
+// Acknowledges the first `done` entries of a batch: one XACK, or the
+// position saved in Redis.
+bool StreamReader::commit(const std::string& key,
+                          const std::vector<StreamEntry>& batch, size_t done,
+                          std::string* error)
+{
+    if (done == 0) {
+        return true;
+    }
+    const Source* s = positions_[next_ % positions_.size()].source;
+    if (!s->group.empty()) {
+        std::vector<std::string> argv{"XACK", key, s->group};
+        for (size_t j = 0; j < done; ++j) {
+            argv.push_back(batch[j].id);
+        }
+        ReplyPtr r = conn_.command(argv);
+        if (!r) {
+            *error = "XACK: " + conn_.error();
+            return false;
+        }
+        return true;
+    }
+    auto pos = std::find_if(
+        positions_.begin(), positions_.end(),
+        [&](const Position& p) { return p.source == s && p.key == key; });
+    if (pos == positions_.end()) {
+        return true;
+    }
+    pos->id = batch[done - 1].id;
+    return save(*pos, error);
+}
+
+bool StreamReader::deliver_held(const Deliver& deliver, std::string* error)
+{
+    while (!held_.empty()) {
+        Held& h = held_.front();
+        size_t done = deliver(h.entries);
+        if (!commit(h.key, h.entries, done, error)) {
+            return false;
+        }
+        if (done < h.entries.size()) {
+            // nginx cannot take the rest now: hold it, read nothing more
+            h.entries.erase(h.entries.begin(),
+                            h.entries.begin() + static_cast<long>(done));
+            return true;
+        }
+        held_.erase(held_.begin());
+    }
+    const Source* s = positions_[next_ % positions_.size()].source;
+    if (!s->group.empty() && !held_any_) {
         backlog_done_.insert(s);
     }
     next_++;

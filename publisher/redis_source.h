@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <hiredis/hiredis.h>
@@ -22,6 +23,24 @@ struct ReplyFree {
 };
 using ContextPtr = std::unique_ptr<redisContext, RedisFree>;
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+/// Why a Redis connection failed, after hiredis's error codes and the
+/// server's error replies (redis-plus-plus's taxonomy).
+enum class RedisErrorKind {
+    kIo,        // REDIS_ERR_IO: a socket error (refused, reset, timeout)
+    kEof,       // REDIS_ERR_EOF: the server closed the connection
+    kProtocol,  // REDIS_ERR_PROTOCOL: bytes that are not RESP
+    kOom,       // REDIS_ERR_OOM: hiredis could not allocate
+    kAuth,      // NOAUTH, WRONGPASS, NOPERM replies
+    kReply,     // another error reply (NOGROUP, a wrong type...)
+    kOther,     // REDIS_ERR_OTHER (a resolver failure...)
+};
+
+/// The metric label of a kind: io, eof, protocol, oom, auth, reply, other.
+const char* kind_name(RedisErrorKind k);
+
+/// The kind of a server error reply's text.
+RedisErrorKind reply_error_kind(std::string_view reply);
 
 /// One hiredis 0.14 connection (RAII): connect with AUTH and SELECT,
 /// synchronous commands, and the send / poll / read-available split that a
@@ -42,9 +61,21 @@ public:
     /// A reply already parsed and waiting, without reading the socket.
     bool pending_reply(ReplyPtr* out);
     std::string error() const;
+    /// The kind of the last failure of this connection: its socket or
+    /// protocol error, or the error reply that ended connect().
+    RedisErrorKind error_kind() const;
+    /// Notes an error reply as the connection's failure (a SUBSCRIBE or an
+    /// XREAD refused).
+    void failed_with_reply(std::string_view reply)
+    {
+        kind_ = reply_error_kind(reply);
+    }
 
 private:
+    void note_failure();
+
     ContextPtr c_;
+    RedisErrorKind kind_ = RedisErrorKind::kOther;
 };
 
 /// One Pub/Sub message as Redis delivered it.
@@ -84,9 +115,15 @@ public:
     bool request(std::string* error);
     /// Handles a read reply: delivers each stream's entries as one batch;
     /// only what `deliver` handled is acknowledged (one XACK, or the saved
-    /// position). Returns false on a connection error.
+    /// position). What it could not handle now is held: no read is
+    /// requested until retry() has delivered it. Returns false on a
+    /// connection error.
     bool handle(const redisReply* reply, const Deliver& deliver,
                 std::string* error);
+    /// Entries read and not yet delivered (nginx could not take them).
+    bool holding() const { return !held_.empty(); }
+    /// Delivers the held entries again; false on a connection error.
+    bool retry(const Deliver& deliver, std::string* error);
     RedisConn& conn() { return conn_; }
     bool active() const;
 
@@ -103,8 +140,19 @@ private:
 
     const Config& config_;
     RedisConn conn_;
+    /// Delivers held_ in order, acknowledging what was handled.
+    bool deliver_held(const Deliver& deliver, std::string* error);
+    bool commit(const std::string& key, const std::vector<StreamEntry>& batch,
+                size_t done, std::string* error);
+
+    struct Held {
+        std::string key;
+        std::vector<StreamEntry> entries;
+    };
     std::vector<Position> positions_;
-    size_t next_ = 0;  // which source reads next (round robin)
+    std::vector<Held> held_;  // of the source positions_[next_] reads
+    bool held_any_ = false;   // the held reply had entries (backlog)
+    size_t next_ = 0;         // which source reads next (round robin)
     bool replayed_ = false;
     std::set<const Source*> backlog_done_;  // XREADGROUP: unacked re-read
 };

@@ -233,11 +233,18 @@ def test_metrics_and_healthz(request, nginx, redis_server, tmp_path):
             # (a Response is falsy for 5xx: return its text)
             return h.text if h.status_code == 503 else None
         assert "redis pubsub down" in wait_for(unhealthy, 10, "unhealthy")
+        # a reconnect refused for want of a password counts as "auth"
+        wait_for(lambda: 'redis_errors_total{kind="auth"}' in
+                 requests.get(base + "/metrics").text, 10, "an auth error")
         r2.execute_command("CONFIG", "SET", "requirepass", "")
         wait_for(lambda: requests.get(base + "/healthz").status_code == 200,
                  15, "healthy again")
-        assert "pulse_publisher_redis_reconnects_total 1" in \
-            requests.get(base + "/metrics").text
+        text = requests.get(base + "/metrics").text
+        assert "pulse_publisher_redis_reconnects_total 1" in text
+        # the kill was an EOF, the reconnects failed on NOAUTH
+        assert 'pulse_publisher_redis_errors_total{kind="eof"} 1' in text
+        assert re.search(r'pulse_publisher_redis_errors_total\{kind="auth"\} '
+                         r'[1-9]', text), text
     finally:
         assert pub.stop() == 0
 

@@ -48,11 +48,12 @@ sources:
 
 class Publisher:
     def __init__(self, binary, tmp_path, nginx, redis_port, key, name="s",
-                 extra=""):
+                 extra="", top=""):
         self.path = str(tmp_path / ("%s-%d.yaml" % (name, nginx.port)))
         with open(self.path, "w") as f:
-            f.write(YAML % {"port": nginx.port, "redis": redis_port,
-                            "name": name, "key": key, "extra": extra})
+            f.write(top + "\n" + YAML % {"port": nginx.port,
+                                         "redis": redis_port, "name": name,
+                                         "key": key, "extra": extra})
         self.binary = binary
         self.start()
 
@@ -158,6 +159,54 @@ def test_nginx_down_holds_reads_and_loses_nothing(request, nginx, r,
     finally:
         lines = pub.stop()
     assert any("holding stream reads and retrying" in l for l in lines), lines
+
+
+def test_healthz_names_nginx_within_a_second_while_entries_wait(
+        request, nginx, r, tmp_path, redis_server):
+    """nginx down: the held stream entries are retried without blocking
+    the loop, so /healthz and /metrics keep answering, and say so."""
+    from conftest import free_port
+    mport = free_port()
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "hz",
+                    top="metrics: 127.0.0.1:%d" % mport)
+    base = "http://127.0.0.1:%d" % mport
+    try:
+        started(r, pub, "hz")
+        wait_for(lambda: requests.get(base + "/healthz").status_code == 200,
+                 10, "healthy")
+        xadd(r, "hz", "before", widget="hz")
+        wait_for(lambda: requests.get(nginx.url("/pub/acme.hz")).status_code
+                 == 200, 10, "first entry")
+        t0 = time.monotonic()
+        nginx.stop()
+
+        def down():
+            h = requests.get(base + "/healthz", timeout=1)
+            return h.text if h.status_code == 503 else None
+        text = wait_for(down, 1.5, "healthz to name nginx")
+        took = time.monotonic() - t0
+        assert "nginx down" in text, text
+        # entries while nginx is away are held; the loop still answers
+        for i in range(3):
+            xadd(r, "hz", "n%d" % i, widget="hz")
+        time.sleep(0.5)
+        for _ in range(5):
+            h = requests.get(base + "/healthz", timeout=1)
+            assert h.status_code == 503 and "nginx down" in h.text
+            m = requests.get(base + "/metrics", timeout=1).text
+            assert 'pulse_publisher_up{connection="nginx"} 0' in m
+        nginx.start()
+        wait_for(lambda: requests.get(base + "/healthz").status_code == 200,
+                 10, "healthy again")
+        s = sse(nginx.url("/sub/acme.hz?last_event_id=0"))
+        body = s.read_until(lambda b: b"data: n2\n\n" in b, 15)
+        s.close()
+        # ("before" went with the old nginx's memory)
+        assert [e["data"] for e in datas(body)] == ["n0", "n1", "n2"]
+        print("healthz named nginx %.3f s after it stopped" % took)
+    finally:
+        pub.stop()
 
 
 def test_poison_entries_are_dropped_and_reading_goes_on(request, nginx, r,
