@@ -139,7 +139,7 @@ itest: $(MODULE_SO) $(PUBLISHER) nginx-t $(BUILD)/loadgen $(BUILD)/floor
 test: unit itest
 
 # The module built with ASan+UBSan, loaded into Debian's nginx with the
-# runtimes preloaded (STYLE.md P10); teardown greps error logs for reports.
+# runtimes preloaded (docs/conventions.md §4); teardown greps error logs for reports.
 ASAN_DIR := $(BUILD)/ngx-asan
 asan: $(BUILD)/loadgen $(BUILD)/floor
 	$(MAKE) module NGX_DIR=$(ASAN_DIR) MODULE_SO=$(BUILD)/asan/ngx_http_pulse_module.so \
@@ -164,9 +164,15 @@ style-check:
 	@! grep -rnE '^.{81,}$$' ngx_module lib publisher --include='*.cpp' --include='*.h' \
 	    || { echo "style: lines over 80 columns"; exit 1; }
 	$(PYTHON) -m pyflakes t/integration bench demo
-tidy: $(BUILD)/.deps
+# The glue with its own .clang-tidy (ngx_module/), nginx's headers as system
+# headers: bugprone-exception-escape and cert-err58-cpp over every callback.
+NGX_TIDY_INC := -isystem $(NGX_DIR)/objs $(patsubst %,-isystem $(NGX_SRC)/src/%,\
+                core event event/modules os/unix http http/modules http/v2)
+tidy: $(BUILD)/.deps $(MODULE_SO)
 	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp -- \
 	    -std=c++17 -Ilib -Ipublisher
+	clang-tidy --quiet $(wildcard ngx_module/*.cpp) -- \
+	    -std=c++17 -Ilib -Ingx_module $(NGX_TIDY_INC)
 
 # ---------------------------------------------------------------- fuzz
 # libFuzzer targets, each with its seed corpus in t/fuzz/corpus/<target>:

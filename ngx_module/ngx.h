@@ -1,7 +1,7 @@
 #pragma once
 
-// The only file that includes nginx headers (STYLE.md 2.1): their order
-// matters, and C++ needs them inside extern "C".
+// The only file that includes nginx headers (docs/conventions.md §1): their
+// order matters, and C++ needs them inside extern "C".
 extern "C" {
 #include <ngx_config.h>
 #include <ngx_core.h>

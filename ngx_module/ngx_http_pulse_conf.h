@@ -5,7 +5,7 @@
 #include "pulse/transport.h"
 
 // Configuration structs. They are written by ngx_conf_set_*_slot through
-// offsetof, so they stay standard-layout plain data (STYLE.md P9).
+// offsetof, so they stay standard-layout plain data (docs/conventions.md §3).
 
 // What a location does (pulse_publisher / pulse_subscriber / pulse_pubsub):
 // the bits of lib/pulse/transport.h.

@@ -202,12 +202,13 @@ void StreamConn::try_detach()
 }
 
 void StreamConn::on_start(ngx_event_t* ev) noexcept
-try {
+{
     auto* s = static_cast<StreamConn*>(ev->data);
-    s->send();
-    s->try_detach();
+    s->guarded([s] {
+        s->send();
+        s->try_detach();
+    });
 }
-PULSE_CATCH_VOID(ev->log)
 
 void StreamConn::on_write()
 {
@@ -255,20 +256,22 @@ void StreamConn::on_read()
 }
 
 void StreamConn::on_ping(ngx_event_t* ev) noexcept
-try {
+{
     auto* s = static_cast<StreamConn*>(ev->data);
-    ngx_add_timer(&s->ping_,
-                  static_cast<ngx_msec_t>(s->lcf_->es_ping_interval) * 1000);
-    s->stream_.ping(sv(s->lcf_->es_ping_comment), sv(s->lcf_->es_ping_event),
-                    sv(s->lcf_->es_ping_data));
+    s->guarded([s] {
+        ngx_add_timer(
+            &s->ping_,
+            static_cast<ngx_msec_t>(s->lcf_->es_ping_interval) * 1000);
+        s->stream_.ping(sv(s->lcf_->es_ping_comment),
+                        sv(s->lcf_->es_ping_event), sv(s->lcf_->es_ping_data));
+    });
 }
-PULSE_CATCH_VOID(ev->log)
 
 void StreamConn::on_timeout(ngx_event_t* ev) noexcept
-try {
-    static_cast<StreamConn*>(ev->data)->stream_.end(end_status::kTimeout);
+{
+    auto* s = static_cast<StreamConn*>(ev->data);
+    s->guarded([s] { s->stream_.end(end_status::kTimeout); });
 }
-PULSE_CATCH_VOID(ev->log)
 
 }  // namespace
 

@@ -4,8 +4,8 @@
 
 #include <exception>
 
-// Helpers for the noexcept boundary (STYLE.md 2.4): every callback nginx
-// calls is `noexcept` and a function-try-block whose handlers use these.
+// Helpers for the noexcept boundary (docs/conventions.md §2): every callback
+// nginx calls is `noexcept` and a function-try-block whose handlers use these.
 
 namespace pulse::ngx {
 

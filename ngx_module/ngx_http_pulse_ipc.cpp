@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -29,11 +30,29 @@ socklen_t bell_address(uint64_t token, uint32_t slot, sockaddr_un* sa)
 
 // Fault injection for tests: PULSE_TEST_FAULTS (passed to workers with
 // nginx's `env` directive) naming `doorbell` makes open() fail as a bind()
-// would (t/integration/test_faults.py). Never set in production.
-bool fault_injected(const char* name)
+// would, for every slot, or `doorbell:N` for slot N only
+// (t/integration/test_worker_start.py). Never set in production.
+bool fault_injected(const char* name, uint32_t slot)
 {
     const char* faults = std::getenv("PULSE_TEST_FAULTS");
-    return faults != nullptr && std::strstr(faults, name) != nullptr;
+    if (faults == nullptr) {
+        return false;
+    }
+    std::string all(faults);
+    std::string one = std::string(name) + ":" + std::to_string(slot);
+    for (size_t at = 0; at <= all.size();) {
+        size_t end = all.find(',', at);
+        std::string item = all.substr(
+            at, end == std::string::npos ? std::string::npos : end - at);
+        if (item == name || item == one) {
+            return true;
+        }
+        if (end == std::string::npos) {
+            break;
+        }
+        at = end + 1;
+    }
+    return false;
 }
 
 }  // namespace
@@ -41,14 +60,13 @@ bool fault_injected(const char* name)
 ngx_int_t Doorbell::open(ngx_cycle_t* cycle, uint64_t token, uint32_t slot,
                          ngx_event_handler_pt handler, void* data)
 {
-    if (fault_injected("doorbell")) {
+    if (fault_injected("doorbell", slot)) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       PULSE_LOG_PREFIX
                       "doorbell of slot %ui not opened (injected fault)",
                       static_cast<ngx_uint_t>(slot));
         return NGX_ERROR;
     }
-    token_ = token;
     ngx_socket_t fd =
         socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
@@ -86,18 +104,23 @@ ngx_int_t Doorbell::open(ngx_cycle_t* cycle, uint64_t token, uint32_t slot,
     return NGX_OK;
 }
 
-void Doorbell::ring(uint32_t slot)
+void Doorbell::ring(uint64_t token, uint32_t slot)
 {
-    if (conn_ == nullptr) {
-        return;
+    int fd = conn_ != nullptr ? conn_->fd : sender_;
+    if (fd == -1) {
+        sender_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        fd = sender_;
+        if (fd == -1) {
+            return;
+        }
     }
     sockaddr_un sa;
-    socklen_t len = bell_address(token_, slot, &sa);
+    socklen_t len = bell_address(token, slot, &sa);
     char b = 1;
     // EAGAIN: the bell's queue is full, its worker will wake anyway.
     // ECONNREFUSED: the slot's worker is gone; its slot will be reaped.
-    (void) sendto(conn_->fd, &b, 1, MSG_DONTWAIT,
-                  reinterpret_cast<sockaddr*>(&sa), len);
+    (void) sendto(fd, &b, 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa),
+                  len);
 }
 
 void Doorbell::drain()
@@ -112,6 +135,10 @@ void Doorbell::drain()
 
 void Doorbell::close()
 {
+    if (sender_ != -1) {
+        ::close(sender_);
+        sender_ = -1;
+    }
     if (conn_ == nullptr) {
         return;
     }

@@ -25,15 +25,17 @@ public:
     ngx_int_t open(ngx_cycle_t* cycle, uint64_t token, uint32_t slot,
                    ngx_event_handler_pt handler, void* data);
     /// Rings another slot's bell; a full or missing bell is not an error
-    /// (a full one is already going to wake its worker).
-    void ring(uint32_t slot);
+    /// (a full one is already going to wake its worker). A worker without
+    /// a bell of its own (open failed, no slot) rings from an unbound
+    /// socket: its publishes still wake the others.
+    void ring(uint64_t token, uint32_t slot);
     /// Reads every pending ring (the event is edge-triggered).
     void drain();
     void close();
 
 private:
     ngx_connection_t* conn_ = nullptr;
-    uint64_t token_ = 0;
+    int sender_ = -1;  // unbound, for ringing without a bell
 };
 
 }  // namespace pulse::ngx

@@ -1,5 +1,5 @@
 // The content handler of pulse locations: CORS, then dispatch by method,
-// role and transport, in nchan's order (reference 2.1, 3.1); the transport
+// role and transport, in nchan's order (docs/protocol.md §1, §3); the transport
 // is decided by lib/pulse/transport.
 
 #include "ngx.h"

@@ -21,10 +21,10 @@ namespace {
 
 using pulse::ngx::Worker;
 
-constexpr size_t kDefaultShmSize = 128 * 1024 * 1024;
-constexpr size_t kMinShmSize = 1024 * 1024;
-constexpr size_t kDefaultMaxBuffered = 4 * 1024 * 1024;
-constexpr size_t kDefaultWsMaxMessage = 1024 * 1024;
+constexpr size_t kDefaultShmSize = size_t{128} * 1024 * 1024;
+constexpr size_t kMinShmSize = size_t{1024} * 1024;
+constexpr size_t kDefaultMaxBuffered = size_t{4} * 1024 * 1024;
+constexpr size_t kDefaultWsMaxMessage = size_t{1024} * 1024;
 constexpr ngx_int_t kDefaultMaxChannelsPerConnection = 64;
 
 ngx_conf_num_bounds_t kDeflateLevelBounds = {ngx_conf_check_num_bounds, 0, 9};
@@ -748,7 +748,7 @@ try {
     ngx_conf_merge_str_value(c->es_ping_event, p->es_ping_event, "ping");
     ngx_conf_merge_str_value(c->es_ping_data, p->es_ping_data, "");
     // nchan merges ping_data from the parent's ping_comment and never
-    // merges ping_comment (reference 1.5); Pulse merges each from itself.
+    // merges ping_comment (a bug in nchan 1.3); Pulse merges each from itself.
     ngx_conf_merge_str_value(c->es_ping_comment, p->es_ping_comment, "");
     // Written into every stream as lines: a line break would end the ping
     // early and forge fields.
@@ -814,8 +814,8 @@ try {
     Worker::start(cycle, zone);
     return NGX_OK;
 }
-// A failed init_process costs the worker slot for good (STYLE.md 2.4):
-// log and carry on without the runtime instead.
+// A failed init_process costs the worker slot for good (docs/conventions.md
+// §2): log and carry on without the runtime instead.
 PULSE_CATCH_RETURN(cycle->log, NGX_LOG_ALERT, NGX_OK)
 
 void ngx_http_pulse_exit_process(ngx_cycle_t* cycle) noexcept

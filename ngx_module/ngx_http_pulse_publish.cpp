@@ -1,4 +1,5 @@
-// Publisher API: POST/PUT publish, GET channel info, DELETE (reference 2).
+// Publisher API: POST/PUT publish, GET channel info, DELETE (docs/protocol.md
+// §1).
 
 #include "ngx.h"
 

@@ -1,4 +1,4 @@
-// pulse_stub_status: nchan_stub_status's lines (reference 3.13). Counts
+// pulse_stub_status: nchan_stub_status's lines (docs/protocol.md §8). Counts
 // come from the shared zone, so they cover every worker.
 
 #include "ngx.h"

@@ -1,7 +1,5 @@
 #include "ngx_http_pulse_stream.h"
 
-#include <exception>
-
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
 
@@ -54,21 +52,12 @@ void HeldConnection::failed(const char* what) noexcept
     close_now(true);
 }
 
-#define PULSE_HANDLER_BODY(self, call)       \
-    try {                                    \
-        call;                                \
-    } catch (const std::exception& e) {      \
-        (self)->failed(e.what());            \
-    } catch (...) {                          \
-        (self)->failed("unknown exception"); \
-    }
-
 void HeldConnection::on_request_read(ngx_http_request_t* r) noexcept
 {
     auto* self = static_cast<HeldConnection*>(
         ngx_http_get_module_ctx(r, ngx_http_pulse_module));
     if (self != nullptr && !self->closing_) {
-        PULSE_HANDLER_BODY(self, self->on_read())
+        self->guarded([self] { self->on_read(); });
     }
 }
 
@@ -77,7 +66,7 @@ void HeldConnection::on_request_write(ngx_http_request_t* r) noexcept
     auto* self = static_cast<HeldConnection*>(
         ngx_http_get_module_ctx(r, ngx_http_pulse_module));
     if (self != nullptr && !self->closing_) {
-        PULSE_HANDLER_BODY(self, self->on_write())
+        self->guarded([self] { self->on_write(); });
     }
 }
 
@@ -86,7 +75,7 @@ void HeldConnection::on_conn_read(ngx_event_t* ev) noexcept
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<HeldConnection*>(c->data);
     if (!self->closing_) {
-        PULSE_HANDLER_BODY(self, self->on_read())
+        self->guarded([self] { self->on_read(); });
     }
 }
 
@@ -95,11 +84,9 @@ void HeldConnection::on_conn_write(ngx_event_t* ev) noexcept
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* self = static_cast<HeldConnection*>(c->data);
     if (!self->closing_) {
-        PULSE_HANDLER_BODY(self, self->on_write())
+        self->guarded([self] { self->on_write(); });
     }
 }
-
-#undef PULSE_HANDLER_BODY
 
 void HeldConnection::on_close_event(ngx_event_t* ev) noexcept
 {

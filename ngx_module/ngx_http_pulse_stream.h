@@ -2,6 +2,7 @@
 
 #include "ngx.h"
 
+#include <exception>
 #include <new>
 #include <utility>
 
@@ -57,6 +58,20 @@ protected:
     virtual void on_close() noexcept {}
     /// on_close(), once.
     void notify_close() noexcept;
+
+    /// Runs `f` for an event handler of this connection: an exception is
+    /// logged and the connection closed, never left half-served.
+    template <typename F>
+    void guarded(F&& f) noexcept
+    {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            failed(e.what());
+        } catch (...) {
+            failed("unknown exception");
+        }
+    }
 
     /// Sets the request's ctx and its read/write handlers to this object's.
     void bind_handlers();

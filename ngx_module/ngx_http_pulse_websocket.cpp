@@ -169,35 +169,37 @@ void WsSocket::on_close() noexcept
 }
 
 void WsSocket::on_start(ngx_event_t* ev) noexcept
-try {
+{
     auto* w = static_cast<WsSocket*>(ev->data);
-    if (w->lcf_->ws_upstream.len == 0) {
-        if (!w->detach("serving a WebSocket")) {
-            return;  // closing
+    w->guarded([w] {
+        if (w->lcf_->ws_upstream.len == 0) {
+            if (!w->detach("serving a WebSocket")) {
+                return;  // closing
+            }
+        } else {
+            ngx_connection_t* c = w->connection();
+            if (c->read->timer_set) {
+                ngx_del_timer(c->read);
+            }
         }
-    } else {
-        ngx_connection_t* c = w->connection();
-        if (c->read->timer_set) {
-            ngx_del_timer(c->read);
+        w->flush();
+        if (!w->closing()) {
+            w->on_read();  // the leftover, and whatever epoll reported
         }
-    }
-    w->flush();
-    if (!w->closing()) {
-        w->on_read();  // the leftover, and whatever epoll already reported
-    }
+    });
 }
-PULSE_CATCH_VOID(ev->log)
 
 void WsSocket::on_timer_event(ngx_event_t* ev) noexcept
-try {
+{
     auto* w = static_cast<WsSocket*>(ev->data);
     if (!w->closing()) {
-        w->conn_.on_timer(ev == &w->ping_   ? ws::Timer::kPing
-                          : ev == &w->idle_ ? ws::Timer::kIdle
-                                            : ws::Timer::kClose);
+        w->guarded([w, ev] {
+            w->conn_.on_timer(ev == &w->ping_   ? ws::Timer::kPing
+                              : ev == &w->idle_ ? ws::Timer::kIdle
+                                                : ws::Timer::kClose);
+        });
     }
 }
-PULSE_CATCH_VOID(ev->log)
 
 void WsSocket::flush()
 {

@@ -58,6 +58,7 @@ void Worker::start(ngx_cycle_t* cycle, Zone* zone)
         }
         token = zone->store.token();
     }
+    w->token_ = token;
     if (!w->slot_) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       PULSE_LOG_PREFIX
@@ -117,7 +118,7 @@ void Worker::ring(uint64_t slots)
                 ngx_post_event(&local_bell_, &ngx_posted_events);
             }
         } else {
-            bell_.ring(s);
+            bell_.ring(token_, s);
         }
     }
 }

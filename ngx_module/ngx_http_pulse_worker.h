@@ -51,6 +51,7 @@ private:
     ngx_cycle_t* cycle_;
     Zone* zone_;
     std::optional<uint32_t> slot_;
+    uint64_t token_ = 0;  // names the doorbells of this zone
     Doorbell bell_;
     ngx_event_t local_bell_{};
     ngx_event_t tick_{};

@@ -7,10 +7,11 @@
 namespace pulse {
 
 /// A region of memory shared by processes, with an allocator and one lock.
-/// In nginx it is the slab pool of the shared zone (NgxSlabArena in the
-/// glue); in tests a heap or MAP_SHARED buffer (t/unit/support). Every
-/// object the store keeps in it is plain data linked by offsets from base(),
-/// so the same bytes mean the same thing in every process (STYLE.md 2.5).
+/// In nginx it is the slab pool of the shared zone (SlabArena,
+/// ngx_module/ngx_http_pulse_shm.h); in tests a heap or MAP_SHARED buffer
+/// (t/unit/support/buffer_arena.h). Every object the store keeps in it is
+/// plain data linked by offsets from base(), so the same bytes mean the
+/// same thing in every process (docs/conventions.md §3).
 class Arena {
 public:
     Arena() = default;

@@ -11,6 +11,7 @@
 #include <new>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 namespace pulse {
 
@@ -72,7 +73,13 @@ public:
         }
     }
     FrameRef(FrameRef&& o) noexcept : f_(o.f_) { o.f_ = nullptr; }
-    FrameRef& operator=(FrameRef o) noexcept
+    FrameRef& operator=(const FrameRef& o)
+    {
+        FrameRef copy(o);
+        std::swap(f_, copy.f_);
+        return *this;
+    }
+    FrameRef& operator=(FrameRef&& o) noexcept
     {
         std::swap(f_, o.f_);
         return *this;

@@ -1,7 +1,7 @@
 #pragma once
 
 // The HTTP streams: EventSource, chunked, multipart/mixed and raw-stream
-// subscribers (reference 3.5, 3.7-3.9). They differ in their content type,
+// subscribers (docs/protocol.md §4, §7). They differ in their content type,
 // first bytes, message framing and last bytes; this class holds all of
 // that and what a stream does with its messages. The glue (StreamIo) owns
 // the socket, the timers and the response's lifetime.

@@ -1,6 +1,6 @@
 #pragma once
 
-// Long-poll and interval-poll (reference 3.3, 3.4): answer at once with the
+// Long-poll and interval-poll (docs/protocol.md §5): answer at once with the
 // oldest message newer than the asked id, of any channel of the
 // subscription, else wait for one (long-poll) or answer 304
 // (interval-poll). The glue (PollIo) writes the answer as a response.

@@ -40,7 +40,7 @@ namespace pulse::stream {
 /// empty frame stays empty (a zero-size chunk would end the response).
 void wrap_chunk(std::string& frame);
 
-/// One part of nchan's multipart/mixed stream (reference 3.7): the part
+/// One part of nchan's multipart/mixed stream (docs/protocol.md §7): the part
 /// headers, the body and the boundary that ends the part:
 /// `\r\nLast-Modified: <date>\r\nEtag: <etag>\r\n[Content-Type: <ct>\r\n]
 /// \r\n<body>\r\n--<boundary>`. An empty `last_modified` leaves its line out;

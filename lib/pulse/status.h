@@ -8,7 +8,7 @@
 namespace pulse {
 
 /// The error vocabulary of the data path. Expected failures (bad input, a
-/// full zone) are values, never exceptions (STYLE.md 2.4).
+/// full zone) are values, never exceptions (docs/conventions.md §2).
 enum class Code {
     kOk = 0,
     kInvalidArgument,  // malformed input from the network or the config

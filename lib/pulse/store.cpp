@@ -418,9 +418,10 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     c->last_tag = id.tag;
     hdr_->total_published++;
     if (p.max_messages == 0) {
-        // Buffer length 0 (reference 1.3): never in the buffer, so channel
-        // info counts no message and a new subscriber or a poll gets none;
-        // kept only until the slots with subscribers now have read it.
+        // Buffer length 0 (docs/protocol.md §7): never in the buffer, so
+        // channel info counts no message and a new subscriber or a poll
+        // gets none; kept only until the slots with subscribers now have
+        // read it.
         m->evicted = 1;
     } else {
         c->buffered++;

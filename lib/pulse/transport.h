@@ -1,9 +1,9 @@
 #pragma once
 
 // What a subscriber request asks for, decided from its headers without
-// nginx: the roles a location has, the transport (reference 3.1), and where
-// the subscriber resumes (reference 3.2). The glue reads the headers and
-// evaluates the location's variables; these functions decide.
+// nginx: the roles a location has, the transport (docs/protocol.md §3), and
+// where the subscriber resumes (docs/protocol.md §2). The glue reads the
+// headers and evaluates the location's variables; these functions decide.
 
 #include <cstddef>
 #include <cstdint>
@@ -77,7 +77,7 @@ struct ResumeRequest {
 /// Longest Last-Event-ID (and friends) nchan accepts.
 constexpr size_t kMaxLastIdLength = 128;
 
-/// The resume id (reference 3.2): If-Modified-Since with If-None-Match
+/// The resume id (docs/protocol.md §2): If-Modified-Since with If-None-Match
 /// tags (a date <= 0 means none), If-None-Match alone as a whole id, else
 /// the first non-empty last-id value; nullopt when none says one (then
 /// pulse_subscriber_first_message decides). kInvalidArgument ("Message ID

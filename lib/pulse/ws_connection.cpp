@@ -83,7 +83,10 @@ std::pair<WsMode, std::string> choose_subprotocol(
 
 WsConnection::WsConnection(Fanout& f, WsConnectionHost& host, WsSettings s,
                            ws::SessionOptions o)
-    : fanout_(f), host_(host), set_(std::move(s)), session_(host, *this, o)
+    : fanout_(f),
+      host_(host),
+      set_(std::move(s)),
+      session_(host, *this, std::move(o))
 {}
 
 WsConnection::~WsConnection()
@@ -266,7 +269,7 @@ void WsConnection::on_message(std::string payload, bool binary)
     publish_frame(payload, binary);
 }
 
-// nchan's WebSocket publisher (reference 2.5).
+// nchan's WebSocket publisher (docs/protocol.md §6).
 void WsConnection::publish_frame(std::string_view payload, bool binary)
 {
     std::string_view ctype = binary

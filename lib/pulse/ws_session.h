@@ -72,7 +72,7 @@ struct SessionOptions {
     std::string heartbeat_out;
 };
 
-/// The close frame nchan sends for a subscriber status (reference 3.6).
+/// The close frame nchan sends for a subscriber status (docs/protocol.md §6).
 std::pair<uint16_t, std::string> close_for_status(int status);
 
 class Session {

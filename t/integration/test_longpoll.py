@@ -1,6 +1,6 @@
 """Long-poll and interval-poll subscribers: immediate answers, holding,
 the Last-Modified/Etag resume loop, compound and custom etags, 408, 410,
-304 (reference 3.3, 3.4)."""
+304 (docs/protocol.md §5)."""
 
 import time
 from email.utils import formatdate

@@ -1,5 +1,5 @@
 """Multiplexed subscriptions (several channel ids in one subscription,
-reference 3.2 and 3.12): one stream for all the channels, nchan's ids with
+docs/protocol.md §2 and §7): one stream for all the channels, nchan's ids with
 one time and a tag per channel (the producing channel's in brackets),
 resume from such an id, and the end of the stream when any channel is
 deleted. Run against the installed nchan and Pulse."""

@@ -1,4 +1,4 @@
-"""The other HTTP streaming subscribers (reference 3.7-3.9): multipart/mixed,
+"""The other HTTP streaming subscribers (docs/protocol.md §7): multipart/mixed,
 chunked and http-raw-stream, each against the installed nchan and Pulse
 with the same config: the same headers and the same bytes, boundaries,
 dates and ids aside."""
