@@ -50,6 +50,28 @@ def wait_for(pred, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+# A leak report whose allocation stack has no frame of ours (the module
+# .so, lib/pulse, ngx_module) is nginx's own: Debian's nginx never frees
+# each worker's connection and event arrays (ngx_event_process_init, 8192
+# connections: 1.9 MB and twice 768 KB) or the master's init cycle pool
+# (ngx_create_pool in main) before exit. nginx's frames are static
+# functions without names in the stripped binary, so LSan's suppressions
+# (lsan.supp, which names what it can) cannot single them out without
+# hiding leaks of ours too. A connection we failed to close would show as
+# nginx's "open socket left" alert instead, which fails the test.
+OURS = re.compile(r"ngx_http_pulse_module|/lib/pulse/|/ngx_module/|pulse::")
+
+
+def nginx_leaks_removed(report):
+    if "LeakSanitizer" not in report:
+        return report
+    blocks = re.split(r"\n(?=(?:Direct|Indirect) leak of)", report)
+    kept = [b for b in blocks[1:] if OURS.search(b.split("\n\n")[0])]
+    if not kept:
+        return ""
+    return blocks[0] + "\n" + "\n".join(kept)
+
+
 BAD_LOG = re.compile(r"\[alert\]|\[crit\]|\[emerg\]|Sanitizer|runtime error:|"
                      r"exited on signal")
 
@@ -62,9 +84,13 @@ class Nginx:
         self.binary = binary
         self.env = dict(os.environ)
         if preload:
+            # Leaks are reported (at each process's exit) but for nginx's
+            # own allocations, which lsan.supp lists with their reasons.
             self.env["LD_PRELOAD"] = preload
-            self.env["ASAN_OPTIONS"] = "detect_leaks=0:log_path=" + \
+            self.env["ASAN_OPTIONS"] = "detect_leaks=1:log_path=" + \
                 os.path.join(prefix, "logs", "asan")
+            self.env["LSAN_OPTIONS"] = "suppressions=%s:print_suppressions=0:fast_unwind_on_malloc=0" \
+                % os.path.join(HERE, "lsan.supp")
         self.module = module
         self.prefix = prefix
         self.flavor = flavor
@@ -196,9 +222,11 @@ http {{
             if name == "error.log" or name.startswith("asan"):
                 try:
                     with open(os.path.join(logs, name), errors="replace") as f:
-                        text += f.read()
+                        body = f.read()
                 except OSError:
-                    pass
+                    continue
+                text += nginx_leaks_removed(body) if name.startswith("asan") \
+                    else body
         return text
 
     def stop(self):
