@@ -435,6 +435,13 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=0)
     ap.add_argument("--only", default="")
+    ap.add_argument("--module-b", default="",
+                    help="a second Pulse build, run in the same alternating "
+                         "rounds (A/B): its column is 'Pulse B', the B/A "
+                         "ratio is reported")
+    ap.add_argument("--skip-nchan", action="store_true",
+                    help="with --module-b: only the two Pulse builds (and the "
+                         "floor)")
     a = ap.parse_args()
     rounds = a.rounds or (1 if a.quick else 3)
     if not os.path.exists(LOADGEN):
@@ -449,12 +456,16 @@ def main():
     for name, fn, key, better, with_floor in SCENARIOS:
         if a.only and a.only not in name:
             continue
-        flavors = ["pulse", "nchan"] + (["floor"] if with_floor else [])
+        flavors = (["pulse"] + (["pulse-b"] if a.module_b else [])
+                   + ([] if a.skip_nchan and a.module_b else ["nchan"])
+                   + (["floor"] if with_floor else []))
         results = {f: [] for f in flavors}
         for _ in range(rounds):
             for flavor in flavors:
                 if flavor == "floor":
                     srv = Floor()
+                elif flavor == "pulse-b":
+                    srv = Server(a.nginx, a.module_b, "pulse")
                 else:
                     srv = Server(a.nginx, a.module if flavor == "pulse"
                                  else NCHAN, flavor)
@@ -464,14 +475,17 @@ def main():
                     srv.stop()
         med = {f: median_runs(r) for f, r in results.items()}
 
+        base = "nchan" if "nchan" in med else "pulse"
+
         def ratio_to_nchan(f):
-            return (med[f][key] / med["nchan"][key]
-                    if med["nchan"][key] else float("nan"))
+            return (med[f][key] / med[base][key]
+                    if med[base][key] else float("nan"))
         ratio = ratio_to_nchan("pulse")
         floor_ratio = ratio_to_nchan("floor") if with_floor else None
-        headline.append((name, key, med["pulse"][key], med["nchan"][key],
+        headline.append((name, key, med["pulse"][key], med[base][key],
                          ratio, better, floor_ratio))
-        names = {"pulse": "Pulse", "nchan": "nchan", "floor": "floor"}
+        names = {"pulse": "Pulse", "pulse-b": "Pulse B", "nchan": "nchan",
+                 "floor": "floor"}
         lines = ["## %s\n" % name,
                  "| metric | %s |" % " | ".join(names[f] for f in flavors),
                  "|---|%s" % ("---|" * len(flavors))]
@@ -480,6 +494,14 @@ def main():
                 fmt(med[f][k]) for f in flavors)))
         lines.append("\nHeadline: %s, Pulse/nchan = %.2f (%s is better)"
                      % (key, ratio, better))
+        if a.module_b:
+            lines.append("A/B: Pulse B / Pulse = %.3f; Pulse / floor = %.3f, "
+                         "Pulse B / floor = %s" % (
+                             med["pulse-b"][key] / med["pulse"][key],
+                             med["pulse"][key] / med["floor"][key]
+                             if with_floor else float("nan"),
+                             "%.3f" % (med["pulse-b"][key] / med["floor"][key])
+                             if with_floor else "-"))
         if with_floor:
             lines.append("floor/nchan = %.2f: the bound for any server that "
                          "writes one frame per delivery" % floor_ratio)

@@ -16,6 +16,7 @@ namespace pulse::ngx {
 
 namespace {
 
+ngx_str_t kVaryName = ngx_string("Vary");
 ngx_str_t kVary = ngx_string("If-None-Match, If-Modified-Since");
 
 class PollRequest final : public PollIo {
@@ -43,7 +44,7 @@ public:
     }
 
     ngx_int_t start(const std::vector<std::string>& keys,
-                    const std::optional<MultiMsgId>& after);
+                    std::optional<MultiMsgId> after);
     // PollIo
     void respond(const PollAnswer& a) override;
     void fail() noexcept override;
@@ -51,12 +52,14 @@ public:
 private:
     static void on_timeout(ngx_event_t* ev) noexcept;
     ngx_int_t write(const PollAnswer& a);
+    ngx_int_t send_message(const MsgPtr& m);
     void add_id_headers(const PollAnswer& a);
 
     ngx_http_request_t* r_;
     ngx_http_pulse_loc_conf_t* lcf_;
     Poll poll_;
     ngx_event_t timeout_{};
+    MsgPtr msg_;         // the answer's message: its body is the response's
     bool held_ = false;  // waiting: answers finalize the request
     ngx_int_t rc_ = NGX_OK;
 };
@@ -75,9 +78,9 @@ T* pool_new(ngx_http_request_t* r, Args&&... args)
 }
 
 ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
-                             const std::optional<MultiMsgId>& after)
+                             std::optional<MultiMsgId> after)
 {
-    auto waiting = poll_.start(keys, after, join_options(lcf_));
+    auto waiting = poll_.start(keys, std::move(after), join_options(lcf_));
     if (!waiting.is_ok()) {
         return send_status(r_, waiting.status());
     }
@@ -115,7 +118,7 @@ void PollRequest::add_id_headers(const PollAnswer& a)
                 static_cast<time_t>(*a.last_modified);
         }
     }
-    add_header(r, "Vary", sv(kVary));
+    add_static_header(r, &kVaryName, &kVary);
     if (a.etag && header(r, "Origin")) {
         std::string expose = "Last-Modified, "
                              + std::string(lcf_->custom_etag_header.len
@@ -126,14 +129,49 @@ void PollRequest::add_id_headers(const PollAnswer& a)
     }
 }
 
+// The message as the response, its body sent from the message itself (the
+// worker's one copy, kept alive by this request) instead of copied.
+ngx_int_t PollRequest::send_message(const MsgPtr& m)
+{
+    ngx_http_request_t* r = r_;
+    msg_ = m;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = static_cast<off_t>(m->body.size());
+    // as nchan: no Content-Type with an empty body
+    if (!m->content_type.empty() && !m->body.empty()) {
+        r->headers_out.content_type.data =
+            reinterpret_cast<u_char*>(m->content_type.data());
+        r->headers_out.content_type.len = m->content_type.size();
+        r->headers_out.content_type_len = m->content_type.size();
+        r->headers_out.content_type_lowcase = nullptr;
+    }
+    if (m->body.empty() || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+    auto* b = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (b == nullptr) {
+        return NGX_ERROR;
+    }
+    b->pos = b->start = reinterpret_cast<u_char*>(m->body.data());
+    b->last = b->end = b->pos + m->body.size();
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    ngx_chain_t out{b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
 ngx_int_t PollRequest::write(const PollAnswer& a)
 {
     if (a.status == 200 || a.status == 304) {
         add_id_headers(a);
     }
-    if (a.status == 200 && a.msg != nullptr) {
-        return send_response(r_, NGX_HTTP_OK, a.msg->content_type, a.msg->body,
-                             false);
+    if (a.status == 200 && a.msg) {
+        return send_message(a.msg);
     }
     return send_response(r_, static_cast<ngx_uint_t>(a.status), "", "");
 }
@@ -200,7 +238,7 @@ ngx_int_t poll_subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
         return send_status(r, after.status());
     }
     return pool_new<PollRequest>(r, r, lcf, interval)
-        ->start(keys.value(), after.value());
+        ->start(keys.value(), std::move(after.value()));
 }
 
 }  // namespace pulse::ngx

@@ -52,6 +52,20 @@ ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,
     return NGX_OK;
 }
 
+ngx_int_t add_static_header(ngx_http_request_t* r, ngx_str_t* name,
+                            ngx_str_t* value)
+{
+    auto* h =
+        static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    h->key = *name;
+    h->value = *value;
+    return NGX_OK;
+}
+
 ngx_int_t send_response(ngx_http_request_t* r, ngx_uint_t status,
                         std::string_view content_type, std::string_view body,
                         bool typed)
@@ -148,8 +162,31 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     if (ids == nullptr) {
         return Status(Code::kNotFound, "No channel id provided.");
     }
-    std::vector<std::string> values;
     auto* cvs = static_cast<ngx_http_complex_value_t*>(ids->elts);
+    if (ids->nelts == 1 && lcf->split_delimiter.len == 0) {
+        // one channel, the usual case: no intermediate copies
+        ngx_str_t v;
+        if (ngx_http_complex_value(r, &cvs[0], &v) != NGX_OK) {
+            throw std::bad_alloc();
+        }
+        if (v.len > static_cast<size_t>(lcf->max_channel_id_length)) {
+            return Status(Code::kForbidden, "Channel id too long.");
+        }
+        if (v.len == 0) {
+            return Status(Code::kNotFound, "No channel id provided.");
+        }
+        std::string group;
+        if (lcf->channel_group != nullptr) {
+            group = eval(r, lcf->channel_group);
+            if (Status g = validate_group(group); !g.is_ok()) {
+                return g;
+            }
+        }
+        std::vector<std::string> keys;
+        keys.push_back(channel_key(group, sv(v)));
+        return keys;
+    }
+    std::vector<std::string> values;
     for (ngx_uint_t i = 0; i < ids->nelts; ++i) {
         values.push_back(eval(r, &cvs[i]));
     }

@@ -35,6 +35,10 @@ std::optional<std::string_view> header(ngx_http_request_t* r,
 ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,
                      std::string_view value);
 
+/// Adds a response header whose name and value are static (no copy).
+ngx_int_t add_static_header(ngx_http_request_t* r, ngx_str_t* name,
+                            ngx_str_t* value);
+
 /// Sends a complete small response. An empty content type means
 /// text/plain, unless `typed` is false: then no Content-Type at all (a
 /// message published without one).

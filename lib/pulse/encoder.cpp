@@ -7,6 +7,28 @@
 
 namespace pulse {
 
+uint32_t FramingIds::id(const Framing& f)
+{
+    std::string key;
+    key.reserve(8 + f.event.size() + f.separator.size());
+    key.push_back(static_cast<char>(f.wire));
+    key.push_back(static_cast<char>((f.http_chunked ? 1 : 0)
+                                    | (f.deflate ? 2 : 0)
+                                    | (f.compound_etag ? 4 : 0)));
+    key.append(std::to_string(f.event.size())).push_back(':');
+    key.append(f.event).append(f.separator);
+    for (size_t i = 0; i < keys_.size(); ++i) {
+        if (keys_[i] == key) {
+            return static_cast<uint32_t>(i + 1);
+        }
+    }
+    if (keys_.size() >= kMaxIds) {
+        return 0;
+    }
+    keys_.push_back(std::move(key));
+    return static_cast<uint32_t>(keys_.size());
+}
+
 bool sends_compressed(const MessageData& m, const Framing& f)
 {
     // Only messages published with pulse_deflate_message_for_websocket go

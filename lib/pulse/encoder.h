@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pulse/deflate.h"
 #include "pulse/message_id.h"
@@ -53,6 +54,22 @@ struct Framing {
                && a.event == b.event && a.separator == b.separator
                && a.channel == b.channel;
     }
+};
+
+/// The framings a worker's subscribers use, each with a small id, so that a
+/// message's frame cache is searched by an integer compare per delivery.
+/// The channel name (kWsJson) is not part of the id: every subscriber of
+/// one message names the same channel. At most kMaxIds distinct framings
+/// get an id (a location's event name from a variable could make many);
+/// the others get 0 and are compared whole.
+class FramingIds {
+public:
+    static constexpr uint32_t kMaxIds = 4096;
+    /// The id of `f` (registered on first use), or 0.
+    uint32_t id(const Framing& f);
+
+private:
+    std::vector<std::string> keys_;  // index + 1 is the id
 };
 
 /// What the encoder needs of a message.

@@ -144,6 +144,8 @@ public:
     const ws::DeflateOptions& deflate_options() const { return deflate_; }
     std::optional<uint32_t> slot() const { return slot_; }
     int64_t now() const { return host_.now(); }
+    /// This worker's framing ids (Msg::encoded).
+    FramingIds& framing_ids() { return framing_ids_; }
 
     struct JoinOptions {
         int64_t now = 0;
@@ -202,6 +204,7 @@ private:
     FanoutHost& host_;
     ws::DeflateOptions deflate_;
     bool stopping_ = false;
+    FramingIds framing_ids_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
 };
 

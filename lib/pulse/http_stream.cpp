@@ -58,6 +58,7 @@ Status HttpStream::join(const std::vector<std::string>& keys,
 void HttpStream::start(bool chunked)
 {
     framing_.http_chunked = chunked;
+    framing_id_ = fanout_.framing_ids().id(framing_);
     if (opt_.transport == Transport::kMultipart) {
         std::string tail = "\r\n--" + boundary_;
         if (chunked) {
@@ -93,7 +94,7 @@ bool HttpStream::push_message(size_t index, Msg& m)
                                         fanout_.deflate_options())));
         f = own.get();
     } else {
-        f = m.encoded(framing_, fanout_.deflate_options());
+        f = m.encoded(framing_id_, framing_, fanout_.deflate_options());
     }
     if (f->size() != 0 && !io_.push(f)) {
         return false;

@@ -92,6 +92,7 @@ private:
     Subscription sub_;
     std::vector<Subscription::CatchUp> pending_;  // joined, not yet sent
     Framing framing_;
+    uint32_t framing_id_ = 0;
     std::string content_type_;
     std::string hello_;
     std::string boundary_;  // multipart: this stream's own

@@ -12,24 +12,33 @@ Msg::Msg(const MessageView& m)
       id_text_(to_string(m.id))
 {}
 
-Frame* Msg::encoded(const Framing& f, const ws::DeflateOptions& z)
+Frame* Msg::encoded(uint32_t framing_id, const Framing& f,
+                    const ws::DeflateOptions& z)
 {
-    // A compressed framing of a message that was not compressed at publish
-    // time gives the plain bytes: one cache entry for both.
-    const Framing* key = &f;
-    Framing plain;
-    if (f.deflate && deflated.empty()) {
-        plain = f;
-        plain.deflate = false;
-        key = &plain;
-    }
-    for (Encoding& e : encodings_) {
-        if (e.framing == *key) {
-            return e.frame.get();
+    // the usual path: one integer compare per cached frame
+    if (framing_id != 0) {
+        for (Encoding& e : encodings_) {
+            if (e.id == framing_id) {
+                return e.frame.get();
+            }
         }
     }
-    std::string bytes = encode(data(), *key, ShownId{id_text_, id.time}, z);
-    encodings_.push_back(Encoding{*key, FrameRef(Frame::make(bytes))});
+    // A compressed framing of a message that was not compressed at publish
+    // time gives the plain bytes.
+    Framing key = f;
+    if (key.deflate && deflated.empty()) {
+        key.deflate = false;
+    }
+    if (framing_id == 0) {
+        for (Encoding& e : encodings_) {
+            if (e.id == 0 && e.framing == key) {
+                return e.frame.get();
+            }
+        }
+    }
+    std::string bytes = encode(data(), key, ShownId{id_text_, id.time}, z);
+    encodings_.push_back(
+        Encoding{framing_id, std::move(key), FrameRef(Frame::make(bytes))});
     return encodings_.back().frame.get();
 }
 

@@ -27,8 +27,14 @@ public:
     ~Msg() = default;
 
     /// The message framed as `f` with its own id, made once and cached.
-    /// An empty frame means nothing to send.
-    Frame* encoded(const Framing& f, const ws::DeflateOptions& z);
+    /// `id` is f's FramingIds id (0: none, compared whole). An empty frame
+    /// means nothing to send.
+    Frame* encoded(uint32_t framing_id, const Framing& f,
+                   const ws::DeflateOptions& z);
+    Frame* encoded(const Framing& f, const ws::DeflateOptions& z)
+    {
+        return encoded(0, f, z);
+    }
 
     /// The message as the encoder reads it.
     MessageData data() const
@@ -46,6 +52,7 @@ public:
 
 private:
     struct Encoding {
+        uint32_t id;
         Framing framing;
         FrameRef frame;
     };

@@ -15,13 +15,13 @@ void id_headers(const MultiMsgId& id, bool compound, PollAnswer* a)
 }
 
 Result<bool> Poll::start(const std::vector<std::string>& keys,
-                         const std::optional<MultiMsgId>& after,
+                         std::optional<MultiMsgId> after,
                          const Fanout::JoinOptions& o)
 {
-    asked_ = after;
+    asked_ = std::move(after);
     Fanout::JoinOptions one = o;
     one.limit = 1;  // the oldest newer message of each channel is enough
-    auto catch_up = sub_.join(fanout_, keys, after, one);
+    auto catch_up = sub_.join(fanout_, keys, asked_, one);
     if (!catch_up.is_ok()) {
         return catch_up.status();
     }
@@ -29,7 +29,7 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
         // in id order: the first is the oldest of any channel
         const Subscription::CatchUp& first = catch_up->front();
         sub_.leave();
-        answer(*first.msg, first.index);
+        answer(first.msg, first.index);
         return false;
     }
     if (interval_) {
@@ -46,10 +46,11 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
     return true;
 }
 
-void Poll::answer(const Msg& m, size_t index)
+void Poll::answer(const MsgPtr& m, size_t index)
 {
     waiting_ = false;
-    MultiMsgId shown;
+    PollAnswer a;
+    a.msg = m;
     if (sub_.size() > 1) {
         MultiMsgId prev;
         if (asked_) {
@@ -57,14 +58,14 @@ void Poll::answer(const Msg& m, size_t index)
         } else {
             prev.tags.assign(sub_.size(), -1);
         }
-        shown = advance_multi_id(prev, index, m.id);
+        id_headers(advance_multi_id(prev, index, m->id), compound_, &a);
+    } else if (compound_) {
+        a.etag = std::string(m->id_text());
     } else {
-        shown.time = m.id.time;
-        shown.tags = {m.id.tag};
+        // one channel, the usual poll: the tag and the time, no id object
+        a.etag = std::to_string(m->id.tag);
+        a.last_modified = m->id.time;
     }
-    PollAnswer a;
-    a.msg = &m;
-    id_headers(shown, compound_, &a);
     io_.respond(a);
 }
 
@@ -77,7 +78,7 @@ void Poll::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
     for (const MsgPtr& m : msgs) {
         if (who.take(m->id)) {
             sub_.leave();
-            answer(*m, index);
+            answer(m, index);
             return;
         }
     }

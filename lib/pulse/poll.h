@@ -15,8 +15,10 @@ namespace pulse {
 
 /// What a poll answers.
 struct PollAnswer {
-    int status = 200;          // 200, 304, or an end_status
-    const Msg* msg = nullptr;  // 200: its body and content type
+    int status = 200;  // 200, 304, or an end_status
+    /// 200: the message (its body and content type). Shared: the response
+    /// may point into it instead of copying the body.
+    MsgPtr msg;
     /// The id headers to send (200, and 304 when the request named an id):
     /// Etag = `etag`, Last-Modified = `last_modified` (unless compound).
     std::optional<std::string> etag;
@@ -57,7 +59,7 @@ public:
     /// Joins `keys` and answers at once (through PollIo, returns false) or
     /// starts waiting (returns true). A failed join is the Status.
     Result<bool> start(const std::vector<std::string>& keys,
-                       const std::optional<MultiMsgId>& after,
+                       std::optional<MultiMsgId> after,
                        const Fanout::JoinOptions& o);
     /// Ends a waiting poll (timeout: 408).
     void end(int status);
@@ -69,7 +71,7 @@ public:
     void member_failure() noexcept override;
 
 private:
-    void answer(const Msg& m, size_t index);
+    void answer(const MsgPtr& m, size_t index);
 
     Fanout& fanout_;
     PollIo& io_;

@@ -9,7 +9,9 @@ Result<std::vector<Subscription::CatchUp>> Subscription::join(
     const std::optional<MultiMsgId>& after, Fanout::JoinOptions o, bool* gap)
 {
     std::vector<CatchUp> catch_up;
-    multi_.tags.assign(keys.size(), -1);
+    if (keys.size() > 1) {
+        multi_.tags.assign(keys.size(), -1);
+    }
     for (size_t i = 0; i < keys.size(); ++i) {
         o.after.reset();
         if (after) {

@@ -19,7 +19,8 @@ public:
         : conn_(conn),
           channel_(std::move(channel)),
           index_(index),
-          framing_(framing)
+          framing_(framing),
+          framing_id_(conn->fanout_.framing_ids().id(framing))
     {
         framing_.channel = channel_;
     }
@@ -39,12 +40,14 @@ public:
     const std::string& channel() const { return channel_; }
     size_t index() const { return index_; }
     const Framing& framing() const { return framing_; }
+    uint32_t framing_id() const { return framing_id_; }
 
 private:
     WsConnection* conn_;
     std::string channel_;  // as the client named it
     size_t index_;         // position in a multiplexed URL subscription
     Framing framing_;
+    uint32_t framing_id_;
 };
 
 namespace {
@@ -150,7 +153,8 @@ bool WsConnection::push_message(Sub& s, Msg& m, bool abort_if_full)
 {
     if (set_.mode != WsMode::kMeta || set_.sub_keys.size() < 2) {
         return session_.send_frame(
-            m.encoded(s.framing(), fanout_.deflate_options()), abort_if_full);
+            m.encoded(s.framing_id(), s.framing(), fanout_.deflate_options()),
+            abort_if_full);
     }
     multi_ = advance_multi_id(multi_, s.index(), m.id);
     std::string text = to_string(multi_);

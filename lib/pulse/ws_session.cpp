@@ -50,13 +50,6 @@ void Session::start()
     }
 }
 
-void Session::touch()
-{
-    if (opt_.idle_timeout_ms > 0 && !closing()) {
-        host_.arm(Timer::kIdle, opt_.idle_timeout_ms);
-    }
-}
-
 bool Session::on_bytes(std::string_view data)
 {
     if (dead_) {
@@ -181,20 +174,6 @@ bool Session::send(Opcode op, std::string_view payload)
         return false;
     }
     return true;
-}
-
-void Session::flush()
-{
-    if (!dead_) {
-        host_.flush();
-    }
-}
-
-void Session::on_flushed()
-{
-    if (close_after_flush_ && !dead_) {
-        destroy(false);
-    }
 }
 
 void Session::close(uint16_t code, std::string_view reason)

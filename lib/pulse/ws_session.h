@@ -91,7 +91,12 @@ public:
     bool on_bytes(std::string_view data);
     void on_timer(Timer t);
     /// Everything queued was written.
-    void on_flushed();
+    void on_flushed()
+    {
+        if (close_after_flush_ && !dead_) {
+            destroy(false);
+        }
+    }
     /// The client went away (EOF, a read error) or the worker is closing
     /// the connection: no handshake is possible.
     void on_gone(bool error);
@@ -105,14 +110,24 @@ public:
     bool send(Opcode op, std::string_view payload);
     bool send_text(std::string_view text) { return send(Opcode::kText, text); }
     /// Writes what is queued.
-    void flush();
+    void flush()
+    {
+        if (!dead_) {
+            host_.flush();
+        }
+    }
     /// Starts the closing handshake: our close frame, then at most
     /// kCloseTimeoutMs for the client's.
     void close(uint16_t code, std::string_view reason);
     /// Ends at once, without a handshake (too slow, broken).
     void abort();
     /// A message went out: restart the idle timeout.
-    void touch();
+    void touch()
+    {
+        if (opt_.idle_timeout_ms > 0 && !closing()) {
+            host_.arm(Timer::kIdle, opt_.idle_timeout_ms);
+        }
+    }
 
     bool closing() const { return close_sent_ || dead_; }
     bool dead() const { return dead_; }
