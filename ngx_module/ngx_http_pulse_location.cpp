@@ -47,8 +47,9 @@ try {
             ngx_http_discard_request_body(r);
             return preflight(r, lcf);
         case NGX_HTTP_GET: {
-            if (pulse::is_websocket_upgrade(header(r, "Upgrade"),
-                                            header(r, "Connection"))) {
+            // one pass over the header list for what dispatch needs
+            pulse::ngx::PulseHeaders h = pulse::ngx::pulse_headers(r);
+            if (pulse::is_websocket_upgrade(h.upgrade, h.connection)) {
                 if (lcf->roles
                     & (NGX_HTTP_PULSE_SUB_WEBSOCKET
                        | NGX_HTTP_PULSE_PUB_WEBSOCKET)) {
@@ -60,8 +61,8 @@ try {
             if (sub_any) {
                 auto accept = r->headers_in.accept;
                 pulse::Transport t = pulse::detect_transport(
-                    accept ? pulse::ngx::sv(accept->value) : "",
-                    header(r, "TE"), static_cast<uint32_t>(lcf->roles));
+                    accept ? pulse::ngx::sv(accept->value) : "", h.te,
+                    static_cast<uint32_t>(lcf->roles));
                 if (t == pulse::Transport::kLongPoll
                     || t == pulse::Transport::kIntervalPoll) {
                     return pulse::ngx::poll_subscribe(

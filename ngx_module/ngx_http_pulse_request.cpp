@@ -38,6 +38,41 @@ std::optional<std::string_view> header(ngx_http_request_t* r,
     return found;
 }
 
+PulseHeaders pulse_headers(ngx_http_request_t* r)
+{
+    PulseHeaders out;
+    auto is = [](const ngx_table_elt_t& h, const char* name, size_t len) {
+        return h.key.len == len
+               && ngx_strncasecmp(
+                      h.key.data,
+                      reinterpret_cast<u_char*>(const_cast<char*>(name)), len)
+                      == 0;
+    };
+    for_each_header(&r->headers_in.headers, [&](ngx_table_elt_t& h) {
+        std::optional<std::string_view>* slot = nullptr;
+        switch (h.key.len) {
+            case 2:
+                slot = is(h, "TE", 2) ? &out.te : nullptr;
+                break;
+            case 6:
+                slot = is(h, "Origin", 6) ? &out.origin : nullptr;
+                break;
+            case 7:
+                slot = is(h, "Upgrade", 7) ? &out.upgrade : nullptr;
+                break;
+            case 10:
+                slot = is(h, "Connection", 10) ? &out.connection : nullptr;
+                break;
+            default:
+                break;
+        }
+        if (slot != nullptr && !*slot) {
+            *slot = sv(h.value);
+        }
+    });
+    return out;
+}
+
 ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,
                      std::string_view value)
 {

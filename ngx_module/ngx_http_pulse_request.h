@@ -30,6 +30,16 @@ ngx_str_t pool_str(ngx_pool_t* pool, std::string_view s);
 std::optional<std::string_view> header(ngx_http_request_t* r,
                                        std::string_view name);
 
+/// The request headers a pulse location looks at, found in one pass over
+/// the header list (first occurrence of each, names case-insensitive).
+struct PulseHeaders {
+    std::optional<std::string_view> upgrade;
+    std::optional<std::string_view> connection;
+    std::optional<std::string_view> te;
+    std::optional<std::string_view> origin;
+};
+PulseHeaders pulse_headers(ngx_http_request_t* r);
+
 /// Adds a response header; the strings must outlive the request (pool or
 /// static).
 ngx_int_t add_header(ngx_http_request_t* r, std::string_view name,

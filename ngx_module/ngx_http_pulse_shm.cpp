@@ -33,6 +33,7 @@ try {
     (void) data;
     auto* z = static_cast<Zone*>(shm_zone->data);
     z->arena.reset(shpool);
+    z->store.rebase();
 
     if (shm_zone->shm.exists) {
         return NGX_OK;

@@ -137,6 +137,26 @@ def test_chunked_stream_one_chunk_per_message(servers):
     assert s.buf == b"5\r\nhello\r\n"
 
 
+@pytest.mark.parametrize("te,chunked", [
+    ("chunked;q=0.5", True), ("gzip, Chunked ; q=1", True),
+    ("chunked;q=0", False), ("chunked;q=0.000", False), ("trailers", False)])
+def test_te_q_values_pick_the_chunked_transport(servers, te, chunked):
+    """A TE element `chunked` with a q above zero is the chunked
+    transport (docs/protocol.md §3); q=0 and other codings are long-poll.
+    'chunked;q=0.5' used to be taken for q=0."""
+    n = servers["pulse"]
+    ch = uuid.uuid4().hex
+    pub(n, ch, "x")
+    s = Stream(n.url("/sub/" + ch), {"TE": te})
+    h = s.head()
+    if chunked:
+        assert h.header("transfer-encoding") == "chunked"
+        assert h.header("content-length") is None
+    else:  # a long-poll answered with the buffered message
+        assert h.header("content-length") == "1"
+    s.close()
+
+
 def test_raw_stream(servers):
     def run(n):
         out = []
