@@ -17,10 +17,10 @@ namespace pulse::publisher {
 class HttpResponseParser {
 public:
     /// The largest head (status line and headers) accepted.
-    static constexpr size_t kMaxHead = 64 * 1024;
+    static constexpr size_t kMaxHead = size_t{64} * 1024;
     /// The largest body kept in memory while skipping it (channel info
     /// bodies are a few hundred bytes).
-    static constexpr size_t kMaxBody = 1024 * 1024;
+    static constexpr size_t kMaxBody = size_t{1024} * 1024;
 
     struct Response {
         int status = 0;

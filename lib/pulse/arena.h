@@ -44,16 +44,20 @@ struct ShmRef {
     uint32_t off = 0;
 
     explicit operator bool() const { return off != 0; }
-    T* get(Arena& a) const
+    T* get(Arena& a) const { return get(a.base()); }
+    /// With the region's base already known (the store keeps it: one
+    /// virtual call saved per dereference).
+    T* get(std::byte* base) const
     {
-        return off == 0 ? nullptr : reinterpret_cast<T*>(a.base() + off);
+        return off == 0 ? nullptr : reinterpret_cast<T*>(base + off);
     }
-    static ShmRef of(Arena& a, const T* p)
+    static ShmRef of(Arena& a, const T* p) { return of(a.base(), p); }
+    static ShmRef of(const std::byte* base, const T* p)
     {
         if (p == nullptr) {
             return ShmRef{};
         }
-        auto d = reinterpret_cast<const std::byte*>(p) - a.base();
+        auto d = reinterpret_cast<const std::byte*>(p) - base;
         return ShmRef{static_cast<uint32_t>(d)};
     }
     friend bool operator==(ShmRef x, ShmRef y) { return x.off == y.off; }

@@ -37,22 +37,6 @@ void civil_from_days(int64_t z, int64_t* y, int64_t* m, int64_t* d)
     *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
 }
 
-bool digits(std::string_view s, int64_t* out)
-{
-    int64_t v = 0;
-    if (s.empty()) {
-        return false;
-    }
-    for (char c : s) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        v = v * 10 + (c - '0');
-    }
-    *out = v;
-    return true;
-}
-
 }  // namespace
 
 std::string format_http_date(int64_t t)
@@ -77,28 +61,41 @@ std::string format_http_date(int64_t t)
 
 std::optional<int64_t> parse_http_date(std::string_view s)
 {
-    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    // "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions, read in place (it
+    // is parsed on every long-poll)
     if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' '
         || s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':'
-        || s.substr(25) != " GMT")
+        || s[25] != ' ' || s[26] != 'G' || s[27] != 'M' || s[28] != 'T')
     {
         return std::nullopt;
     }
+    auto num = [&](size_t at, size_t n, int64_t* out) {
+        int64_t v = 0;
+        for (size_t i = at; i < at + n; ++i) {
+            if (s[i] < '0' || s[i] > '9') {
+                return false;
+            }
+            v = v * 10 + (s[i] - '0');
+        }
+        *out = v;
+        return true;
+    };
     int64_t d = 0;
     int64_t y = 0;
     int64_t hh = 0;
     int64_t mm = 0;
     int64_t ss = 0;
-    if (!digits(s.substr(5, 2), &d) || !digits(s.substr(12, 4), &y)
-        || !digits(s.substr(17, 2), &hh) || !digits(s.substr(20, 2), &mm)
-        || !digits(s.substr(23, 2), &ss))
+    if (!num(5, 2, &d) || !num(12, 4, &y) || !num(17, 2, &hh)
+        || !num(20, 2, &mm) || !num(23, 2, &ss))
     {
         return std::nullopt;
     }
     int64_t m = 0;
     for (size_t i = 0; i < kMonths.size(); ++i) {
-        if (s.substr(8, 3) == kMonths[i]) {
+        const char* name = kMonths[i];
+        if (s[8] == name[0] && s[9] == name[1] && s[10] == name[2]) {
             m = static_cast<int64_t>(i) + 1;
+            break;
         }
     }
     if (m == 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) {

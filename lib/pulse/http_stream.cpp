@@ -59,6 +59,10 @@ void HttpStream::start(bool chunked)
 {
     framing_.http_chunked = chunked;
     framing_id_ = fanout_.framing_ids().id(framing_);
+    // A multiplexed id differs per subscription, so those frames are this
+    // stream's own; streams without ids share the worker's.
+    own_frames_ = sub_.multiplexed() && opt_.transport != Transport::kChunked
+                  && opt_.transport != Transport::kRawStream;
     if (opt_.transport == Transport::kMultipart) {
         std::string tail = "\r\n--" + boundary_;
         if (chunked) {
@@ -82,22 +86,17 @@ void HttpStream::start(bool chunked)
 
 bool HttpStream::push_message(size_t index, Msg& m)
 {
-    Frame* f = nullptr;
-    FrameRef own;
-    if (sub_.multiplexed() && opt_.transport != Transport::kChunked
-        && opt_.transport != Transport::kRawStream)
-    {
-        // A multiplexed id differs per subscription: a frame of its own.
-        // Streams without ids share the worker's.
-        own =
-            FrameRef(Frame::make(encode(m.data(), framing_, sub_.show(index, m),
-                                        fanout_.deflate_options())));
-        f = own.get();
+    if (!own_frames_) {
+        Frame* f = m.encoded(framing_id_, framing_, fanout_.deflate_options());
+        if (f->size() != 0 && !io_.push(f)) {
+            return false;
+        }
     } else {
-        f = m.encoded(framing_id_, framing_, fanout_.deflate_options());
-    }
-    if (f->size() != 0 && !io_.push(f)) {
-        return false;
+        FrameRef own(Frame::make(encode(m.data(), framing_, sub_.show(index, m),
+                                        fanout_.deflate_options())));
+        if (own.get()->size() != 0 && !io_.push(own.get())) {
+            return false;
+        }
     }
     return !part_end_ || io_.push(part_end_.get());
 }

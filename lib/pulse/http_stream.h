@@ -93,6 +93,7 @@ private:
     std::vector<Subscription::CatchUp> pending_;  // joined, not yet sent
     Framing framing_;
     uint32_t framing_id_ = 0;
+    bool own_frames_ = false;  // multiplexed ids: frames of its own
     std::string content_type_;
     std::string hello_;
     std::string boundary_;  // multipart: this stream's own

@@ -12,8 +12,8 @@ Msg::Msg(const MessageView& m)
       id_text_(to_string(m.id))
 {}
 
-Frame* Msg::encoded(uint32_t framing_id, const Framing& f,
-                    const ws::DeflateOptions& z)
+Frame* Msg::encode_slow(uint32_t framing_id, const Framing& f,
+                        const ws::DeflateOptions& z)
 {
     // the usual path: one integer compare per cached frame
     if (framing_id != 0) {

@@ -30,7 +30,16 @@ public:
     /// `id` is f's FramingIds id (0: none, compared whole). An empty frame
     /// means nothing to send.
     Frame* encoded(uint32_t framing_id, const Framing& f,
-                   const ws::DeflateOptions& z);
+                   const ws::DeflateOptions& z)
+    {
+        // most of a worker's subscribers share the first framing made
+        if (framing_id != 0 && !encodings_.empty()
+            && encodings_.front().id == framing_id)
+        {
+            return encodings_.front().frame.get();
+        }
+        return encode_slow(framing_id, f, z);
+    }
     Frame* encoded(const Framing& f, const ws::DeflateOptions& z)
     {
         return encoded(0, f, z);
@@ -51,6 +60,9 @@ public:
     std::string deflated;  // the body compressed at publish time, or empty
 
 private:
+    Frame* encode_slow(uint32_t framing_id, const Framing& f,
+                       const ws::DeflateOptions& z);
+
     struct Encoding {
         uint32_t id;
         Framing framing;

@@ -61,6 +61,7 @@ uint64_t Store::token() const
 
 Status Store::open(const Guard&, uint32_t buckets_hint, uint64_t token)
 {
+    base_ = arena_.base();
     auto* old = static_cast<StoreHeader*>(arena_.root());
     if (old != nullptr && old->magic == kStoreMagic
         && old->layout_version == kStoreLayoutVersion)
@@ -82,7 +83,7 @@ Status Store::open(const Guard&, uint32_t buckets_hint, uint64_t token)
         return Status(Code::kNoMemory, "no room for the channel table");
     }
     std::memset(b, 0, bytes);
-    h->buckets = ShmRef<uint32_t>::of(arena_, static_cast<uint32_t*>(b)).off;
+    h->buckets = ShmRef<uint32_t>::of(base_, static_cast<uint32_t*>(b)).off;
     h->token = token;
     h->next_serial = 1;
     h->magic = kStoreMagic;
@@ -96,10 +97,10 @@ Status Store::open(const Guard&, uint32_t buckets_hint, uint64_t token)
 
 Channel* Store::find(std::string_view key, uint32_t hash)
 {
-    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(arena_);
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
     uint32_t off = buckets[hash & (hdr_->nbuckets - 1)];
     while (off != 0) {
-        auto* c = ShmRef<Channel>{off}.get(arena_);
+        auto* c = ShmRef<Channel>{off}.get(base_);
         if (c->hash == hash && key_view(c) == key) {
             return c;
         }
@@ -127,24 +128,24 @@ Channel* Store::create(std::string_view key, uint32_t hash, int64_t now)
     c->timeout = 3600;
     c->last_requested = -1;
     c->last_active = now;
-    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(arena_);
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
     uint32_t& head = buckets[hash & (hdr_->nbuckets - 1)];
     c->next_in_bucket = head;
-    head = ShmRef<Channel>::of(arena_, c).off;
+    head = ShmRef<Channel>::of(base_, c).off;
     hdr_->channels++;
     return c;
 }
 
 Channel* Store::channel(ChannelHandle h)
 {
-    auto* c = ShmRef<Channel>{h.off}.get(arena_);
+    auto* c = ShmRef<Channel>{h.off}.get(base_);
     return c != nullptr && c->serial == h.serial ? c : nullptr;
 }
 
 void Store::unlink(Channel* c)
 {
-    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(arena_);
-    uint32_t self = ShmRef<Channel>::of(arena_, c).off;
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
+    uint32_t self = ShmRef<Channel>::of(base_, c).off;
     uint32_t* link = &buckets[c->hash & (hdr_->nbuckets - 1)];
     while (*link != 0) {
         if (*link == self) {
@@ -152,7 +153,7 @@ void Store::unlink(Channel* c)
             c->next_in_bucket = 0;
             return;
         }
-        link = &ShmRef<Channel>{*link}.get(arena_)->next_in_bucket;
+        link = &ShmRef<Channel>{*link}.get(base_)->next_in_bucket;
     }
 }
 
@@ -286,10 +287,10 @@ void Store::drop_messages(Channel* c)
 
 void Store::expire_everywhere(int64_t now)
 {
-    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(arena_);
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
     for (uint32_t i = 0; i < hdr_->nbuckets; ++i) {
         for (uint32_t off = buckets[i]; off != 0;) {
-            auto* c = ShmRef<Channel>{off}.get(arena_);
+            auto* c = ShmRef<Channel>{off}.get(base_);
             off = c->next_in_bucket;
             expire(c, now);
         }
@@ -301,7 +302,7 @@ void Store::expire_everywhere(int64_t now)
 uint64_t Store::notify(Channel* c)
 {
     uint64_t ring = 0;
-    uint32_t self = ShmRef<Channel>::of(arena_, c).off;
+    uint32_t self = ShmRef<Channel>::of(base_, c).off;
     for (uint32_t s = 0; s < kMaxSlots; ++s) {
         uint64_t bit = uint64_t{1} << s;
         if ((c->slot_mask & bit) == 0) {
@@ -406,7 +407,7 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     // A timeout past the end of the id space means never (and must not
     // wrap around into the past).
     m->expires = ttl <= 0 || ttl > kMaxMsgTime - p.now ? 0 : p.now + ttl;
-    uint32_t self = ShmRef<Message>::of(arena_, m).off;
+    uint32_t self = ShmRef<Message>::of(base_, m).off;
     m->prev = c->last;
     if (Message* tail = msg(c->last)) {
         tail->next = self;
@@ -518,7 +519,7 @@ Result<Store::Subscription> Store::subscribe(const Guard&, std::string_view key,
             return Status(Code::kNoMemory, "shared memory zone is full");
         }
     }
-    uint32_t coff = ShmRef<Channel>::of(arena_, c).off;
+    uint32_t coff = ShmRef<Channel>::of(base_, c).off;
     WorkerSlot& ws = hdr_->slots[slot];
     // One record per (slot, channel): find it on the slot's list.
     SlotSub* ss = nullptr;
@@ -540,7 +541,7 @@ Result<Store::Subscription> Store::subscribe(const Guard&, std::string_view key,
         ss->serial = c->serial;
         ss->cursor_time = c->last_time;
         ss->cursor_tag = c->last_tag;
-        uint32_t self = ShmRef<SlotSub>::of(arena_, ss).off;
+        uint32_t self = ShmRef<SlotSub>::of(base_, ss).off;
         ss->next = ws.subs;
         if (SlotSub* head = slot_sub(ws.subs)) {
             head->prev = self;
@@ -551,7 +552,7 @@ Result<Store::Subscription> Store::subscribe(const Guard&, std::string_view key,
     c->last_requested = now;
     c->last_active = now;
     return Subscription{ChannelHandle{coff, c->serial},
-                        ShmRef<SlotSub>::of(arena_, ss).off, slot};
+                        ShmRef<SlotSub>::of(base_, ss).off, slot};
 }
 
 void Store::add_subscribers(const Guard&, const Subscription& s, int32_t delta,
@@ -581,7 +582,7 @@ void Store::add_subscribers(const Guard&, const Subscription& s, int32_t delta,
 void Store::leave(uint32_t slot, SlotSub* ss)
 {
     WorkerSlot& ws = hdr_->slots[slot];
-    auto* c = ShmRef<Channel>{ss->channel}.get(arena_);
+    auto* c = ShmRef<Channel>{ss->channel}.get(base_);
     if (c != nullptr && c->serial == ss->serial) {
         MsgId cursor{ss->cursor_time, ss->cursor_tag};
         for (Message* m = msg(c->last);
@@ -673,12 +674,12 @@ void Store::release_slot(const Guard&, uint32_t slot)
 void Store::gc(const Guard&, int64_t now, int64_t channel_timeout,
                uint32_t max_buckets)
 {
-    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(arena_);
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
     uint32_t n = max_buckets < hdr_->nbuckets ? max_buckets : hdr_->nbuckets;
     for (uint32_t i = 0; i < n; ++i) {
         uint32_t b = hdr_->gc_cursor++ & (hdr_->nbuckets - 1);
         for (uint32_t off = buckets[b]; off != 0;) {
-            auto* c = ShmRef<Channel>{off}.get(arena_);
+            auto* c = ShmRef<Channel>{off}.get(base_);
             off = c->next_in_bucket;
             expire(c, now);
             if (c->buffered == 0 && c->first == 0 && c->subscribers == 0

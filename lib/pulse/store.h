@@ -113,6 +113,9 @@ public:
     /// Fails with kNoMemory when the arena cannot hold the tables.
     Status open(const Guard&, uint32_t buckets_hint, uint64_t token);
     bool is_open() const { return hdr_ != nullptr; }
+    /// The arena's memory moved (a new nginx cycle maps the zone anew):
+    /// re-read its base. open() does it too.
+    void rebase() { base_ = arena_.base(); }
     uint64_t token() const;
 
     // ------------------------------------------------------------ publish
@@ -249,6 +252,7 @@ private:
     SlotSub* slot_sub(uint32_t off);
 
     Arena& arena_;
+    std::byte* base_ = nullptr;  // arena_.base(), read once in open()
     StoreHeader* hdr_ = nullptr;
 };
 
@@ -350,12 +354,12 @@ static_assert(kShmSafe<StoreHeader>);
 
 inline Message* Store::msg(uint32_t off)
 {
-    return ShmRef<Message>{off}.get(arena_);
+    return ShmRef<Message>{off}.get(base_);
 }
 
 inline SlotSub* Store::slot_sub(uint32_t off)
 {
-    return ShmRef<SlotSub>{off}.get(arena_);
+    return ShmRef<SlotSub>{off}.get(base_);
 }
 
 template <typename Fn>
@@ -369,7 +373,7 @@ bool Store::drain_mailbox(const Guard&, uint32_t slot, Fn&& fn)
     while (ws.head != ws.tail) {
         MailboxEntry e = ws.mailbox[ws.head % kMailboxSize];
         ws.head++;
-        auto* c = ShmRef<Channel>{e.off}.get(arena_);
+        auto* c = ShmRef<Channel>{e.off}.get(base_);
         if (c->serial != e.serial || (c->notify_mask & bit) == 0) {
             continue;
         }
