@@ -10,6 +10,7 @@
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_worker.h"
+#include "pulse/http_date.h"
 #include "pulse/poll.h"
 
 namespace pulse::ngx {
@@ -101,6 +102,25 @@ ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
     return NGX_DONE;
 }
 
+// nginx's header filter would format last_modified_time with ngx_sprintf
+// for every answer (a tenth of a long-poll's CPU); the answers to one
+// message share one time, so the worker formats it once and the header
+// filter finds it ready in headers_out.last_modified.
+void set_last_modified(ngx_http_request_t* r, int64_t t)
+{
+    static HttpDateCache dates;  // per worker process
+    auto* h =
+        static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) {
+        throw std::bad_alloc();
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Last-Modified");
+    h->value = pool_str(r->pool, dates.format(t));
+    r->headers_out.last_modified = h;
+    r->headers_out.last_modified_time = static_cast<time_t>(t);
+}
+
 // Last-Modified carries the time and Etag the tag(s), or Etag the whole id
 // in compound mode (pulse_subscriber_message_id_custom_etag_header names
 // it); the ids are ours, not cache validators.
@@ -114,8 +134,7 @@ void PollRequest::add_id_headers(const PollAnswer& a)
                                     : std::string_view("Etag");
         add_header(r, name, *a.etag);
         if (a.last_modified) {
-            r->headers_out.last_modified_time =
-                static_cast<time_t>(*a.last_modified);
+            set_last_modified(r, *a.last_modified);
         }
     }
     add_static_header(r, &kVaryName, &kVary);

@@ -1,7 +1,6 @@
 #include "pulse/http_date.h"
 
 #include <array>
-#include <cstdio>
 
 namespace pulse {
 
@@ -37,9 +36,23 @@ void civil_from_days(int64_t z, int64_t* y, int64_t* m, int64_t* d)
     *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
 }
 
+void put2(char* p, int64_t v)
+{
+    p[0] = static_cast<char>('0' + v / 10);
+    p[1] = static_cast<char>('0' + v % 10);
+}
+
+void put3(char* p, const char* s)
+{
+    p[0] = s[0];
+    p[1] = s[1];
+    p[2] = s[2];
+}
+
 }  // namespace
 
-std::string format_http_date(int64_t t)
+// By hand rather than snprintf: long-poll answers format it per response.
+void format_http_date(int64_t t, char (&out)[kHttpDateLen])
 {
     int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
     int64_t secs = t - days * 86400;
@@ -47,16 +60,37 @@ std::string format_http_date(int64_t t)
     int64_t m = 0;
     int64_t d = 0;
     civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) {
+        // clamp to what four digits hold
+        format_http_date(y < 0 ? -62167219200 : 253402300799, out);
+        return;
+    }
     int64_t wd = ((days % 7) + 7) % 7;
-    char buf[64];
-    int n = std::snprintf(
-        buf, sizeof(buf), "%s, %02lld %s %04lld %02lld:%02lld:%02lld GMT",
-        kDays[static_cast<size_t>(wd)], static_cast<long long>(d),
-        kMonths[static_cast<size_t>(m - 1)], static_cast<long long>(y),
-        static_cast<long long>(secs / 3600),
-        static_cast<long long>(secs / 60 % 60),
-        static_cast<long long>(secs % 60));
-    return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    char* p = out;
+    put3(p, kDays[static_cast<size_t>(wd)]);
+    p[3] = ',';
+    p[4] = ' ';
+    put2(p + 5, d);
+    p[7] = ' ';
+    put3(p + 8, kMonths[static_cast<size_t>(m - 1)]);
+    p[11] = ' ';
+    put2(p + 12, y / 100);
+    put2(p + 14, y % 100);
+    p[16] = ' ';
+    put2(p + 17, secs / 3600);
+    p[19] = ':';
+    put2(p + 20, secs / 60 % 60);
+    p[22] = ':';
+    put2(p + 23, secs % 60);
+    put3(p + 25, " GM");
+    p[28] = 'T';
+}
+
+std::string format_http_date(int64_t t)
+{
+    char buf[kHttpDateLen];
+    format_http_date(t, buf);
+    return std::string(buf, kHttpDateLen);
 }
 
 std::optional<int64_t> parse_http_date(std::string_view s)
@@ -69,27 +103,21 @@ std::optional<int64_t> parse_http_date(std::string_view s)
     {
         return std::nullopt;
     }
-    auto num = [&](size_t at, size_t n, int64_t* out) {
-        int64_t v = 0;
-        for (size_t i = at; i < at + n; ++i) {
-            if (s[i] < '0' || s[i] > '9') {
-                return false;
-            }
-            v = v * 10 + (s[i] - '0');
+    static constexpr size_t kDigits[] = {5,  6,  12, 13, 14, 15,
+                                         17, 18, 20, 21, 23, 24};
+    for (size_t i : kDigits) {
+        if (static_cast<unsigned char>(s[i] - '0') > 9) {
+            return std::nullopt;
         }
-        *out = v;
-        return true;
-    };
-    int64_t d = 0;
-    int64_t y = 0;
-    int64_t hh = 0;
-    int64_t mm = 0;
-    int64_t ss = 0;
-    if (!num(5, 2, &d) || !num(12, 4, &y) || !num(17, 2, &hh)
-        || !num(20, 2, &mm) || !num(23, 2, &ss))
-    {
-        return std::nullopt;
     }
+    auto two = [&](size_t at) -> int64_t {
+        return (s[at] - '0') * 10 + (s[at + 1] - '0');
+    };
+    int64_t d = two(5);
+    int64_t y = two(12) * 100 + two(14);
+    int64_t hh = two(17);
+    int64_t mm = two(20);
+    int64_t ss = two(23);
     int64_t m = 0;
     for (size_t i = 0; i < kMonths.size(); ++i) {
         const char* name = kMonths[i];

@@ -1,6 +1,8 @@
 #include "pulse/sse.h"
 
 #include <cctype>
+#include <ctime>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -112,12 +114,57 @@ TEST(HttpDate, RoundTrips)
     }
 }
 
+// Against libc's strftime over four centuries of seconds, leap days and
+// the last second of 9999 included.
+TEST(HttpDate, FormatsAsStrftime)
+{
+    std::vector<int64_t> times = {0,          -1,          68256000,
+                                  951782400,  951868799,   4107542399,
+                                  1764633600, 253402300799};
+    uint64_t x = 88172645463325252ULL;  // xorshift: reproducible spread
+    for (int i = 0; i < 20000; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        times.push_back(static_cast<int64_t>(x % 253402300800ULL));
+    }
+    for (int64_t t : times) {
+        time_t tt = static_cast<time_t>(t);
+        struct tm tm {};
+        ASSERT_NE(gmtime_r(&tt, &tm), nullptr);
+        char want[64];
+        size_t n =
+            strftime(want, sizeof(want), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        ASSERT_EQ(format_http_date(t), std::string(want, n)) << t;
+        ASSERT_EQ(parse_http_date(want), t) << want;
+    }
+    // outside 0000-9999: clamped, never more than four digits
+    EXPECT_EQ(format_http_date(253402300800), "Fri, 31 Dec 9999 23:59:59 GMT");
+    EXPECT_EQ(format_http_date(int64_t{1} << 50),
+              "Fri, 31 Dec 9999 23:59:59 GMT");
+    EXPECT_EQ(format_http_date(-(int64_t{1} << 50)),
+              "Sat, 01 Jan 0000 00:00:00 GMT");
+}
+
+TEST(HttpDate, CacheFollowsTheTime)
+{
+    HttpDateCache c;
+    EXPECT_EQ(c.format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    EXPECT_EQ(c.format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    EXPECT_EQ(c.format(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    EXPECT_EQ(c.format(784111778), "Sun, 06 Nov 1994 08:49:38 GMT");
+    EXPECT_EQ(c.format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
 TEST(HttpDate, RejectsMalformed)
 {
     for (const char* bad :
          {"", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC",
           "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 6 Nov 1994 08:49:37 GMT",
-          "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, xx Nov 1994 08:49:37 GMT"})
+          "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, xx Nov 1994 08:49:37 GMT",
+          "Sun, 06 Nov 19 4 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:3/ GMT",
+          "Sun, 06 Nov 1994 08:60:37 GMT", "Sun, 00 Nov 1994 08:49:37 GMT",
+          "Sun, 06 Nov 1994 08:49:37 GMT "})
     {
         EXPECT_FALSE(parse_http_date(bad).has_value()) << bad;
     }
