@@ -186,7 +186,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := ws_frame v1_request publish_fields
 FUZZ_CXX := clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=all -Ilib
-FUZZ_LIB := $(filter-out lib/pulse/store.cpp,$(LIB_SRCS))
+FUZZ_LIB := $(LIB_SRCS)
 $(BUILD)/%_fuzz: t/fuzz/%_fuzz.cpp $(FUZZ_LIB) $(LIB_HDRS) | $(BUILD)/.deps
 	$(FUZZ_CXX) $< $(FUZZ_LIB) -lcrypto -lz -o $@
 fuzz: $(patsubst %,$(BUILD)/%_fuzz,$(FUZZ_TARGETS))
