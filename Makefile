@@ -181,9 +181,11 @@ tidy: $(BUILD)/.deps $(MODULE_SO)
 #                   built from them
 #   publish_fields  the publish-time field rule and every encoder: no
 #                   forged line in any output
+#   jwt             token verification (nothing unsigned accepted) and ACL
+#                   patterns against a reference matcher
 # FUZZ_SECONDS bounds each target's run (CI uses a short one).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ws_frame v1_request publish_fields
+FUZZ_TARGETS := ws_frame v1_request publish_fields jwt
 FUZZ_CXX := clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=all -Ilib
 FUZZ_LIB := $(LIB_SRCS)

@@ -71,8 +71,9 @@ public:
 
     bool is_ok() const { return value_.has_value(); }
     const Status& status() const { return status_; }
-    T& value() { return *value_; }
-    const T& value() const { return *value_; }
+    T& value() & { return *value_; }
+    const T& value() const& { return *value_; }
+    T&& value() && { return std::move(*value_); }
     T* operator->() { return &*value_; }
     const T* operator->() const { return &*value_; }
 
