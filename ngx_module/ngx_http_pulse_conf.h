@@ -86,6 +86,7 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_int_t max_channels_per_connection;
     ngx_str_t ws_upstream;                  // pulse_websocket_upstream URI
     ngx_http_complex_value_t* ws_identity;  // pulse_websocket_identity
+    void* jwt;  // pulse_jwt_*: a JwtConf (ngx_http_pulse_auth.cpp), or NULL
 };
 
 extern "C" {

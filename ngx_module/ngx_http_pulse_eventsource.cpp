@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
@@ -28,12 +29,13 @@ public:
           writer_(r, lcf->subscriber_max_buffered),
           stream_(Worker::get()->fanout(), *this, std::move(o))
     {
-        for (ngx_event_t* ev : {&ping_, &timeout_, &start_ev_}) {
+        for (ngx_event_t* ev : {&ping_, &timeout_, &expire_, &start_ev_}) {
             ev->data = this;
             ev->log = r->connection->log;
         }
         ping_.handler = on_ping;
         timeout_.handler = on_timeout;
+        expire_.handler = on_expire;
         start_ev_.handler = on_start;
     }
     StreamConn(const StreamConn&) = delete;
@@ -67,6 +69,7 @@ private:
     void on_close() noexcept override;
     static void on_ping(ngx_event_t* ev) noexcept;
     static void on_timeout(ngx_event_t* ev) noexcept;
+    static void on_expire(ngx_event_t* ev) noexcept;
     static void on_start(ngx_event_t* ev) noexcept;
     ngx_msec_t timeout_ms() const
     {
@@ -79,6 +82,7 @@ private:
     HttpStream stream_;
     ngx_event_t ping_{};
     ngx_event_t timeout_{};
+    ngx_event_t expire_{};  // the token's exp
     ngx_event_t start_ev_{};
     bool finishing_ = false;
 };
@@ -136,6 +140,9 @@ ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
     if (lcf_->subscriber_timeout > 0) {
         ngx_add_timer(&timeout_, timeout_ms());
     }
+    if (auto deadline = token_deadline(r, lcf_)) {
+        ngx_add_timer(&expire_, ms_until(*deadline));
+    }
     r->main->count++;
     // The first write, and for HTTP/1.x the detach, run from a posted event:
     // ending the stream here would finalize the request under the content
@@ -146,7 +153,7 @@ ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
 
 void StreamConn::on_close() noexcept
 {
-    for (ngx_event_t* ev : {&ping_, &timeout_}) {
+    for (ngx_event_t* ev : {&ping_, &timeout_, &expire_}) {
         if (ev->timer_set) {
             ngx_del_timer(ev);
         }
@@ -271,6 +278,12 @@ void StreamConn::on_timeout(ngx_event_t* ev) noexcept
 {
     auto* s = static_cast<StreamConn*>(ev->data);
     s->guarded([s] { s->stream_.end(end_status::kTimeout); });
+}
+
+void StreamConn::on_expire(ngx_event_t* ev) noexcept
+{
+    auto* s = static_cast<StreamConn*>(ev->data);
+    s->guarded([s] { s->stream_.end(end_status::kUnauthorized); });
 }
 
 }  // namespace

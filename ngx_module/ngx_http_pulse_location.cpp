@@ -4,6 +4,7 @@
 
 #include "ngx.h"
 
+#include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
@@ -42,10 +43,17 @@ try {
     }
     bool pub_http = (lcf->roles & NGX_HTTP_PULSE_PUB_HTTP) != 0;
     bool sub_any = (lcf->roles & NGX_HTTP_PULSE_SUB_ANY) != 0;
+    if (r->method == NGX_HTTP_OPTIONS) {
+        // a CORS preflight carries no credentials
+        ngx_http_discard_request_body(r);
+        return preflight(r, lcf);
+    }
+    // before anything else, WebSocket upgrades included: a refusal is a
+    // plain HTTP status
+    if (ngx_int_t rc = pulse::ngx::authenticate(r, lcf); rc != NGX_DECLINED) {
+        return rc;
+    }
     switch (r->method) {
-        case NGX_HTTP_OPTIONS:
-            ngx_http_discard_request_body(r);
-            return preflight(r, lcf);
         case NGX_HTTP_GET: {
             // one pass over the header list for what dispatch needs
             pulse::ngx::PulseHeaders h = pulse::ngx::pulse_headers(r);

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
@@ -611,6 +612,69 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, publisher_message_id),
       nullptr },
 
+    { ngx_string("pulse_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      pulse::ngx::set_jwt_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_jwt_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      pulse::ngx::set_jwt_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      pulse::ngx::set_jwt_leeway,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_jwt_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      pulse::ngx::set_jwt_max_size,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      pulse::ngx::set_jwt_string,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &pulse::ngx::kJwtIssuer },
+
+    { ngx_string("pulse_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      pulse::ngx::set_jwt_string,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &pulse::ngx::kJwtAudience },
+
+    { ngx_string("pulse_jwt_tenant_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      pulse::ngx::set_jwt_string,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &pulse::ngx::kJwtTenantClaim },
+
+    { ngx_string("pulse_jwt_channels_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      pulse::ngx::set_jwt_string,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &pulse::ngx::kJwtChannelsClaim },
+
+    { ngx_string("pulse_auth_audit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      pulse::ngx::set_auth_audit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
       ngx_null_command
 };
 // clang-format on
@@ -785,7 +849,7 @@ try {
     if (c->ws_identity == nullptr) {
         c->ws_identity = p->ws_identity;
     }
-    return NGX_CONF_OK;
+    return pulse::ngx::merge_auth(cf, p, c);
 }
 PULSE_CATCH_CONF(cf)
 

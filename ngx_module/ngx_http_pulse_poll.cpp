@@ -6,6 +6,7 @@
 #include <new>
 #include <string>
 
+#include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
@@ -60,8 +61,9 @@ private:
     ngx_http_pulse_loc_conf_t* lcf_;
     Poll poll_;
     ngx_event_t timeout_{};
-    MsgPtr msg_;         // the answer's message: its body is the response's
-    bool held_ = false;  // waiting: answers finalize the request
+    MsgPtr msg_;            // the answer's message: its body is the response's
+    bool held_ = false;     // waiting: answers finalize the request
+    bool expires_ = false;  // timeout_ is the token's deadline
     ngx_int_t rc_ = NGX_OK;
 };
 
@@ -89,14 +91,25 @@ ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
         return rc_;  // answered at once
     }
     held_ = true;
-    ngx_http_set_ctx(r_, this, ngx_http_pulse_module);
+    request_ctx(r_).transport = this;
     r_->read_event_handler = ngx_http_test_reading;
     if (r_->stream == nullptr) {
         r_->connection->idle = 1;
     }
-    if (lcf_->subscriber_timeout > 0) {
-        ngx_add_timer(&timeout_,
-                      static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000);
+    ngx_msec_t hold =
+        lcf_->subscriber_timeout > 0
+            ? static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000
+            : 0;
+    if (auto deadline = token_deadline(r_, lcf_)) {
+        // the token expires first: the poll ends then, with 401
+        ngx_msec_t left = ms_until(*deadline);
+        if (hold == 0 || left < hold) {
+            hold = left;
+            expires_ = true;
+        }
+    }
+    if (hold > 0 || expires_) {
+        ngx_add_timer(&timeout_, hold);
     }
     r_->main->count++;
     return NGX_DONE;
@@ -226,7 +239,8 @@ void PollRequest::on_timeout(ngx_event_t* ev) noexcept
 {
     auto* p = static_cast<PollRequest*>(ev->data);
     try {
-        p->poll_.end(end_status::kTimeout);
+        p->poll_.end(p->expires_ ? end_status::kUnauthorized
+                                 : end_status::kTimeout);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ev->log, 0, PULSE_LOG_PREFIX "%s",
                       e.what());

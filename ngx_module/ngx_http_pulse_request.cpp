@@ -3,9 +3,33 @@
 #include <algorithm>
 #include <new>
 
+#include "ngx_http_pulse_auth.h"
 #include "pulse/channel_id.h"
 
 namespace pulse::ngx {
+
+RequestCtx* find_request_ctx(ngx_http_request_t* r)
+{
+    return static_cast<RequestCtx*>(
+        ngx_http_get_module_ctx(r, ngx_http_pulse_module));
+}
+
+RequestCtx& request_ctx(ngx_http_request_t* r)
+{
+    if (RequestCtx* ctx = find_request_ctx(r)) {
+        return *ctx;
+    }
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(RequestCtx));
+    if (cln == nullptr) {
+        throw std::bad_alloc();
+    }
+    auto* ctx = new (cln->data) RequestCtx();
+    cln->handler = [](void* data) noexcept {
+        static_cast<RequestCtx*>(data)->~RequestCtx();
+    };
+    ngx_http_set_ctx(r, ctx, ngx_http_pulse_module);
+    return *ctx;
+}
 
 ngx_str_t pool_str(ngx_pool_t* pool, std::string_view s)
 {
@@ -186,6 +210,39 @@ std::string unescape(std::string_view s)
     return out;
 }
 
+namespace {
+
+// pulse_channel_group's value with the token's tenant (acl::Grant::group).
+Result<std::string> request_group(ngx_http_request_t* r,
+                                  ngx_http_pulse_loc_conf_t* lcf)
+{
+    std::string group;
+    if (lcf->channel_group != nullptr) {
+        group = eval(r, lcf->channel_group);
+        if (Status g = validate_group(group); !g.is_ok()) {
+            return g;
+        }
+    }
+    return request_grant(r).group(group);
+}
+
+// 403 for the first id the token's ACL does not allow.
+Status check_acl(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                 std::string_view id, bool publishing)
+{
+    const acl::Grant& g = request_grant(r);
+    auto d = publishing ? acl::Direction::kPublish : acl::Direction::kSubscribe;
+    if (g.may(d, id)) {
+        return Status::ok();
+    }
+    const char* why = publishing ? "channel outside the token's publish ACL"
+                                 : "channel outside the token's subscribe ACL";
+    audit(r, lcf, "deny", NGX_HTTP_FORBIDDEN, id, why);
+    return Status(Code::kForbidden, "Forbidden: " + std::string(why) + ".");
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               ngx_http_pulse_loc_conf_t* lcf,
                                               bool publishing)
@@ -210,15 +267,15 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
         if (v.len == 0) {
             return Status(Code::kNotFound, "No channel id provided.");
         }
-        std::string group;
-        if (lcf->channel_group != nullptr) {
-            group = eval(r, lcf->channel_group);
-            if (Status g = validate_group(group); !g.is_ok()) {
-                return g;
-            }
+        auto group = request_group(r, lcf);
+        if (!group.is_ok()) {
+            return group.status();
+        }
+        if (Status a = check_acl(r, lcf, sv(v), publishing); !a.is_ok()) {
+            return a;
         }
         std::vector<std::string> keys;
-        keys.push_back(channel_key(group, sv(v)));
+        keys.push_back(channel_key(group.value(), sv(v)));
         return keys;
     }
     std::vector<std::string> values;
@@ -232,17 +289,16 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     if (!split.is_ok()) {
         return split.status();
     }
-    std::string group;
-    if (lcf->channel_group != nullptr) {
-        group = eval(r, lcf->channel_group);
-        Status g = validate_group(group);
-        if (!g.is_ok()) {
-            return g;
-        }
+    auto group = request_group(r, lcf);
+    if (!group.is_ok()) {
+        return group.status();
     }
     std::vector<std::string> keys;
     for (std::string_view id : split.value()) {
-        keys.push_back(channel_key(group, id));
+        if (Status a = check_acl(r, lcf, id, publishing); !a.is_ok()) {
+            return a;
+        }
+        keys.push_back(channel_key(group.value(), id));
     }
     return keys;
 }

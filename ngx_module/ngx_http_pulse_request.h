@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ngx_http_pulse_conf.h"
+#include "pulse/acl.h"
 #include "pulse/fanout.h"
 #include "pulse/message_id.h"
 #include "pulse/status.h"
@@ -22,6 +23,16 @@ inline std::string_view sv(const ngx_str_t& s)
 {
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
 }
+
+/// The module's request context: the request's grant (its token's claims)
+/// and the transport object that serves it, if any. In the request pool.
+struct RequestCtx {
+    acl::Grant grant;
+    void* transport = nullptr;
+};
+RequestCtx* find_request_ctx(ngx_http_request_t* r);
+/// The context, made on first use.
+RequestCtx& request_ctx(ngx_http_request_t* r);
 
 /// Copies `s` into the request pool as an ngx_str_t.
 ngx_str_t pool_str(ngx_pool_t* pool, std::string_view s);
@@ -62,7 +73,9 @@ ngx_int_t send_response(ngx_http_request_t* r, ngx_uint_t status,
 bool cors_allow(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
 
 /// The channel keys (`<group>/<id>`) of this request for publishing or
-/// subscribing, or the Status that explains why not (404, 403).
+/// subscribing, or the Status that explains why not (404, 403). The group
+/// includes the token's tenant, and every channel is checked against its
+/// ACL (a refusal is audited).
 Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               ngx_http_pulse_loc_conf_t* lcf,
                                               bool publishing);

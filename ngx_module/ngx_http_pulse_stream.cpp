@@ -2,6 +2,7 @@
 
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_request.h"
 
 namespace pulse::ngx {
 
@@ -40,7 +41,7 @@ void HeldConnection::notify_close() noexcept
 
 void HeldConnection::bind_handlers()
 {
-    ngx_http_set_ctx(r_, this, ngx_http_pulse_module);
+    request_ctx(r_).transport = this;
     r_->read_event_handler = on_request_read;
     r_->write_event_handler = on_request_write;
 }
@@ -54,8 +55,8 @@ void HeldConnection::failed(const char* what) noexcept
 
 void HeldConnection::on_request_read(ngx_http_request_t* r) noexcept
 {
-    auto* self = static_cast<HeldConnection*>(
-        ngx_http_get_module_ctx(r, ngx_http_pulse_module));
+    RequestCtx* ctx = find_request_ctx(r);
+    auto* self = static_cast<HeldConnection*>(ctx ? ctx->transport : nullptr);
     if (self != nullptr && !self->closing_) {
         self->guarded([self] { self->on_read(); });
     }
@@ -63,8 +64,8 @@ void HeldConnection::on_request_read(ngx_http_request_t* r) noexcept
 
 void HeldConnection::on_request_write(ngx_http_request_t* r) noexcept
 {
-    auto* self = static_cast<HeldConnection*>(
-        ngx_http_get_module_ctx(r, ngx_http_pulse_module));
+    RequestCtx* ctx = find_request_ctx(r);
+    auto* self = static_cast<HeldConnection*>(ctx ? ctx->transport : nullptr);
     if (self != nullptr && !self->closing_) {
         self->guarded([self] { self->on_write(); });
     }

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <string>
 
+#include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
@@ -43,10 +44,12 @@ public:
     {
         writer_.detach();  // frames go straight to the socket
         no_http_end();
-        for (ngx_event_t* ev : {&start_ev_, &ping_, &idle_, &close_}) {
+        for (ngx_event_t* ev : {&start_ev_, &ping_, &idle_, &close_, &expire_})
+        {
             ev->data = this;
             ev->log = r->connection->log;
         }
+        expire_.handler = on_expire;
         start_ev_.handler = on_start;
         ping_.handler = on_timer_event;
         idle_.handler = on_timer_event;
@@ -77,6 +80,12 @@ public:
     // WsConnectionHost
     bool command(uint64_t token, std::string_view channel,
                  std::string_view data) override;
+    void denied(std::string_view channel, std::string_view reason) override
+    {
+        if (ngx_http_request_t* r = request()) {
+            audit(r, lcf_, "deny", NGX_HTTP_FORBIDDEN, channel, reason);
+        }
+    }
     // CommandSink
     void command_answer(uint64_t token, int status, std::string_view body,
                         bool failed) noexcept override;
@@ -87,6 +96,7 @@ private:
     void on_close() noexcept override;
     static void on_start(ngx_event_t* ev) noexcept;
     static void on_timer_event(ngx_event_t* ev) noexcept;
+    static void on_expire(ngx_event_t* ev) noexcept;
     ngx_event_t* event(ws::Timer t)
     {
         return t == ws::Timer::kPing   ? &ping_
@@ -103,6 +113,7 @@ private:
     ngx_event_t ping_{};
     ngx_event_t idle_{};
     ngx_event_t close_{};
+    ngx_event_t expire_{};  // the token's exp: close 4401
     bool started_ = false;
 };
 
@@ -117,6 +128,9 @@ ngx_int_t WsSocket::start(const std::string& head)
     writer_.push(h.get());  // an empty writer holds any first frame
     started_ = true;
     conn_.start();
+    if (auto deadline = token_deadline(r, lcf_)) {
+        ngx_add_timer(&expire_, ms_until(*deadline));
+    }
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     r->header_sent = 1;  // nginx must never write a response of its own
@@ -157,7 +171,7 @@ ngx_int_t WsSocket::start(const std::string& head)
 
 void WsSocket::on_close() noexcept
 {
-    for (ngx_event_t* ev : {&ping_, &idle_, &close_}) {
+    for (ngx_event_t* ev : {&ping_, &idle_, &close_, &expire_}) {
         if (ev->timer_set) {
             ngx_del_timer(ev);
         }
@@ -187,6 +201,16 @@ void WsSocket::on_start(ngx_event_t* ev) noexcept
             w->on_read();  // the leftover, and whatever epoll reported
         }
     });
+}
+
+// docs/auth.md: 4401, in the 4000-4999 range RFC 6455 leaves to
+// applications, mirrors HTTP's 401.
+void WsSocket::on_expire(ngx_event_t* ev) noexcept
+{
+    auto* w = static_cast<WsSocket*>(ev->data);
+    if (!w->closing()) {
+        w->guarded([w] { w->conn_.session().close(4401, "token expired"); });
+    }
 }
 
 void WsSocket::on_timer_event(ngx_event_t* ev) noexcept
@@ -371,6 +395,8 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
             return send_status(r, g);
         }
     }
+    s.grant = request_grant(r);
+    s.group = s.grant.group(s.group);
     std::string identity;
     if (lcf->ws_identity != nullptr) {
         identity = eval(r, lcf->ws_identity);

@@ -67,4 +67,72 @@ bool allowed(const std::vector<std::string>& patterns, std::string_view channel)
     return false;
 }
 
+bool Grant::may(Direction d, std::string_view channel) const
+{
+    if (!claims || !claims->has_acl) {
+        return true;
+    }
+    return allowed(
+        d == Direction::kSubscribe ? claims->subscribe : claims->publish,
+        channel);
+}
+
+std::string Grant::group(std::string_view configured) const
+{
+    if (!claims || claims->tenant.empty()) {
+        return std::string(configured);
+    }
+    if (configured.empty()) {
+        return claims->tenant;
+    }
+    return std::string(configured) + ":" + claims->tenant;
+}
+
+namespace {
+
+void quoted(std::string* out, std::string_view key, std::string_view v)
+{
+    static const char* kHex = "0123456789abcdef";
+    *out += ' ';
+    *out += key;
+    *out += "=\"";
+    size_t n = 0;
+    for (char ch : v) {
+        if (n++ == 256) {
+            *out += "...";
+            break;
+        }
+        auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            *out += '\\';
+            *out += ch;
+        } else if (c < 0x20 || c == 0x7f) {
+            *out += "\\x";
+            *out += kHex[c >> 4];
+            *out += kHex[c & 15];
+        } else {
+            *out += ch;
+        }
+    }
+    *out += '"';
+}
+
+}  // namespace
+
+std::string audit_line(std::string_view decision, int status,
+                       const jwt::Claims* claims, std::string_view channel,
+                       std::string_view client, std::string_view reason)
+{
+    std::string out = "pulse audit: decision=";
+    out += decision;
+    out += " status=" + std::to_string(status);
+    quoted(&out, "tenant", claims ? claims->tenant : "");
+    quoted(&out, "sub", claims ? claims->sub : "");
+    quoted(&out, "kid", claims ? claims->kid : "");
+    quoted(&out, "channel", channel);
+    quoted(&out, "client", client);
+    quoted(&out, "reason", reason);
+    return out;
+}
+
 }  // namespace pulse::acl

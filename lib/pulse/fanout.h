@@ -38,6 +38,7 @@ constexpr int kGone = 410;      // the channel was deleted
 constexpr int kTimeout = 408;   // pulse_subscriber_timeout
 constexpr int kShutdown = 503;  // the worker stops
 constexpr int kForbidden = 403;
+constexpr int kUnauthorized = 401;  // the connection's token expired
 }  // namespace end_status
 
 class Fanout;

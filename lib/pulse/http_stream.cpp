@@ -190,6 +190,8 @@ void HttpStream::end(int status)
         sse::append_status(text, 410, "410 Gone");
     } else if (status == end_status::kTimeout) {
         sse::append_status(text, 408, "408 Request Timeout");
+    } else if (status == end_status::kUnauthorized) {
+        sse::append_status(text, 401, "401 Token Expired");
     }
     if (!text.empty() && !push_text(std::move(text))) {
         return;

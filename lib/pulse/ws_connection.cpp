@@ -330,10 +330,20 @@ void WsConnection::handle_request(std::string_view text)
     }
 }
 
-Result<std::string> WsConnection::json_key(std::string_view channel) const
+Result<std::string> WsConnection::json_key(std::string_view channel,
+                                           acl::Direction d) const
 {
     if (channel.size() > set_.max_channel_id_length) {
         return Status(Code::kForbidden, "Channel id too long.");
+    }
+    if (!set_.grant.may(d, channel)) {
+        const char* why = d == acl::Direction::kSubscribe
+                              ? "Subscribing to this channel is not allowed "
+                                "by the token."
+                              : "Publishing to this channel is not allowed "
+                                "by the token.";
+        host_.denied(channel, why);
+        return Status(Code::kForbidden, why);
     }
     return channel_key(set_.group, channel);
 }
@@ -371,7 +381,7 @@ void WsConnection::json_subscribe(const ws::Request& req)
                             req.id, req.channel));
         return;
     }
-    auto key = json_key(req.channel);
+    auto key = json_key(req.channel, acl::Direction::kSubscribe);
     if (!key.is_ok()) {
         send_error(req, key.status());
         return;
@@ -423,7 +433,7 @@ void WsConnection::json_publish(const ws::Request& req)
                                            req.id, req.channel));
         return;
     }
-    auto key = json_key(req.channel);
+    auto key = json_key(req.channel, acl::Direction::kPublish);
     if (!key.is_ok()) {
         send_error(req, key.status());
         return;
@@ -448,6 +458,12 @@ void WsConnection::json_command(const ws::Request& req)
         session_.send_text(ws::error_frame("not_configured",
                                            "This location takes no commands.",
                                            req.id, req.channel));
+        return;
+    }
+    // a command names a channel the upstream acts on: the publish ACL
+    if (auto key = json_key(req.channel, acl::Direction::kPublish);
+        !key.is_ok()) {
+        send_error(req, key.status());
         return;
     }
     if (commands_.size() >= kMaxCommandsInFlight) {

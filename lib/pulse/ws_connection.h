@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "pulse/acl.h"
 #include "pulse/fanout.h"
 #include "pulse/ws_protocol.h"
 #include "pulse/ws_session.h"
@@ -52,6 +53,7 @@ struct WsSettings {
     std::string content_type;  // plain/meta publishes (the handshake's)
     std::string accept;        // the format of publish replies
     std::string group;         // pulse.v1 channel group
+    acl::Grant grant;          // the token's ACL, checked per pulse.v1 channel
     size_t max_channel_id_length = 1024;
     size_t max_channels = 64;  // pulse_max_channels_per_connection
     bool commands = false;     // pulse_websocket_upstream is set
@@ -64,6 +66,9 @@ public:
     /// WsConnection::command_done(token, ...). False when it cannot start.
     virtual bool command(uint64_t token, std::string_view channel,
                          std::string_view data) = 0;
+    /// A pulse.v1 request was refused for the token's ACL: the host writes
+    /// the audit line. The socket stays.
+    virtual void denied(std::string_view channel, std::string_view reason) = 0;
 
 protected:
     ~WsConnectionHost() = default;
@@ -117,7 +122,8 @@ private:
     void json_unsubscribe(const ws::Request& req);
     void json_publish(const ws::Request& req);
     void json_command(const ws::Request& req);
-    Result<std::string> json_key(std::string_view channel) const;
+    Result<std::string> json_key(std::string_view channel,
+                                 acl::Direction d) const;
     Sub* find(std::string_view channel);
     void send_error(const ws::Request& req, const Status& st);
 

@@ -204,6 +204,19 @@ TEST(HttpStream, EndsAndPings)
     EXPECT_EQ(io.bytes, ":408: 408 Request Timeout\n\n");
 }
 
+TEST(HttpStream, AnExpiredTokenEndsTheStreamWithAComment)
+{
+    StreamWorld w;
+    FakeIo io;
+    HttpStream s(*w.fanout, io, StreamOptions{});
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    s.end(end_status::kUnauthorized);
+    EXPECT_EQ(io.bytes, ":401: 401 Token Expired\n\n");
+    EXPECT_TRUE(s.finishing());
+    EXPECT_EQ(w.subscribers("/c"), 0U);
+}
+
 TEST(HttpStream, MessagesBeforeStartFollowTheCatchUp)
 {
     StreamWorld w;

@@ -634,6 +634,51 @@ TEST(Acl, Patterns)
     EXPECT_FALSE(matches("a.*.*.*.*.*.*.b", longname));
 }
 
+TEST(Acl, GrantAndGroup)
+{
+    acl::Grant open;
+    EXPECT_FALSE(open.authenticated());
+    EXPECT_TRUE(open.may(acl::Direction::kPublish, "anything"));
+    EXPECT_EQ(open.group("g"), "g");
+    auto c = std::make_shared<Claims>();
+    c->tenant = "acme";
+    acl::Grant tenant_only{c};
+    EXPECT_TRUE(tenant_only.may(acl::Direction::kPublish, "bw"));
+    EXPECT_EQ(tenant_only.group(""), "acme");
+    EXPECT_EQ(tenant_only.group("dash"), "dash:acme");
+    auto a = std::make_shared<Claims>(*c);
+    a->has_acl = true;
+    a->subscribe = {"bw", "metrics.*"};
+    a->publish = {"jobs.**"};
+    acl::Grant g{a};
+    EXPECT_TRUE(g.may(acl::Direction::kSubscribe, "metrics.cpu"));
+    EXPECT_FALSE(g.may(acl::Direction::kPublish, "metrics.cpu"));
+    EXPECT_TRUE(g.may(acl::Direction::kPublish, "jobs.1.progress"));
+    EXPECT_FALSE(g.may(acl::Direction::kSubscribe, "jobs.1"));
+    a->subscribe.clear();
+    EXPECT_FALSE(g.may(acl::Direction::kSubscribe, "bw"));  // fails closed
+}
+
+TEST(Acl, AuditLineIsStableAndEscaped)
+{
+    Claims c;
+    c.tenant = "acme";
+    c.sub = "al\"ice\n";
+    c.kid = "k1";
+    EXPECT_EQ(acl::audit_line("deny", 403, &c, "bw", "127.0.0.1",
+                              "channel outside the ACL"),
+              "pulse audit: decision=deny status=403 tenant=\"acme\" "
+              "sub=\"al\\\"ice\\x0a\" kid=\"k1\" channel=\"bw\" "
+              "client=\"127.0.0.1\" reason=\"channel outside the ACL\"");
+    EXPECT_EQ(acl::audit_line("deny", 401, nullptr, "", "::1", "expired"),
+              "pulse audit: decision=deny status=401 tenant=\"\" sub=\"\" "
+              "kid=\"\" channel=\"\" client=\"::1\" reason=\"expired\"");
+    std::string line =
+        acl::audit_line("allow", 200, nullptr, std::string(1000, 'c'), "", "");
+    EXPECT_NE(line.find(std::string(256, 'c') + "...\""), std::string::npos);
+    EXPECT_EQ(line.find(std::string(257, 'c')), std::string::npos);
+}
+
 TEST(TokenCache, HitExpiryAndBound)
 {
     TokenCache cache(2);

@@ -65,6 +65,10 @@ public:
         commands.push_back({token, std::string(channel), std::string(data)});
         return accept_commands;
     }
+    void denied(std::string_view channel, std::string_view reason) override
+    {
+        denials.push_back(std::string(channel) + ": " + std::string(reason));
+    }
 
     json next_json()
     {
@@ -81,6 +85,7 @@ public:
     };
     std::vector<std::pair<uint8_t, std::string>> frames;
     std::vector<Cmd> commands;
+    std::vector<std::string> denials;
     bool accept_commands = true;
     bool destroyed = false;
 };
@@ -88,7 +93,10 @@ public:
 struct V1 {
     explicit V1(FanoutWorld& w,
                 uint32_t roles = role::kSubWebSocket | role::kPubWebSocket)
-        : conn(*w.fanout, sock, settings(roles), ws::SessionOptions{})
+        : V1(w, settings(roles))
+    {}
+    V1(FanoutWorld& w, WsSettings s)
+        : conn(*w.fanout, sock, std::move(s), ws::SessionOptions{})
     {
         EXPECT_TRUE(conn.join(w.host.clock).is_ok());
         conn.start();
@@ -184,6 +192,62 @@ TEST(WsConnection, RolesAreChecked)
     V1 wo(w, role::kPubWebSocket);
     EXPECT_EQ(wo.ask({{"type", "subscribe"}, {"channel", "a"}})["code"],
               "forbidden");
+}
+
+// A token's ACL and tenant on pulse.v1: one error frame per refused
+// channel, an audit call, the socket and its other subscriptions stay.
+TEST(WsConnection, TheTokensAclIsCheckedPerChannel)
+{
+    FanoutWorld w;
+    auto claims = std::make_shared<jwt::Claims>();
+    claims->tenant = "acme";
+    claims->has_acl = true;
+    claims->subscribe = {"bw", "metrics.*"};
+    claims->publish = {"jobs.**"};
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.max_channels = 8;
+    s.grant.claims = claims;
+    s.group = s.grant.group("");
+    V1 c(w, s);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "bw"}})["type"],
+              "subscribed");
+    EXPECT_EQ(
+        c.ask({{"type", "subscribe"}, {"channel", "metrics.cpu"}})["type"],
+        "subscribed");
+    json no = c.ask({{"type", "subscribe"}, {"channel", "faults"}, {"id", 4}});
+    EXPECT_EQ(no["code"], "forbidden");
+    EXPECT_EQ(no["channel"], "faults");
+    EXPECT_EQ(no["id"], 4);
+    EXPECT_EQ(
+        c.ask({{"type", "subscribe"}, {"channel", "metrics.a.b"}})["code"],
+        "forbidden");
+    EXPECT_EQ(
+        c.ask({{"type", "publish"}, {"channel", "bw"}, {"data", "x"}})["code"],
+        "forbidden");
+    EXPECT_EQ(
+        c.ask({{"type", "command"}, {"channel", "bw"}, {"data", "x"}})["code"],
+        "forbidden");
+    EXPECT_TRUE(c.sock.commands.empty());
+    EXPECT_EQ(c.ask({{"type", "publish"},
+                     {"channel", "jobs.7"},
+                     {"data", "x"}})["type"],
+              "published");
+    EXPECT_EQ(c.sock.denials.size(), 4U);
+    EXPECT_EQ(c.sock.denials[0],
+              "faults: Subscribing to this channel is not allowed by the "
+              "token.");
+    // the tenant is the group: the channels live under acme/
+    EXPECT_EQ(w.subscribers("acme/bw"), 1U);
+    EXPECT_EQ(w.subscribers("/bw"), 0U);
+    EXPECT_FALSE(c.conn.session().closing());
+    EXPECT_EQ(c.conn.subscriptions(), 2U);
+    // another tenant's publish to "bw" never reaches this socket
+    w.publish("other/bw", "theirs", 2);
+    w.publish("acme/bw", "ours", 2);
+    w.deliver();
+    json m = c.sock.next_json();
+    EXPECT_EQ(m["data"], "ours");
+    EXPECT_TRUE(c.sock.frames.empty());
 }
 
 TEST(WsConnection, ADeletedChannelIsGoneAndTheSocketStays)
