@@ -90,6 +90,9 @@ void inherit(std::optional<T>& mine, const std::optional<T>& parent)
     }
 }
 
+// The grant of a request without auth: everything, no tenant.
+const acl::Grant kOpenGrant{};
+
 uint64_t next_scope()
 {
     static uint64_t n = 0;
@@ -396,9 +399,12 @@ void audit(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
 std::optional<int64_t> token_deadline(ngx_http_request_t* r,
                                       ngx_http_pulse_loc_conf_t* lcf)
 {
-    const acl::Grant& g = request_grant(r);
     JwtConf* j = jwt_of(lcf);
-    if (!g.claims || !g.claims->exp || j == nullptr) {
+    if (j == nullptr || !j->enabled) {
+        return std::nullopt;
+    }
+    const acl::Grant& g = request_grant(r);
+    if (!g.claims || !g.claims->exp) {
         return std::nullopt;
     }
     return *g.claims->exp + j->policy.leeway;
@@ -415,9 +421,8 @@ ngx_msec_t ms_until(int64_t deadline)
 
 const acl::Grant& request_grant(ngx_http_request_t* r)
 {
-    static const acl::Grant kOpen;
     RequestCtx* ctx = find_request_ctx(r);
-    return ctx ? ctx->grant : kOpen;
+    return ctx ? ctx->grant : kOpenGrant;
 }
 
 ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)

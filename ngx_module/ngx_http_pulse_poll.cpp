@@ -91,7 +91,6 @@ ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
         return rc_;  // answered at once
     }
     held_ = true;
-    request_ctx(r_).transport = this;
     r_->read_event_handler = ngx_http_test_reading;
     if (r_->stream == nullptr) {
         r_->connection->idle = 1;

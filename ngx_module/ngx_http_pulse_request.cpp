@@ -214,7 +214,8 @@ namespace {
 
 // pulse_channel_group's value with the token's tenant (acl::Grant::group).
 Result<std::string> request_group(ngx_http_request_t* r,
-                                  ngx_http_pulse_loc_conf_t* lcf)
+                                  ngx_http_pulse_loc_conf_t* lcf,
+                                  const acl::Grant& grant)
 {
     std::string group;
     if (lcf->channel_group != nullptr) {
@@ -223,14 +224,16 @@ Result<std::string> request_group(ngx_http_request_t* r,
             return g;
         }
     }
-    return request_grant(r).group(group);
+    if (!grant.authenticated()) {
+        return group;
+    }
+    return grant.group(group);
 }
 
 // 403 for the first id the token's ACL does not allow.
 Status check_acl(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
-                 std::string_view id, bool publishing)
+                 const acl::Grant& g, std::string_view id, bool publishing)
 {
-    const acl::Grant& g = request_grant(r);
     auto d = publishing ? acl::Direction::kPublish : acl::Direction::kSubscribe;
     if (g.may(d, id)) {
         return Status::ok();
@@ -255,6 +258,7 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
         return Status(Code::kNotFound, "No channel id provided.");
     }
     auto* cvs = static_cast<ngx_http_complex_value_t*>(ids->elts);
+    const acl::Grant& grant = request_grant(r);
     if (ids->nelts == 1 && lcf->split_delimiter.len == 0) {
         // one channel, the usual case: no intermediate copies
         ngx_str_t v;
@@ -267,11 +271,12 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
         if (v.len == 0) {
             return Status(Code::kNotFound, "No channel id provided.");
         }
-        auto group = request_group(r, lcf);
+        auto group = request_group(r, lcf, grant);
         if (!group.is_ok()) {
             return group.status();
         }
-        if (Status a = check_acl(r, lcf, sv(v), publishing); !a.is_ok()) {
+        if (Status a = check_acl(r, lcf, grant, sv(v), publishing); !a.is_ok())
+        {
             return a;
         }
         std::vector<std::string> keys;
@@ -289,13 +294,13 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     if (!split.is_ok()) {
         return split.status();
     }
-    auto group = request_group(r, lcf);
+    auto group = request_group(r, lcf, grant);
     if (!group.is_ok()) {
         return group.status();
     }
     std::vector<std::string> keys;
     for (std::string_view id : split.value()) {
-        if (Status a = check_acl(r, lcf, id, publishing); !a.is_ok()) {
+        if (Status a = check_acl(r, lcf, grant, id, publishing); !a.is_ok()) {
             return a;
         }
         keys.push_back(channel_key(group.value(), id));
