@@ -11,6 +11,7 @@
 #include "ngx_http_pulse_request.h"
 #include "pulse/jwt.h"
 #include "pulse/token_cache.h"
+#include "pulse/ws_connection.h"
 
 namespace pulse::ngx {
 
@@ -22,8 +23,9 @@ JwtField kJwtChannelsClaim = JwtField::kChannelsClaim;
 namespace {
 
 struct TokenSource {
-    enum class Kind { kHeader, kCookie, kArg } kind;
-    std::string name;  // the cookie's or the argument's
+    enum class Kind { kHeader, kCookie, kArg, kMessage } kind;
+    std::string name;        // the cookie's or the argument's
+    ngx_msec_t timeout = 0;  // kMessage: the time to send it
 };
 
 // One block's pulse_jwt_* settings: each unset (nullopt) is inherited.
@@ -149,6 +151,8 @@ std::optional<std::string_view> find_token(ngx_http_request_t* r,
                 }
                 break;
             }
+            case TokenSource::Kind::kMessage:
+                break;  // not in the request: see authenticate()
             case TokenSource::Kind::kArg: {
                 ngx_str_t value;
                 if (ngx_http_arg(r,
@@ -231,13 +235,27 @@ try {
         } else if (v.substr(0, 7) == "cookie=" && v.size() > 7) {
             sources.push_back(
                 {TokenSource::Kind::kCookie, std::string(v.substr(7))});
+        } else if (v == "message" || v.substr(0, 8) == "message=") {
+            ngx_msec_t timeout = 10000;
+            if (v.size() > 8) {
+                ngx_str_t t = {v.size() - 8, a[i].data + 8};
+                ngx_msec_t ms = ngx_parse_time(&t, 0);
+                if (ms == static_cast<ngx_msec_t>(NGX_ERROR) || ms == 0) {
+                    return conf_error(cf,
+                                      "pulse_jwt_token: message=TIME "
+                                      "needs a time, not \""
+                                          + std::string(v.substr(8)) + "\"");
+                }
+                timeout = ms;
+            }
+            sources.push_back({TokenSource::Kind::kMessage, "", timeout});
         } else if (v.substr(0, 4) == "arg=" && v.size() > 4) {
             sources.push_back(
                 {TokenSource::Kind::kArg, std::string(v.substr(4))});
         } else {
             return conf_error(cf, "pulse_jwt_token: \"" + std::string(v)
-                                      + "\" is not header, cookie=NAME or "
-                                        "arg=NAME");
+                                      + "\" is not header, cookie=NAME, "
+                                        "arg=NAME or message[=TIME]");
         }
     }
     j.sources = std::move(sources);
@@ -310,8 +328,9 @@ try {
     j.audit_all = what == "all";
     j.audit_level = NGX_LOG_WARN;
     if (cf->args->nelts == 3) {
-        static const char* kLevels[] = {"stderr", "emerg", "alert",  "crit",
-                                        "error",  "warn",  "notice", "info"};
+        static constexpr const char* kLevels[] = {"stderr", "emerg", "alert",
+                                                  "crit",   "error", "warn",
+                                                  "notice", "info"};
         std::string_view l = sv(a[2]);
         bool found = false;
         for (ngx_uint_t i = 1; i < sizeof(kLevels) / sizeof(kLevels[0]); ++i) {
@@ -425,26 +444,99 @@ const acl::Grant& request_grant(ngx_http_request_t* r)
     return ctx ? ctx->grant : kOpenGrant;
 }
 
+namespace {
+
+const TokenSource* message_source(const JwtConf& j)
+{
+    if (!j.sources) {
+        return nullptr;
+    }
+    for (const TokenSource& s : *j.sources) {
+        if (s.kind == TokenSource::Kind::kMessage) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+// A pulse.v1 WebSocket handshake (the subprotocol it asks for).
+bool is_v1_upgrade(ngx_http_request_t* r)
+{
+    auto proto = header(r, "Sec-WebSocket-Protocol");
+    return proto && choose_subprotocol(proto).first == WsMode::kJson
+           && header(r, "Upgrade");
+}
+
+// The verdict for `token`, through the cache; null claims when refused.
+std::shared_ptr<const jwt::Claims> check(const JwtConf& j,
+                                         std::string_view token,
+                                         jwt::Verdict* v)
+{
+    int64_t now = static_cast<int64_t>(ngx_time());
+    jwt::TokenCache& cache = token_cache();
+    if (auto hit = cache.find(j.scope, token, now)) {
+        return hit;
+    }
+    *v = jwt::verify(token, *j.keys, j.policy, now);
+    if (!v->ok()) {
+        return nullptr;
+    }
+    auto claims = std::make_shared<const jwt::Claims>(std::move(v->claims));
+    cache.put(j.scope, token, claims, now, j.policy.leeway);
+    return claims;
+}
+
+}  // namespace
+
+std::shared_ptr<const jwt::Claims> verify_token(
+    ngx_http_pulse_loc_conf_t* lcf, std::string_view token, std::string* why,
+    std::optional<int64_t>* deadline)
+{
+    JwtConf* j = jwt_of(lcf);
+    if (j == nullptr || !j->enabled) {
+        *why = "this location takes no tokens";
+        return nullptr;
+    }
+    jwt::Verdict v;
+    auto claims = check(*j, token, &v);
+    if (claims == nullptr) {
+        *why = v.reason;
+        return nullptr;
+    }
+    *deadline = claims->exp
+                    ? std::optional<int64_t>(*claims->exp + j->policy.leeway)
+                    : std::nullopt;
+    return claims;
+}
+
+ngx_msec_t auth_frame_timeout(ngx_http_pulse_loc_conf_t* lcf)
+{
+    JwtConf* j = jwt_of(lcf);
+    const TokenSource* m = j ? message_source(*j) : nullptr;
+    return m ? m->timeout : 10000;
+}
+
 ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 {
     JwtConf* j = jwt_of(lcf);
     if (j == nullptr || !j->enabled) {
         return NGX_DECLINED;
     }
-    int64_t now = static_cast<int64_t>(ngx_time());
     std::optional<std::string_view> token = find_token(r, *j);
-    jwt::TokenCache& cache = token_cache();
+    if ((!token || token->empty()) && message_source(*j) != nullptr
+        && is_v1_upgrade(r))
+    {
+        // the token comes in the socket's first frame
+        request_ctx(r).auth_pending = true;
+        return NGX_DECLINED;
+    }
     std::shared_ptr<const jwt::Claims> claims;
     jwt::Verdict v;
     if (!token || token->empty()) {
         v.refusal = jwt::Refusal::kMissing;
         v.reason = "no token";
-    } else if ((claims = cache.find(j->scope, *token, now)) == nullptr) {
-        v = jwt::verify(*token, *j->keys, j->policy, now);
-        if (v.ok()) {
-            claims = std::make_shared<const jwt::Claims>(std::move(v.claims));
-            cache.put(j->scope, *token, claims, now, j->policy.leeway);
-        }
+    } else {
+        claims = check(*j, *token, &v);
     }
     if (claims == nullptr) {
         int status = jwt::refusal_http_status(v.refusal);
@@ -467,6 +559,7 @@ ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
                                  : "Forbidden: " + v.reason + ".\n");
     }
     request_ctx(r).grant.claims = std::move(claims);
+    audit(r, lcf, "allow", NGX_HTTP_OK, "", "valid token");
     return NGX_DECLINED;
 }
 

@@ -6,6 +6,7 @@
 
 #include "ngx.h"
 
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -37,6 +38,16 @@ char* merge_auth(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* parent,
 /// NGX_DECLINED (go on) with the grant kept in the request's context, or
 /// the rc of the 401/403 already sent (and audited).
 ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
+
+/// One token checked with the location's keys and policy, through the
+/// worker's cache: its claims, or nullptr with `why`; `deadline` is
+/// exp + leeway when it expires. (pulse.v1 `auth` frames.)
+std::shared_ptr<const jwt::Claims> verify_token(
+    ngx_http_pulse_loc_conf_t* lcf, std::string_view token, std::string* why,
+    std::optional<int64_t>* deadline);
+/// How long a pulse.v1 socket opened without a token has to send its
+/// `auth` frame (pulse_jwt_token message=TIME).
+ngx_msec_t auth_frame_timeout(ngx_http_pulse_loc_conf_t* lcf);
 
 /// When the request's token stops being valid (exp + leeway, Unix
 /// seconds): its stream ends then. nullopt without auth or exp.

@@ -29,6 +29,7 @@ inline std::string_view sv(const ngx_str_t& s)
 struct RequestCtx {
     acl::Grant grant;
     void* transport = nullptr;
+    bool auth_pending = false;  // a pulse.v1 socket to authenticate by frame
 };
 RequestCtx* find_request_ctx(ngx_http_request_t* r);
 /// The context, made on first use.

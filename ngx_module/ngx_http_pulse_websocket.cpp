@@ -86,6 +86,26 @@ public:
             audit(r, lcf_, "deny", NGX_HTTP_FORBIDDEN, channel, reason);
         }
     }
+    std::shared_ptr<const jwt::Claims> verify_token(
+        std::string_view token, std::string* why,
+        std::optional<int64_t>* deadline) override
+    {
+        auto claims = pulse::ngx::verify_token(lcf_, token, why, deadline);
+        if (claims == nullptr) {
+            denied("", *why);
+        }
+        return claims;
+    }
+    void expires_at(std::optional<int64_t> deadline) override
+    {
+        authenticated_ = true;
+        if (expire_.timer_set) {
+            ngx_del_timer(&expire_);
+        }
+        if (deadline) {
+            ngx_add_timer(&expire_, ms_until(*deadline));
+        }
+    }
     // CommandSink
     void command_answer(uint64_t token, int status, std::string_view body,
                         bool failed) noexcept override;
@@ -113,7 +133,8 @@ private:
     ngx_event_t ping_{};
     ngx_event_t idle_{};
     ngx_event_t close_{};
-    ngx_event_t expire_{};  // the token's exp: close 4401
+    ngx_event_t expire_{};  // the token's exp, or the auth frame's timeout
+    bool authenticated_ = false;
     bool started_ = false;
 };
 
@@ -128,7 +149,10 @@ ngx_int_t WsSocket::start(const std::string& head)
     writer_.push(h.get());  // an empty writer holds any first frame
     started_ = true;
     conn_.start();
-    if (auto deadline = token_deadline(r, lcf_)) {
+    if (RequestCtx* ctx = find_request_ctx(r); ctx && ctx->auth_pending) {
+        ngx_add_timer(&expire_, auth_frame_timeout(lcf_));
+    } else if (auto deadline = token_deadline(r, lcf_)) {
+        authenticated_ = true;
         ngx_add_timer(&expire_, ms_until(*deadline));
     }
 
@@ -209,7 +233,11 @@ void WsSocket::on_expire(ngx_event_t* ev) noexcept
 {
     auto* w = static_cast<WsSocket*>(ev->data);
     if (!w->closing()) {
-        w->guarded([w] { w->conn_.session().close(4401, "token expired"); });
+        w->guarded([w] {
+            w->conn_.session().close(4401, w->authenticated_
+                                               ? "token expired"
+                                               : "authentication timeout");
+        });
     }
 }
 
@@ -395,8 +423,18 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
             return send_status(r, g);
         }
     }
+    s.configured_group = s.group;
     s.grant = request_grant(r);
     s.group = s.grant.group(s.group);
+    if (RequestCtx* ctx = find_request_ctx(r); ctx && ctx->auth_pending) {
+        if (!s.sub_keys.empty()) {
+            // the URL names channels: they need the token now
+            add_header(r, "WWW-Authenticate", "Bearer");
+            return send_response(r, NGX_HTTP_UNAUTHORIZED, "text/plain",
+                                 "Unauthorized: no token.\n");
+        }
+        s.auth_pending = true;
+    }
     std::string identity;
     if (lcf->ws_identity != nullptr) {
         identity = eval(r, lcf->ws_identity);

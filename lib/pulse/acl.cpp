@@ -92,7 +92,7 @@ namespace {
 
 void quoted(std::string* out, std::string_view key, std::string_view v)
 {
-    static const char* kHex = "0123456789abcdef";
+    static constexpr char kHex[] = "0123456789abcdef";
     *out += ' ';
     *out += key;
     *out += "=\"";

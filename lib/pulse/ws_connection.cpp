@@ -311,9 +311,21 @@ void WsConnection::handle_request(std::string_view text)
         session_.send_text(ws::error_frame(err.code, err.message, err.id));
         return;
     }
+    if (set_.auth_pending && req->type != ws::Request::Type::kPing
+        && req->type != ws::Request::Type::kAuth)
+    {
+        session_.send_text(ws::error_frame(
+            "unauthorized",
+            "Authenticate first: {\"type\":\"auth\",\"token\":...}.", req->id,
+            req->channel));
+        return;
+    }
     switch (req->type) {
         case ws::Request::Type::kPing:
             session_.send_text(ws::reply_frame("pong", req->id, ""));
+            return;
+        case ws::Request::Type::kAuth:
+            json_auth(*req);
             return;
         case ws::Request::Type::kSubscribe:
             json_subscribe(*req);
@@ -346,6 +358,50 @@ Result<std::string> WsConnection::json_key(std::string_view channel,
         return Status(Code::kForbidden, why);
     }
     return channel_key(set_.group, channel);
+}
+
+// An `auth` frame: the first authentication of a socket opened without a
+// token, or a fresh token before the current one expires. It may not
+// change the tenant (the channels already joined live in its group); a
+// narrower ACL ends the subscriptions it no longer allows.
+void WsConnection::json_auth(const ws::Request& req)
+{
+    std::string why;
+    std::optional<int64_t> deadline;
+    auto claims = host_.verify_token(req.token, &why, &deadline);
+    if (claims == nullptr) {
+        session_.send_text(ws::error_frame("unauthorized", why, req.id));
+        return;
+    }
+    bool first = set_.auth_pending || !set_.grant.authenticated();
+    if (!first && claims->tenant != set_.grant.claims->tenant) {
+        host_.denied("", "an auth frame tried to change the tenant");
+        session_.send_text(ws::error_frame(
+            "forbidden", "A token may not change the connection's tenant.",
+            req.id));
+        return;
+    }
+    set_.grant.claims = std::move(claims);
+    if (first) {
+        set_.group = set_.grant.group(set_.configured_group);
+        set_.auth_pending = false;
+    }
+    for (auto it = subs_.begin(); it != subs_.end();) {
+        if (set_.grant.may(acl::Direction::kSubscribe, (*it)->channel())) {
+            ++it;
+            continue;
+        }
+        session_.send_text(ws::error_frame(
+            "forbidden", "The new token does not allow this channel.", "",
+            (*it)->channel()));
+        it = subs_.erase(it);
+    }
+    host_.expires_at(deadline);
+    std::string extra;
+    if (deadline) {
+        extra = R"("expires":)" + std::to_string(*deadline);
+    }
+    session_.send_text(ws::reply_frame("authenticated", req.id, "", extra));
 }
 
 WsConnection::Sub* WsConnection::find(std::string_view channel)

@@ -54,6 +54,10 @@ struct WsSettings {
     std::string accept;        // the format of publish replies
     std::string group;         // pulse.v1 channel group
     acl::Grant grant;          // the token's ACL, checked per pulse.v1 channel
+    /// pulse.v1 without a token at the handshake: nothing but ping and auth
+    /// until an `auth` frame verifies (the host closes 4401 at its timeout)
+    bool auth_pending = false;
+    std::string configured_group;  // pulse_channel_group, before the tenant
     size_t max_channel_id_length = 1024;
     size_t max_channels = 64;  // pulse_max_channels_per_connection
     bool commands = false;     // pulse_websocket_upstream is set
@@ -69,6 +73,15 @@ public:
     /// A pulse.v1 request was refused for the token's ACL: the host writes
     /// the audit line. The socket stays.
     virtual void denied(std::string_view channel, std::string_view reason) = 0;
+    /// Verifies a token from an `auth` frame with the location's keys and
+    /// policy: its claims, or nullptr with `why`. `deadline` is when it stops
+    /// being valid (exp + leeway), if it expires.
+    virtual std::shared_ptr<const jwt::Claims> verify_token(
+        std::string_view token, std::string* why,
+        std::optional<int64_t>* deadline) = 0;
+    /// The connection is now valid until `deadline` (none: no expiry); the
+    /// host closes it with 4401 then.
+    virtual void expires_at(std::optional<int64_t> deadline) = 0;
 
 protected:
     ~WsConnectionHost() = default;
@@ -124,6 +137,7 @@ private:
     void json_command(const ws::Request& req);
     Result<std::string> json_key(std::string_view channel,
                                  acl::Direction d) const;
+    void json_auth(const ws::Request& req);
     Sub* find(std::string_view channel);
     void send_error(const ws::Request& req, const Status& st);
 

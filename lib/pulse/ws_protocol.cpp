@@ -135,6 +135,9 @@ std::optional<Request> parse_request(std::string_view text, RequestError* err)
     } else if (t == "command") {
         r.type = Request::Type::kCommand;
         needs_channel = false;
+    } else if (t == "auth") {
+        r.type = Request::Type::kAuth;
+        needs_channel = false;
     } else {
         *err = {"unknown_type", "Unknown request type \"" + t + "\".", r.id};
         return std::nullopt;
@@ -158,6 +161,14 @@ std::optional<Request> parse_request(std::string_view text, RequestError* err)
     if (auto it = j.find("data"); it != j.end()) {
         // a string is sent as is, any other JSON value as its JSON text
         r.data = it->is_string() ? it->get<std::string>() : it->dump();
+    }
+    if (!string_member(j, "token", &r.token)) {
+        *err = {"bad_request", "\"token\" must be a string.", r.id};
+        return std::nullopt;
+    }
+    if (r.type == Request::Type::kAuth && r.token.empty()) {
+        *err = {"bad_request", "\"token\" is required.", r.id};
+        return std::nullopt;
     }
     if (!string_member(j, "content_type", &r.content_type)
         || !string_member(j, "event", &r.event))

@@ -34,7 +34,14 @@ std::string json_message(std::string_view channel, std::string_view id,
 
 /// A pulse.v1 request from the client.
 struct Request {
-    enum class Type { kSubscribe, kUnsubscribe, kPing, kPublish, kCommand };
+    enum class Type {
+        kSubscribe,
+        kUnsubscribe,
+        kPing,
+        kPublish,
+        kCommand,
+        kAuth
+    };
     Type type = Type::kPing;
     /// The request's "id" as JSON text (any scalar), echoed in the reply;
     /// empty when the request had none.
@@ -44,6 +51,7 @@ struct Request {
     std::string data;                          // publish, command
     std::string content_type;                  // publish
     std::string event;                         // publish
+    std::string token;                         // auth
 };
 
 /// Parses a request. Errors carry a pulse.v1 error code in their message

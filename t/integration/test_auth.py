@@ -48,6 +48,15 @@ server {
     location = /v1 {
         pulse_pubsub;
     }
+    location = /v1msg {
+        pulse_jwt_token arg=token message=2s;
+        pulse_pubsub;
+    }
+    location ~ ^/msgsub/(.+)$ {
+        pulse_jwt_token message;
+        pulse_subscriber;
+        pulse_channel_id $1;
+    }
     # the backend's side: no token, it names the tenant itself
     location ~ ^/internal/([\\w.-]+)/(.+)$ {
         pulse_jwt_key off;
@@ -287,6 +296,54 @@ def test_expiry_ends_every_kind_of_stream(ngx, keys):
     internal_publish(ngx, "a", "exp-es", "still")
     assert b"still" in fresh.read_until(lambda b: b"still" in b)
     fresh.close()
+
+
+def test_pulse_v1_first_frame_auth(ngx, keys):
+    ws = WsClient(ngx.port, "/v1msg", protocols="pulse.v1")
+    ws.send_json({"type": "subscribe", "channel": "ff", "id": 1})
+    assert ws.recv_json()["code"] == "unauthorized"
+    ws.send_json({"type": "auth", "token": "nope", "id": 2})
+    err = ws.recv_json()
+    assert (err["code"], err["id"]) == ("unauthorized", 2)
+    t = token(keys, "a", channels=["ff"])
+    ws.send_json({"type": "auth", "token": t, "id": 3})
+    ok = ws.recv_json()
+    assert ok["type"] == "authenticated" and ok["id"] == 3
+    assert ok["expires"] == pyjwt.decode(
+        t, options={"verify_signature": False})["exp"] + 5
+    ws.send_json({"type": "subscribe", "channel": "ff", "id": 4})
+    assert ws.recv_json()["type"] == "subscribed"
+    internal_publish(ngx, "b", "ff", "theirs")
+    internal_publish(ngx, "a", "ff", "ours")
+    assert ws.recv_json()["data"] == "ours"
+    ws.close()
+    # never authenticated: closed at the timeout
+    idle = WsClient(ngx.port, "/v1msg", protocols="pulse.v1")
+    f = idle.expect_close(timeout=8)
+    assert (f.close_code, f.close_reason) == (4401, "authentication timeout")
+    # only pulse.v1 can wait for a frame; the URL's channels cannot either
+    for path, proto in (("/msgsub/ff", None), ("/msgsub/ff", "pulse.v1")):
+        with pytest.raises(HandshakeError) as e:
+            WsClient(ngx.port, path, protocols=proto)
+        assert e.value.status == 401
+
+
+def test_pulse_v1_refresh_keeps_the_socket(ngx, keys):
+    t = token(keys, "a", exp_in=-3, channels=["rf"])  # 2 s left
+    ws = WsClient(ngx.port, "/v1?token=" + t, protocols="pulse.v1")
+    ws.send_json({"type": "subscribe", "channel": "rf"})
+    assert ws.recv_json()["type"] == "subscribed"
+    ws.send_json({"type": "auth", "token": token(keys, "b"), "id": 1})
+    assert ws.recv_json()["code"] == "forbidden"  # another tenant
+    ws.send_json({"type": "auth", "token": token(keys, "a", channels=["rf"]),
+                  "id": 2})
+    assert ws.recv_json()["type"] == "authenticated"
+    time.sleep(3.5)
+    internal_publish(ngx, "a", "rf", "after-refresh")
+    assert ws.recv_json()["data"] == "after-refresh"
+    ws.send_json({"type": "ping", "id": 3})
+    assert ws.recv_json()["type"] == "pong"
+    ws.close()
 
 
 def test_hostile_tokens_leave_the_worker_serving(ngx, keys):

@@ -69,6 +69,22 @@ public:
     {
         denials.push_back(std::string(channel) + ": " + std::string(reason));
     }
+    std::shared_ptr<const jwt::Claims> verify_token(
+        std::string_view token, std::string* why,
+        std::optional<int64_t>* deadline) override
+    {
+        auto it = tokens.find(std::string(token));
+        if (it == tokens.end()) {
+            *why = "bad signature";
+            return nullptr;
+        }
+        *deadline = it->second->exp;
+        return it->second;
+    }
+    void expires_at(std::optional<int64_t> deadline) override
+    {
+        expiry.push_back(deadline);
+    }
 
     json next_json()
     {
@@ -86,6 +102,8 @@ public:
     std::vector<std::pair<uint8_t, std::string>> frames;
     std::vector<Cmd> commands;
     std::vector<std::string> denials;
+    std::map<std::string, std::shared_ptr<const jwt::Claims>> tokens;
+    std::vector<std::optional<int64_t>> expiry;
     bool accept_commands = true;
     bool destroyed = false;
 };
@@ -248,6 +266,81 @@ TEST(WsConnection, TheTokensAclIsCheckedPerChannel)
     json m = c.sock.next_json();
     EXPECT_EQ(m["data"], "ours");
     EXPECT_TRUE(c.sock.frames.empty());
+}
+
+std::shared_ptr<const jwt::Claims> tenant_claims(
+    const std::string& tenant, std::vector<std::string> subscribe, int64_t exp)
+{
+    auto c = std::make_shared<jwt::Claims>();
+    c->tenant = tenant;
+    c->has_acl = true;
+    c->subscribe = std::move(subscribe);
+    c->exp = exp;
+    return c;
+}
+
+// A socket opened without a token: ping and auth only, until an auth
+// frame verifies; then the tenant's group and the token's ACL apply.
+TEST(WsConnection, FirstFrameAuth)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.auth_pending = true;
+    s.configured_group = "dash";
+    V1 c(w, s);
+    c.sock.tokens["good"] = tenant_claims("acme", {"bw"}, 1000);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "bw"}})["code"],
+              "unauthorized");
+    EXPECT_EQ(
+        c.ask({{"type", "publish"}, {"channel", "bw"}, {"data", "x"}})["code"],
+        "unauthorized");
+    EXPECT_EQ(c.ask({{"type", "ping"}})["type"], "pong");
+    EXPECT_EQ(c.ask({{"type", "auth"}})["code"], "bad_request");
+    json bad = c.ask({{"type", "auth"}, {"token", "forged"}, {"id", 1}});
+    EXPECT_EQ(bad["code"], "unauthorized");
+    EXPECT_EQ(bad["message"], "bad signature");
+    EXPECT_TRUE(c.sock.expiry.empty());
+    EXPECT_EQ(c.ask({{"type", "auth"}, {"token", "good"}, {"id", 2}}),
+              (json{{"type", "authenticated"}, {"id", 2}, {"expires", 1000}}));
+    ASSERT_EQ(c.sock.expiry.size(), 1U);
+    EXPECT_EQ(c.sock.expiry[0], 1000);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "bw"}})["type"],
+              "subscribed");
+    EXPECT_EQ(w.subscribers("dash:acme/bw"), 1U);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "x"}})["code"],
+              "forbidden");
+}
+
+// A fresh token keeps the socket; it may not change the tenant, and a
+// narrower ACL ends what it no longer allows.
+TEST(WsConnection, RefreshKeepsTheTenant)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.max_channels = 4;
+    s.grant.claims = tenant_claims("acme", {"a", "b"}, 100);
+    s.group = s.grant.group("");
+    V1 c(w, s);
+    c.sock.tokens["narrow"] = tenant_claims("acme", {"a"}, 200);
+    c.sock.tokens["other"] = tenant_claims("beta", {"**"}, 300);
+    c.ask({{"type", "subscribe"}, {"channel", "a"}});
+    c.ask({{"type", "subscribe"}, {"channel", "b"}});
+    json no = c.ask({{"type", "auth"}, {"token", "other"}});
+    EXPECT_EQ(no["code"], "forbidden");
+    EXPECT_TRUE(c.sock.expiry.empty());
+    EXPECT_EQ(c.conn.subscriptions(), 2U);
+    c.conn.on_bytes(
+        client_text(json{{"type", "auth"}, {"token", "narrow"}}.dump()));
+    json dropped = c.sock.next_json();
+    EXPECT_EQ(dropped["code"], "forbidden");
+    EXPECT_EQ(dropped["channel"], "b");
+    EXPECT_EQ(c.sock.next_json()["type"], "authenticated");
+    EXPECT_EQ(c.conn.subscriptions(), 1U);
+    EXPECT_EQ(w.subscribers("acme/b"), 0U);
+    EXPECT_EQ(w.subscribers("acme/a"), 1U);
+    ASSERT_EQ(c.sock.expiry.size(), 1U);
+    EXPECT_EQ(c.sock.expiry[0], 200);
+    EXPECT_FALSE(c.conn.session().closing());
 }
 
 TEST(WsConnection, ADeletedChannelIsGoneAndTheSocketStays)
