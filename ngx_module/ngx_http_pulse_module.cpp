@@ -14,6 +14,7 @@
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_shm.h"
+#include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
 #include "pulse/publish_request.h"
@@ -853,6 +854,12 @@ try {
 }
 PULSE_CATCH_CONF(cf)
 
+ngx_int_t ngx_http_pulse_preconfiguration(ngx_conf_t* cf) noexcept
+try {
+    return pulse::ngx::add_variables(cf);
+}
+PULSE_CATCH_RETURN(cf->log, NGX_LOG_EMERG, NGX_ERROR)
+
 ngx_int_t ngx_http_pulse_postconfiguration(ngx_conf_t* cf) noexcept
 try {
     auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
@@ -871,6 +878,7 @@ try {
     {
         return NGX_OK;
     }
+    pulse::ngx::find_variable_indexes(cycle);
     pulse::ngx::Zone* zone = pulse::ngx::zone(cycle);
     if (zone == nullptr) {
         return NGX_OK;
@@ -889,7 +897,7 @@ try {
 PULSE_CATCH_VOID(cycle->log)
 
 ngx_http_module_t ngx_http_pulse_module_ctx = {
-    nullptr,                           // preconfiguration
+    ngx_http_pulse_preconfiguration,   // preconfiguration
     ngx_http_pulse_postconfiguration,  // postconfiguration
     ngx_http_pulse_create_main_conf,   // create main configuration
     ngx_http_pulse_init_main_conf,     // init main configuration

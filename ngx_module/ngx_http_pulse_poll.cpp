@@ -10,6 +10,7 @@
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
+#include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/http_date.h"
 #include "pulse/poll.h"
@@ -202,6 +203,7 @@ ngx_int_t PollRequest::write(const PollAnswer& a)
         add_id_headers(a);
     }
     if (a.status == 200 && a.msg) {
+        set_message_id(r_, to_string(a.msg->id));
         return send_message(a.msg);
     }
     return send_response(r_, static_cast<ngx_uint_t>(a.status), "", "");

@@ -10,6 +10,7 @@
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_request.h"
+#include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_info.h"
 #include "pulse/publish_request.h"
@@ -117,6 +118,7 @@ try {
         ngx_http_finalize_request(r, fail(r, out.status()));
         return;
     }
+    set_message_id(r, to_string(out->info.last_id));
     ngx_http_finalize_request(
         r, send_info(r, static_cast<ngx_uint_t>(out->status), out->info));
 } catch (const std::exception& e) {

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from clients import sse
+from conftest import wait_for
 from wsclient import HandshakeError, WsClient
 
 SECRET = "an-hs256-secret-of-at-least-32-bytes!"
@@ -423,7 +424,44 @@ server { listen 127.0.0.1:{port};
     def refused_old():
         return requests.get(n.url("/s"), headers={
             "Authorization": "Bearer " + old}).status_code == 401
-    from conftest import wait_for
     wait_for(refused_old, what="the old key to be gone after reload")
     assert requests.get(n.url("/s"), headers={
         "Authorization": "Bearer " + new}).status_code != 401
+
+
+def test_pulse_variables_in_log_format(nginx_factory, keys, tmp_path):
+    log = tmp_path / "pv.log"
+    n = nginx_factory("""
+log_format pv '$request_method ch=$pulse_channel_id type=$pulse_subscriber_type '
+              'id=$pulse_message_id tenant=$pulse_tenant sub=$pulse_sub';
+server {
+    listen 127.0.0.1:{port};
+    access_log %s pv;
+    pulse_jwt_key %s/hs.key kid=hs;
+    pulse_jwt_token arg=token;
+    pulse_jwt_tenant_claim tenant;
+    location ~ ^/sub/(.+)$ { pulse_subscriber; pulse_channel_id $1; }
+    location ~ ^/pub/(.+)$ {
+        pulse_jwt_key off;
+        pulse_publisher; pulse_channel_id $1;
+        pulse_channel_group a;
+    }
+}
+""" % (log, keys))
+    r = requests.post(n.url("/pub/vars"), data="x")
+    assert r.status_code in (201, 202)
+    t = token(keys, "a")
+    r = requests.get(n.url("/sub/vars"), params={"token": t})
+    assert r.status_code == 200 and r.text == "x"
+    es = sse(n.url("/sub/vars?token=" + t))
+    es.close()
+    wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 3,
+             what="three access-log lines")
+    lines = log.read_text().splitlines()
+    assert re.fullmatch(r"POST ch=vars type=- id=\d+:0 tenant=- sub=-",
+                        lines[0]), lines[0]
+    pub_id = lines[0].split("id=")[1].split(" ")[0]
+    assert lines[1] == ("GET ch=vars type=longpoll id=%s tenant=a sub=user-a"
+                        % pub_id), lines[1]
+    assert lines[2] == "GET ch=vars type=eventsource id=- tenant=a sub=user-a", \
+        lines[2]
