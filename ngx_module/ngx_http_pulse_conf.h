@@ -2,6 +2,7 @@
 
 #include "ngx.h"
 
+#include "pulse/channel_id.h"
 #include "pulse/transport.h"
 
 // Configuration structs. They are written by ngx_conf_set_*_slot through
@@ -87,6 +88,7 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_str_t ws_upstream;                  // pulse_websocket_upstream URI
     ngx_http_complex_value_t* ws_identity;  // pulse_websocket_identity
     void* jwt;  // pulse_jwt_*: a JwtConf (ngx_http_pulse_auth.cpp), or NULL
+    pulse::ChannelCharset channel_charset;  // zeroed: any byte
 };
 
 extern "C" {

@@ -173,6 +173,26 @@ try {
 PULSE_CATCH_CONF(cf)
 
 // pulse_websocket_client_heartbeat <in> <out>
+char* ngx_http_pulse_set_charset(ngx_conf_t* cf, ngx_command_t*,
+                                 void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    if (lcf->channel_charset.set) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    auto cs = pulse::ChannelCharset::parse(pulse::ngx::sv(value[1]));
+    if (!cs.is_ok()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           PULSE_LOG_PREFIX "pulse_channel_id_charset: %s",
+                           cs.status().message().c_str());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    lcf->channel_charset = cs.value();
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
 char* ngx_http_pulse_set_heartbeat(ngx_conf_t* cf, ngx_command_t* cmd,
                                    void* conf) noexcept
 {
@@ -613,6 +633,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, publisher_message_id),
       nullptr },
 
+    { ngx_string("pulse_channel_id_charset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_charset,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
     { ngx_string("pulse_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       pulse::ngx::set_jwt_key,
@@ -849,6 +876,9 @@ try {
     ngx_conf_merge_str_value(c->ws_upstream, p->ws_upstream, "");
     if (c->ws_identity == nullptr) {
         c->ws_identity = p->ws_identity;
+    }
+    if (!c->channel_charset.set) {
+        c->channel_charset = p->channel_charset;
     }
     return pulse::ngx::merge_auth(cf, p, c);
 }

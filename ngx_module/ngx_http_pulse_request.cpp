@@ -275,6 +275,9 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
         if (!group.is_ok()) {
             return group.status();
         }
+        if (Status c = lcf->channel_charset.check(sv(v)); !c.is_ok()) {
+            return c;
+        }
         if (Status a = check_acl(r, lcf, grant, sv(v), publishing); !a.is_ok())
         {
             return a;
@@ -300,6 +303,9 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     }
     std::vector<std::string> keys;
     for (std::string_view id : split.value()) {
+        if (Status c = lcf->channel_charset.check(id); !c.is_ok()) {
+            return c;
+        }
         if (Status a = check_acl(r, lcf, grant, id, publishing); !a.is_ok()) {
             return a;
         }

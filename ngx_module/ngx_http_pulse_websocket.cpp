@@ -467,6 +467,7 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
             o.deflate && o.deflate->server_max_window_bits >= window;
     }
     s.max_channel_id_length = static_cast<size_t>(lcf->max_channel_id_length);
+    s.charset = lcf->channel_charset;
     s.max_channels = static_cast<size_t>(lcf->max_channels_per_connection);
     s.commands = lcf->ws_upstream.len != 0;
     s.join = join_options(lcf);

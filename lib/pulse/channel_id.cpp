@@ -2,6 +2,51 @@
 
 namespace pulse {
 
+Result<ChannelCharset> ChannelCharset::parse(std::string_view spec)
+{
+    if (spec.empty()) {
+        return Status(Code::kInvalidArgument, "an empty charset");
+    }
+    ChannelCharset cs;
+    cs.set = true;
+    auto add = [&cs](unsigned char c) {
+        cs.bits[c >> 6] |= uint64_t{1} << (c & 63);
+    };
+    for (size_t i = 0; i < spec.size(); ++i) {
+        auto lo = static_cast<unsigned char>(spec[i]);
+        if (i + 2 < spec.size() && spec[i + 1] == '-') {
+            auto hi = static_cast<unsigned char>(spec[i + 2]);
+            if (hi < lo) {
+                return Status(Code::kInvalidArgument,
+                              std::string("a reversed range ") + spec[i] + "-"
+                                  + spec[i + 2]);
+            }
+            for (unsigned c = lo; c <= hi; ++c) {
+                add(static_cast<unsigned char>(c));
+            }
+            i += 2;
+        } else {
+            add(lo);
+        }
+    }
+    return cs;
+}
+
+Status ChannelCharset::check(std::string_view id) const
+{
+    if (!set) {
+        return Status::ok();
+    }
+    for (char c : id) {
+        if (!allows(static_cast<unsigned char>(c))) {
+            return Status(Code::kInvalidArgument,
+                          "Channel id holds a byte outside "
+                          "pulse_channel_id_charset.");
+        }
+    }
+    return Status::ok();
+}
+
 Status validate_group(std::string_view group)
 {
     if (group.find('/') != std::string_view::npos) {

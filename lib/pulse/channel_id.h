@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,25 @@ Status validate_group(std::string_view group);
 Result<std::vector<std::string_view>> split_channel_ids(
     const std::vector<std::string_view>& values, std::string_view delimiter,
     size_t max_length);
+
+/// pulse_channel_id_charset: the bytes a channel id may hold. Plain data
+/// (it lives in nginx's location configuration). Empty: any byte.
+struct ChannelCharset {
+    uint64_t bits[4] = {0, 0, 0, 0};
+    bool set = false;
+
+    /// `spec` is literal bytes and ranges, as a regex class without the
+    /// brackets: `a-zA-Z0-9._-` (a `-` first or last is literal). Fails
+    /// with kInvalidArgument for an empty spec or a reversed range.
+    static Result<ChannelCharset> parse(std::string_view spec);
+    bool allows(unsigned char c) const
+    {
+        return (bits[c >> 6] >> (c & 63) & 1) != 0;
+    }
+    /// kInvalidArgument ("Channel id holds a byte outside
+    /// pulse_channel_id_charset.") unless every byte of `id` is allowed.
+    Status check(std::string_view id) const;
+};
 
 /// The key a channel is stored under: `<group>/<id>` (nchan's internal id).
 std::string channel_key(std::string_view group, std::string_view id);

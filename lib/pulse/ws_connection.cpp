@@ -348,6 +348,9 @@ Result<std::string> WsConnection::json_key(std::string_view channel,
     if (channel.size() > set_.max_channel_id_length) {
         return Status(Code::kForbidden, "Channel id too long.");
     }
+    if (Status c = set_.charset.check(channel); !c.is_ok()) {
+        return c;
+    }
     if (!set_.grant.may(d, channel)) {
         const char* why = d == acl::Direction::kSubscribe
                               ? "Subscribing to this channel is not allowed "

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "pulse/acl.h"
+#include "pulse/channel_id.h"
 #include "pulse/fanout.h"
 #include "pulse/ws_protocol.h"
 #include "pulse/ws_session.h"
@@ -59,6 +60,7 @@ struct WsSettings {
     bool auth_pending = false;
     std::string configured_group;  // pulse_channel_group, before the tenant
     size_t max_channel_id_length = 1024;
+    ChannelCharset charset;    // pulse_channel_id_charset
     size_t max_channels = 64;  // pulse_max_channels_per_connection
     bool commands = false;     // pulse_websocket_upstream is set
     Fanout::JoinOptions join;  // existing_only, max_subscribers, first

@@ -465,3 +465,36 @@ server {
                         % pub_id), lines[1]
     assert lines[2] == "GET ch=vars type=eventsource id=- tenant=a sub=user-a", \
         lines[2]
+
+
+def test_channel_id_charset(nginx_factory):
+    n = nginx_factory("""
+server {
+    listen 127.0.0.1:{port};
+    pulse_channel_id_charset a-z0-9._-;
+    location ~ ^/sub/(.+)$ { pulse_subscriber; pulse_channel_id $1;
+                             pulse_channel_id_split_delimiter ","; }
+    location ~ ^/pub/(.+)$ { pulse_publisher; pulse_channel_id $1; }
+    location = /v1 { pulse_pubsub; }
+}
+""")
+    for path in ("/pub/Bad", "/pub/a%20b", "/pub/a:b"):
+        r = requests.post(n.url(path), data="x")
+        assert r.status_code == 400, path
+        assert "pulse_channel_id_charset" in r.text
+    assert requests.post(n.url("/pub/ok.1"), data="x").status_code in (201, 202)
+    r = requests.get(n.url("/sub/ok.1,Bad"))
+    assert r.status_code == 400
+    ws = WsClient(n.port, "/v1", protocols="pulse.v1")
+    ws.send_json({"type": "subscribe", "channel": "UPPER", "id": 1})
+    err = ws.recv_json()
+    assert (err["code"], err["channel"]) == ("bad_request", "UPPER")
+    ws.send_json({"type": "subscribe", "channel": "ok.1", "id": 2})
+    assert ws.recv_json()["type"] == "subscribed"
+    ws.close()
+    bad = nginx_factory("""
+server { listen 127.0.0.1:{port};
+  location /s { pulse_channel_id_charset z-a; pulse_subscriber; pulse_channel_id x; } }
+""", start=False)
+    out = bad.test_config()
+    assert out.returncode != 0 and "reversed range" in out.stderr

@@ -74,5 +74,29 @@ TEST(ChannelId, Groups)
     EXPECT_EQ(channel_key("g", "foo"), "g/foo");
 }
 
+TEST(ChannelCharset, RangesLiteralsAndChecks)
+{
+    auto cs = ChannelCharset::parse("a-zA-Z0-9._-");
+    ASSERT_TRUE(cs.is_ok());
+    EXPECT_TRUE(cs->check("metrics.cpu_0-a").is_ok());
+    const std::vector<std::string_view> bads = {
+        "a/b", "a b", "a%2F", "caf\xc3\xa9", std::string_view("a\0b", 3),
+        "a,b", "x:y"};
+    for (std::string_view bad : bads) {
+        Status s = cs->check(bad);
+        EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
+    }
+    EXPECT_EQ(cs->check("a/b").message(),
+              "Channel id holds a byte outside pulse_channel_id_charset.");
+    auto dash = ChannelCharset::parse("-a");
+    ASSERT_TRUE(dash.is_ok());
+    EXPECT_TRUE(dash->check("-a-").is_ok());
+    EXPECT_FALSE(dash->check("b").is_ok());
+    EXPECT_FALSE(ChannelCharset::parse("z-a").is_ok());
+    EXPECT_FALSE(ChannelCharset::parse("").is_ok());
+    ChannelCharset any;
+    EXPECT_TRUE(any.check("any/thing at all").is_ok());
+}
+
 }  // namespace
 }  // namespace pulse
