@@ -89,6 +89,7 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_http_complex_value_t* ws_identity;  // pulse_websocket_identity
     void* jwt;  // pulse_jwt_*: a JwtConf (ngx_http_pulse_auth.cpp), or NULL
     pulse::ChannelCharset channel_charset;  // zeroed: any byte
+    size_t max_message_size;                // pulse_max_message_size
 };
 
 extern "C" {

@@ -633,6 +633,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, publisher_message_id),
       nullptr },
 
+    { ngx_string("pulse_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, max_message_size),
+      nullptr },
+
     { ngx_string("pulse_channel_id_charset"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_pulse_set_charset,
@@ -779,6 +786,7 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->stub_status = NGX_CONF_UNSET;
     c->ws_ping_interval = NGX_CONF_UNSET;
     c->ws_max_message_size = NGX_CONF_UNSET_SIZE;
+    c->max_message_size = NGX_CONF_UNSET_SIZE;
     c->deflate_message = NGX_CONF_UNSET;
     c->max_channels_per_connection = NGX_CONF_UNSET;
     return c;
@@ -877,6 +885,7 @@ try {
     if (c->ws_identity == nullptr) {
         c->ws_identity = p->ws_identity;
     }
+    ngx_conf_merge_size_value(c->max_message_size, p->max_message_size, 0);
     if (!c->channel_charset.set) {
         c->channel_charset = p->channel_charset;
     }

@@ -411,6 +411,7 @@ Result<PublishSpec> publish_spec(ngx_http_request_t* r,
     spec.timeout = timeout;
     spec.channel_timeout = lcf->channel_timeout;
     spec.deflate = lcf->deflate_message != 0;
+    spec.max_size = lcf->max_message_size;
     return spec;
 }
 

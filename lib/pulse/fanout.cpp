@@ -305,6 +305,12 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
                                   const PublishSpec& spec,
                                   const PublishInput& in, int64_t now)
 {
+    if (spec.max_size != 0 && in.body.size() > spec.max_size) {
+        return Status(Code::kTooLarge,
+                      "Message too large: " + std::to_string(in.body.size())
+                          + " bytes, at most " + std::to_string(spec.max_size)
+                          + " (pulse_max_message_size).");
+    }
     Store::PublishParams p;
     p.body = in.body;
     p.content_type = in.content_type;

@@ -113,6 +113,7 @@ struct PublishSpec {
     int64_t timeout = 3600;
     int64_t channel_timeout = 0;
     bool deflate = false;
+    size_t max_size = 0;  // pulse_max_message_size; 0: no bound of its own
 };
 
 /// One publish, as any path (HTTP, WebSocket, pulse.v1) received it; the

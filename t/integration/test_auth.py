@@ -498,3 +498,32 @@ server { listen 127.0.0.1:{port};
 """, start=False)
     out = bad.test_config()
     assert out.returncode != 0 and "reversed range" in out.stderr
+
+
+def test_max_message_size(nginx_factory):
+    n = nginx_factory("""
+server {
+    listen 127.0.0.1:{port};
+    pulse_max_message_size 8;
+    location ~ ^/pub/(.+)$ { pulse_publisher; pulse_channel_id $1; }
+    location ~ ^/sub/(.+)$ { pulse_subscriber; pulse_channel_id $1; }
+    location = /v1 { pulse_pubsub; }
+}
+""")
+    r = requests.post(n.url("/pub/size"), data="123456789")
+    assert r.status_code == 413
+    assert "at most 8 (pulse_max_message_size)" in r.text
+    assert requests.post(n.url("/pub/size"), data="12345678").status_code \
+        in (201, 202)
+    ws = WsClient(n.port, "/v1", protocols="pulse.v1")
+    ws.send_json({"type": "publish", "channel": "size", "data": "x" * 9,
+                  "id": 1})
+    err = ws.recv_json()
+    assert (err["code"], err["id"]) == ("too_large", 1)
+    ws.send_json({"type": "publish", "channel": "size", "data": "ok",
+                  "id": 2})
+    assert ws.recv_json()["type"] == "published"
+    ws.close()
+    # nothing of the refused ones was stored
+    info = requests.get(n.url("/pub/size"), headers={"Accept": "text/json"})
+    assert '"messages": 2' in info.text, info.text

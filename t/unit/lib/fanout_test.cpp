@@ -68,6 +68,30 @@ TEST(Fanout, PublishRingsTheSlotAndDelivers)
     EXPECT_EQ(w.publish("/other", "x").status, 202);
 }
 
+// pulse_max_message_size: refused before the store, nothing stored or
+// delivered, the channel still works
+TEST(Fanout, AMessageOverTheSizeBoundIsRefused)
+{
+    FanoutWorld w;
+    Rec a;
+    ASSERT_TRUE(w.fanout->join(&a, "/c", w.opts()).is_ok());
+    PublishSpec spec;
+    spec.max_size = 4;
+    auto big = w.fanout->publish({"/c"}, spec,
+                                 PublishInput{"12345", "", "", std::nullopt},
+                                 w.host.clock);
+    ASSERT_FALSE(big.is_ok());
+    EXPECT_EQ(big.status().code(), Code::kTooLarge);
+    EXPECT_EQ(
+        big.status().message(),
+        "Message too large: 5 bytes, at most 4 (pulse_max_message_size).");
+    auto ok = w.fanout->publish(
+        {"/c"}, spec, PublishInput{"1234", "", "", std::nullopt}, w.host.clock);
+    ASSERT_TRUE(ok.is_ok());
+    w.deliver();
+    EXPECT_EQ(a.got, (std::vector<std::string>{"1234"}));
+}
+
 TEST(Fanout, CatchUpMeetsTheLiveStreamExactly)
 {
     FanoutWorld w;
