@@ -265,9 +265,13 @@ Result<PkeyPtr> jwk_ec(const nlohmann::json& k)
     if (!y.is_ok()) {
         return y.status();
     }
-    if (x->size() != len || y->size() != len) {
-        return invalid("\"x\" or \"y\" has the wrong length for " + c);
+    // RFC 7518 §6.2.1.2 asks for the full length, but some producers
+    // (PyJWT before 2.8 among them) drop leading zero bytes: pad them back
+    if (x->size() > len || y->size() > len) {
+        return invalid("\"x\" or \"y\" is too long for " + c);
     }
+    x->insert(0, len - x->size(), '\0');
+    y->insert(0, len - y->size(), '\0');
     std::string point = "\x04" + x.value() + y.value();
     std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
     if (!bld

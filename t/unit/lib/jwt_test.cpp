@@ -532,6 +532,38 @@ TEST(Jwt, JwksFileWithEveryKeyType)
                     .ok());
 }
 
+// A JWK whose x lost its leading zero byte (as some producers write it)
+// still loads and verifies.
+TEST(Jwt, JwkCoordinatesWithoutLeadingZerosArePadded)
+{
+    Pkey ec;
+    json jwk;
+    for (int i = 0; i < 5000; ++i) {
+        ec = generate("EC", "P-256");
+        jwk = jwk_of(ec.get(), "z");
+        auto x = base64url_decode(jwk["x"].get<std::string>());
+        if ((*x)[0] == '\0') {
+            jwk["x"] = b64url(x->substr(1));
+            break;
+        }
+        jwk = json();
+    }
+    ASSERT_FALSE(jwk.is_null()) << "no key with a leading zero in x";
+    KeySet ks;
+    Status s = ks.add_jwks(json{{"keys", {jwk}}}.dump());
+    ASSERT_TRUE(s.is_ok()) << s.message();
+    EXPECT_TRUE(check(make_token({{"alg", "ES256"}, {"kid", "z"}}, claims(),
+                                 "ES256", ec.get()),
+                      ks)
+                    .ok());
+    jwk["x"] = b64url(std::string(33, 'x'));
+    KeySet too_long;
+    EXPECT_NE(too_long.add_jwks(json{{"keys", {jwk}}}.dump())
+                  .message()
+                  .find("too long"),
+              std::string::npos);
+}
+
 TEST(Jwt, BadKeyFilesSayWhichAndWhy)
 {
     auto fails = [](const std::string& text, const std::string& want,
