@@ -1,6 +1,7 @@
 #include "ngx_http_pulse_auth.h"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <new>
 #include <optional>
@@ -393,9 +394,13 @@ char* merge_auth(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* parent,
     return NGX_CONF_OK;
 }
 
-void audit(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
-           std::string_view decision, int status, std::string_view channel,
-           std::string_view reason)
+namespace {
+
+// The audit line with the claims it names (the request's, or a refused
+// token's unverified kid and sub).
+void audit_claims(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                  const jwt::Claims* claims, std::string_view decision,
+                  int status, std::string_view channel, std::string_view reason)
 {
     JwtConf* j = jwt_of(lcf);
     ngx_uint_t level = j ? j->audit_level.value_or(NGX_LOG_WARN) : NGX_LOG_WARN;
@@ -405,14 +410,23 @@ void audit(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     if (r->connection->log->log_level < level) {
         return;
     }
-    const acl::Grant& g = request_grant(r);
-    std::string line = acl::audit_line(decision, status, g.claims.get(),
-                                       channel, client_of(r), reason);
+    std::string line = acl::audit_line(decision, status, claims, channel,
+                                       client_of(r), reason);
     // without the request line in the context: it may hold the token
     ngx_log_t log = *r->connection->log;
     log.handler = nullptr;
     log.data = nullptr;
     ngx_log_error(level, &log, 0, "%s", line.c_str());
+}
+
+}  // namespace
+
+void audit(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+           std::string_view decision, int status, std::string_view channel,
+           std::string_view reason)
+{
+    audit_claims(r, lcf, request_grant(r).claims.get(), decision, status,
+                 channel, reason);
 }
 
 std::optional<int64_t> token_deadline(ngx_http_request_t* r,
@@ -432,9 +446,13 @@ std::optional<int64_t> token_deadline(ngx_http_request_t* r,
 ngx_msec_t ms_until(int64_t deadline)
 {
     int64_t now = static_cast<int64_t>(ngx_time());
-    // an ngx_msec_t timer is at most ~24 days on 32 bits: cap it there
-    int64_t s = std::min<int64_t>(std::max<int64_t>(deadline - now, 0),
-                                  int64_t{24} * 86400);
+    // nginx compares timers as ngx_msec_int_t differences: stay below half
+    // its range (about 12 days where it is 32 bits, no bound in practice
+    // on 64 bits, where a far exp would otherwise end a stream early)
+    constexpr int64_t kMaxSeconds = static_cast<int64_t>(
+        std::numeric_limits<ngx_msec_int_t>::max() / 2 / 1000);
+    int64_t s =
+        std::min<int64_t>(std::max<int64_t>(deadline - now, 0), kMaxSeconds);
     return static_cast<ngx_msec_t>(s * 1000);
 }
 
@@ -540,11 +558,8 @@ ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     }
     if (claims == nullptr) {
         int status = jwt::refusal_http_status(v.refusal);
-        RequestCtx& ctx = request_ctx(r);
         // the unverified kid and sub, for the audit line only
-        ctx.grant.claims = std::make_shared<const jwt::Claims>(v.claims);
-        audit(r, lcf, "deny", status, "", v.reason);
-        ctx.grant.claims = nullptr;
+        audit_claims(r, lcf, &v.claims, "deny", status, "", v.reason);
         ngx_http_discard_request_body(r);
         if (status == NGX_HTTP_UNAUTHORIZED) {
             // RFC 6750 §3

@@ -248,7 +248,7 @@ Status check_acl(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
 
 Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               ngx_http_pulse_loc_conf_t* lcf,
-                                              bool publishing)
+                                              bool publishing, bool checked)
 {
     ngx_array_t* ids = publishing ? lcf->pub_channel_id : lcf->sub_channel_id;
     if (ids == nullptr) {
@@ -275,12 +275,14 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
         if (!group.is_ok()) {
             return group.status();
         }
-        if (Status c = lcf->channel_charset.check(sv(v)); !c.is_ok()) {
-            return c;
-        }
-        if (Status a = check_acl(r, lcf, grant, sv(v), publishing); !a.is_ok())
-        {
-            return a;
+        if (checked) {
+            if (Status c = lcf->channel_charset.check(sv(v)); !c.is_ok()) {
+                return c;
+            }
+            if (Status a = check_acl(r, lcf, grant, sv(v), publishing);
+                !a.is_ok()) {
+                return a;
+            }
         }
         std::vector<std::string> keys;
         keys.push_back(channel_key(group.value(), sv(v)));
@@ -303,11 +305,14 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     }
     std::vector<std::string> keys;
     for (std::string_view id : split.value()) {
-        if (Status c = lcf->channel_charset.check(id); !c.is_ok()) {
-            return c;
-        }
-        if (Status a = check_acl(r, lcf, grant, id, publishing); !a.is_ok()) {
-            return a;
+        if (checked) {
+            if (Status c = lcf->channel_charset.check(id); !c.is_ok()) {
+                return c;
+            }
+            if (Status a = check_acl(r, lcf, grant, id, publishing); !a.is_ok())
+            {
+                return a;
+            }
         }
         keys.push_back(channel_key(group.value(), id));
     }

@@ -76,10 +76,12 @@ bool cors_allow(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
 /// The channel keys (`<group>/<id>`) of this request for publishing or
 /// subscribing, or the Status that explains why not (404, 403). The group
 /// includes the token's tenant, and every channel is checked against its
-/// ACL (a refusal is audited).
+/// ACL (a refusal is audited). `checked` false leaves out the charset and
+/// ACL checks, and so their audit lines ($pulse_channel_id reads ids).
 Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               ngx_http_pulse_loc_conf_t* lcf,
-                                              bool publishing);
+                                              bool publishing,
+                                              bool checked = true);
 
 /// Evaluates a complex value to a std::string.
 std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv);

@@ -43,7 +43,7 @@ try {
     }
     bool pub = r->method == NGX_HTTP_POST || r->method == NGX_HTTP_PUT
                || r->method == NGX_HTTP_DELETE;
-    auto keys = channel_keys(r, lcf, pub);
+    auto keys = channel_keys(r, lcf, pub, false);
     if (!keys.is_ok()) {
         return NGX_OK;
     }

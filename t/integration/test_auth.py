@@ -440,6 +440,7 @@ server {
     pulse_jwt_key %s/hs.key kid=hs;
     pulse_jwt_token arg=token;
     pulse_jwt_tenant_claim tenant;
+    pulse_jwt_channels_claim channels;
     location ~ ^/sub/(.+)$ { pulse_subscriber; pulse_channel_id $1; }
     location ~ ^/pub/(.+)$ {
         pulse_jwt_key off;
@@ -465,6 +466,16 @@ server {
                         % pub_id), lines[1]
     assert lines[2] == "GET ch=vars type=eventsource id=- tenant=a sub=user-a", \
         lines[2]
+    # a refusal is audited once: $pulse_channel_id does not check again
+    r = requests.get(n.url("/sub/hidden"),
+                     params={"token": token(keys, "a", channels=["vars"])})
+    assert r.status_code == 403
+    wait_for(lambda: len(log.read_text().splitlines()) >= 4,
+             what="the refused request's access-log line")
+    assert log.read_text().splitlines()[3].startswith("GET ch=hidden ")
+    audits = [l for l in n.log().splitlines()
+              if "pulse audit:" in l and 'channel="hidden"' in l]
+    assert len(audits) == 1, audits
 
 
 def test_channel_id_charset(nginx_factory):
