@@ -90,6 +90,11 @@ struct ngx_http_pulse_loc_conf_t {
     void* jwt;  // pulse_jwt_*: a JwtConf (ngx_http_pulse_auth.cpp), or NULL
     pulse::ChannelCharset channel_charset;  // zeroed: any byte
     size_t max_message_size;                // pulse_max_message_size
+    // nchan's hooks (ngx_http_pulse_hooks.cpp): subrequest URIs, or NULL
+    ngx_http_complex_value_t* authorize_request;
+    ngx_http_complex_value_t* subscribe_request;
+    ngx_http_complex_value_t* unsubscribe_request;
+    ngx_http_complex_value_t* publisher_upstream_request;
 };
 
 extern "C" {

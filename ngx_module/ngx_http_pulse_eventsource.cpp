@@ -4,11 +4,13 @@
 
 #include "ngx.h"
 
+#include <memory>
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_stream.h"
 #include "ngx_http_pulse_worker.h"
@@ -45,7 +47,7 @@ public:
     ~StreamConn() override { StreamConn::on_close(); }
 
     ngx_int_t start(const std::vector<std::string>& keys,
-                    const std::optional<MultiMsgId>& after);
+                    const std::optional<MultiMsgId>& after, Transport t);
 
     // StreamIo
     bool push(Frame* f) override { return writer_.push(f); }
@@ -85,10 +87,11 @@ private:
     ngx_event_t expire_{};  // the token's exp
     ngx_event_t start_ev_{};
     bool finishing_ = false;
+    std::unique_ptr<Presence> presence_;  // pulse_(un)subscribe_request
 };
 
 ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
-                            const std::optional<MultiMsgId>& after)
+                            const std::optional<MultiMsgId>& after, Transport t)
 {
     ngx_http_request_t* r = request();
     if (Status s = stream_.join(keys, after, join_options(lcf_)); !s.is_ok()) {
@@ -127,6 +130,10 @@ ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
     // frames carry their chunk framing, made once per message.
     stream_.start(r->chunked != 0);
     bind_handlers();
+    presence_ = Presence::make(r, lcf_, transport_name(t));
+    if (presence_) {
+        presence_->subscribed();
+    }
     if (r->stream == nullptr) {
         // Lets nginx close the stream at shutdown/reload like an idle
         // keepalive connection (ngx_close_idle_connections); the client
@@ -162,6 +169,9 @@ void StreamConn::on_close() noexcept
         ngx_delete_posted_event(&start_ev_);
     }
     stream_.leave();
+    if (presence_) {
+        presence_->unsubscribed();
+    }
 }
 
 // Writes what is queued; a finished stream closes once all of it is out.
@@ -321,7 +331,7 @@ ngx_int_t stream_subscribe(ngx_http_request_t* r,
         }
     }
     auto* s = HeldConnection::create<StreamConn>(r, lcf, std::move(o));
-    return s->start(keys.value(), after.value());
+    return s->start(keys.value(), after.value(), t);
 }
 
 }  // namespace pulse::ngx

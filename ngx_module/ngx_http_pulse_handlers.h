@@ -15,6 +15,11 @@ ngx_int_t ngx_http_pulse_stub_status_handler(ngx_http_request_t* r) noexcept;
 
 namespace pulse::ngx {
 
+// ngx_http_pulse_location.cpp: a request authenticated (and authorized by
+// pulse_authorize_request) goes to its handler by method, role and
+// transport.
+ngx_int_t dispatch(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
+
 // ngx_http_pulse_publish.cpp: POST/PUT, GET channel info, DELETE.
 ngx_int_t publish(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
 ngx_int_t channel_info(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);

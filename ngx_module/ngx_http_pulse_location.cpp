@@ -7,6 +7,7 @@
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_request.h"
 
 namespace {
@@ -41,8 +42,6 @@ try {
         ngx_http_discard_request_body(r);
         return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
     }
-    bool pub_http = (lcf->roles & NGX_HTTP_PULSE_PUB_HTTP) != 0;
-    bool sub_any = (lcf->roles & NGX_HTTP_PULSE_SUB_ANY) != 0;
     if (r->method == NGX_HTTP_OPTIONS) {
         // a CORS preflight carries no credentials
         ngx_http_discard_request_body(r);
@@ -53,6 +52,20 @@ try {
     if (ngx_int_t rc = pulse::ngx::authenticate(r, lcf); rc != NGX_DECLINED) {
         return rc;
     }
+    if (lcf->authorize_request != nullptr) {
+        // the token first, then the hook, told the claims
+        return pulse::ngx::authorize(r, lcf, pulse::ngx::dispatch);
+    }
+    return pulse::ngx::dispatch(r, lcf);
+}
+PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR,
+                   NGX_HTTP_INTERNAL_SERVER_ERROR)
+
+ngx_int_t pulse::ngx::dispatch(ngx_http_request_t* r,
+                               ngx_http_pulse_loc_conf_t* lcf)
+{
+    bool pub_http = (lcf->roles & NGX_HTTP_PULSE_PUB_HTTP) != 0;
+    bool sub_any = (lcf->roles & NGX_HTTP_PULSE_SUB_ANY) != 0;
     switch (r->method) {
         case NGX_HTTP_GET: {
             // one pass over the header list for what dispatch needs
@@ -103,5 +116,3 @@ try {
     ngx_http_discard_request_body(r);
     return send_response(r, NGX_HTTP_FORBIDDEN, "", "");
 }
-PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR,
-                   NGX_HTTP_INTERNAL_SERVER_ERROR)

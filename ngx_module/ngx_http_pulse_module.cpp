@@ -612,6 +612,34 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, max_channels_per_connection),
       nullptr },
 
+    { ngx_string("pulse_authorize_request"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, authorize_request),
+      nullptr },
+
+    { ngx_string("pulse_subscribe_request"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, subscribe_request),
+      nullptr },
+
+    { ngx_string("pulse_unsubscribe_request"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, unsubscribe_request),
+      nullptr },
+
+    { ngx_string("pulse_publisher_upstream_request"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, publisher_upstream_request),
+      nullptr },
+
     { ngx_string("pulse_websocket_upstream"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -888,6 +916,15 @@ try {
     ngx_conf_merge_size_value(c->max_message_size, p->max_message_size, 0);
     if (!c->channel_charset.set) {
         c->channel_charset = p->channel_charset;
+    }
+    for (auto hook : {&ngx_http_pulse_loc_conf_t::authorize_request,
+                      &ngx_http_pulse_loc_conf_t::subscribe_request,
+                      &ngx_http_pulse_loc_conf_t::unsubscribe_request,
+                      &ngx_http_pulse_loc_conf_t::publisher_upstream_request})
+    {
+        if (c->*hook == nullptr) {
+            c->*hook = p->*hook;
+        }
     }
     return pulse::ngx::merge_auth(cf, p, c);
 }

@@ -9,6 +9,7 @@
 
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
@@ -61,28 +62,30 @@ ngx_int_t fail(ngx_http_request_t* r, const Status& s)
     return send_response(r, ngx_status(s.code()), "", s.message());
 }
 
-void publish_body_handler(ngx_http_request_t* r) noexcept
-try {
-    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(
-        ngx_http_get_module_loc_conf(r, ngx_http_pulse_module));
+// Publishes `body` (the request's own when `content_type` is null) to the
+// request's channels and answers with their info.
+ngx_int_t publish_now(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                      std::string body, const std::string* content_type)
+{
     if (Worker::get() == nullptr) {
-        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
-        return;
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
     auto keys = channel_keys(r, lcf, true);
     if (!keys.is_ok()) {
-        ngx_http_finalize_request(r, fail(r, keys.status()));
-        return;
+        return fail(r, keys.status());
     }
     auto spec = publish_spec(r, lcf);
     if (!spec.is_ok()) {
-        ngx_http_finalize_request(r, fail(r, spec.status()));
-        return;
+        return fail(r, spec.status());
     }
-    std::string body = request_body(r);
     std::string ctype;
-    if (r->headers_in.content_type != nullptr) {
-        ctype = std::string(sv(r->headers_in.content_type->value));
+    if (content_type != nullptr) {
+        ctype = *content_type;  // pulse_publisher_upstream_request's answer
+    } else {
+        body = request_body(r);
+        if (r->headers_in.content_type != nullptr) {
+            ctype = std::string(sv(r->headers_in.content_type->value));
+        }
     }
     std::string event;
     PublishFields fields;
@@ -97,16 +100,14 @@ try {
     fields.event = event;
     fields.content_type = ctype;
     if (Status v = validate(fields); !v.is_ok()) {
-        ngx_http_finalize_request(r, fail(r, v));
-        return;
+        return fail(r, v);
     }
     std::optional<MsgId> id;
     if (lcf->publisher_message_id) {
         if (auto h = header(r, "Pulse-Message-Id")) {
             auto parsed = parse_publish_id(*h);
             if (!parsed.is_ok()) {
-                ngx_http_finalize_request(r, fail(r, parsed.status()));
-                return;
+                return fail(r, parsed.status());
             }
             id = parsed.value();
         }
@@ -115,18 +116,44 @@ try {
         keys.value(), spec.value(), PublishInput{body, ctype, event, id},
         static_cast<int64_t>(ngx_time()));
     if (!out.is_ok()) {
-        ngx_http_finalize_request(r, fail(r, out.status()));
-        return;
+        return fail(r, out.status());
     }
     set_message_id(r, to_string(out->info.last_id));
-    ngx_http_finalize_request(
-        r, send_info(r, static_cast<ngx_uint_t>(out->status), out->info));
-} catch (const std::exception& e) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
-                  e.what());
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-} catch (...) {
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    return send_info(r, static_cast<ngx_uint_t>(out->status), out->info);
+}
+
+ngx_int_t publish_read(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
+{
+    if (lcf->publisher_upstream_request == nullptr) {
+        return publish_now(r, lcf, std::string(), nullptr);
+    }
+    // nchan's order: a bad channel id is answered before the upstream is
+    // asked
+    if (auto keys = channel_keys(r, lcf, true); !keys.is_ok()) {
+        return fail(r, keys.status());
+    }
+    ngx_int_t rc = publisher_upstream(r, lcf, publish_now);
+    // NGX_DONE: the upstream's answer finalizes the request
+    return rc;
+}
+
+void publish_body_handler(ngx_http_request_t* r) noexcept
+{
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(
+        ngx_http_get_module_loc_conf(r, ngx_http_pulse_module));
+    ngx_int_t rc;
+    try {
+        rc = publish_read(r, lcf);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
+                      e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    } catch (...) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 }  // namespace

@@ -24,12 +24,22 @@ inline std::string_view sv(const ngx_str_t& s)
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
 }
 
+/// What $pulse_channel_id and $pulse_subscriber_type read in a presence
+/// hook's own request (ngx_http_pulse_hooks.cpp), taken from the
+/// subscriber's request while it was there.
+struct HookValues {
+    std::string channel_ids;
+    std::string subscriber_type;
+};
+
 /// The module's request context: the request's grant (its token's claims)
 /// and the transport object that serves it, if any. In the request pool.
 struct RequestCtx {
     acl::Grant grant;
     void* transport = nullptr;
     bool auth_pending = false;  // a pulse.v1 socket to authenticate by frame
+    void* hook = nullptr;       // a hook subrequest's state (hooks.cpp)
+    const HookValues* fixed = nullptr;  // a presence hook's own request
 };
 RequestCtx* find_request_ctx(ngx_http_request_t* r);
 /// The context, made on first use.

@@ -31,13 +31,28 @@ ngx_http_pulse_loc_conf_t* pulse_location(ngx_http_request_t* r)
     return lcf != nullptr && lcf->roles != 0 ? lcf : nullptr;
 }
 
+// A presence hook's own request: the values of the subscriber's.
+const HookValues* fixed_values(ngx_http_request_t* r)
+{
+    RequestCtx* ctx = find_request_ctx(r);
+    return ctx != nullptr ? ctx->fixed : nullptr;
+}
+
 // The channel ids as the request names them, comma-separated (evaluated
-// when asked for: nothing is kept per request).
+// when asked for: nothing is kept per request). A hook's subrequest reads
+// those of the request it is for: every getter looks at r->main.
 ngx_int_t get_channel_id(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                          uintptr_t) noexcept
 try {
-    ngx_http_pulse_loc_conf_t* lcf = pulse_location(r);
+    r = r->main;
     v->not_found = 1;
+    if (const HookValues* f = fixed_values(r)) {
+        if (!f->channel_ids.empty()) {
+            set_value(r, v, f->channel_ids);
+        }
+        return NGX_OK;
+    }
+    ngx_http_pulse_loc_conf_t* lcf = pulse_location(r);
     if (lcf == nullptr) {
         return NGX_OK;
     }
@@ -64,8 +79,13 @@ PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR, NGX_ERROR)
 ngx_int_t get_subscriber_type(ngx_http_request_t* r,
                               ngx_http_variable_value_t* v, uintptr_t) noexcept
 try {
-    ngx_http_pulse_loc_conf_t* lcf = pulse_location(r);
+    r = r->main;
     v->not_found = 1;
+    if (const HookValues* f = fixed_values(r)) {
+        set_value(r, v, f->subscriber_type);
+        return NGX_OK;
+    }
+    ngx_http_pulse_loc_conf_t* lcf = pulse_location(r);
     if (lcf == nullptr || r->method != NGX_HTTP_GET) {
         return NGX_OK;
     }
@@ -88,6 +108,7 @@ PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR, NGX_ERROR)
 ngx_int_t get_claim(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                     uintptr_t which) noexcept
 try {
+    r = r->main;
     RequestCtx* ctx = find_request_ctx(r);
     v->not_found = 1;
     if (ctx == nullptr || !ctx->grant.claims) {

@@ -11,11 +11,13 @@
 #include "ngx.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_stream.h"
 #include "ngx_http_pulse_v1.h"
@@ -136,6 +138,7 @@ private:
     ngx_event_t expire_{};  // the token's exp, or the auth frame's timeout
     bool authenticated_ = false;
     bool started_ = false;
+    std::unique_ptr<Presence> presence_;  // pulse_(un)subscribe_request
 };
 
 ngx_int_t WsSocket::start(const std::string& head)
@@ -149,6 +152,13 @@ ngx_int_t WsSocket::start(const std::string& head)
     writer_.push(h.get());  // an empty writer holds any first frame
     started_ = true;
     conn_.start();
+    if ((lcf_->roles & NGX_HTTP_PULSE_SUB_WEBSOCKET) != 0) {
+        // a subscriber or pulse.v1 socket, from its upgrade to its close
+        presence_ = Presence::make(r, lcf_, "websocket");
+        if (presence_) {
+            presence_->subscribed();
+        }
+    }
     if (RequestCtx* ctx = find_request_ctx(r); ctx && ctx->auth_pending) {
         ngx_add_timer(&expire_, auth_frame_timeout(lcf_));
     } else if (auto deadline = token_deadline(r, lcf_)) {
@@ -204,6 +214,9 @@ void WsSocket::on_close() noexcept
         ngx_delete_posted_event(&start_ev_);
     }
     conn_.on_closing();
+    if (presence_) {
+        presence_->unsubscribed();
+    }
 }
 
 void WsSocket::on_start(ngx_event_t* ev) noexcept

@@ -966,6 +966,8 @@ Verdict verify(std::string_view token, const KeySet& keys, const Policy& policy,
                           "the channel claim is not an array or an object");
         }
     }
+    v.claims.payload =
+        payload->dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
     return v;
 }
 

@@ -151,6 +151,10 @@ struct Claims {
     bool has_acl = false;                // false: every channel of the tenant
     std::vector<std::string> subscribe;  // ACL patterns (lib/pulse/acl.h)
     std::vector<std::string> publish;
+    /// The verified payload as one line of ASCII JSON (non-ASCII escaped):
+    /// what pulse_authorize_request passes on in X-Pulse-Claims. Empty
+    /// when refused.
+    std::string payload;
 };
 
 struct Verdict {

@@ -760,3 +760,28 @@ TEST(TokenCache, HitExpiryAndBound)
 
 }  // namespace
 }  // namespace pulse::jwt
+
+namespace pulse::jwt {
+namespace {
+
+TEST(Jwt, PayloadIsOneAsciiLine)
+{
+    KeySet ks = secret_keys();
+    json p = claims();
+    p["name"] = "Zoë\nline";
+    std::string t = make_token({{"alg", "HS256"}}, p, "HS256", nullptr);
+    Verdict v = check(t, ks);
+    ASSERT_TRUE(v.ok()) << v.reason;
+    EXPECT_EQ(v.claims.payload.find('\n'), std::string::npos);
+    for (char c : v.claims.payload) {
+        EXPECT_LT(static_cast<unsigned char>(c), 0x80);
+    }
+    EXPECT_EQ(json::parse(v.claims.payload), p);
+    // a refusal keeps nothing of the payload
+    Verdict bad = check(t + "x", ks);
+    EXPECT_FALSE(bad.ok());
+    EXPECT_TRUE(bad.claims.payload.empty());
+}
+
+}  // namespace
+}  // namespace pulse::jwt

@@ -1,0 +1,95 @@
+#pragma once
+
+// nchan's hooks (docs/auth.md "Hooks"), as subrequests:
+//
+//  - pulse_authorize_request: a GET subrequest of the subscriber's or
+//    publisher's own request, before anything is subscribed or published
+//    (before a WebSocket upgrade);
+//  - pulse_publisher_upstream_request: a POST subrequest with the published
+//    body, whose answer decides what is published;
+//  - pulse_subscribe_request / pulse_unsubscribe_request: fire-and-forget
+//    GETs that must not depend on the subscriber's connection (it may be
+//    gone, and a detached stream has freed its request long before): they
+//    run from a request of their own, made from a snapshot of the
+//    subscriber's (Presence).
+//
+// What an answer means is lib/pulse/hooks.h.
+
+#include "ngx.h"
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ngx_http_pulse_conf.h"
+#include "pulse/hooks.h"
+
+namespace pulse::ngx {
+
+/// What a finished in-memory subrequest answered: nginx may call a
+/// post-subrequest handler more than once (an error, then its error page);
+/// the first call decides.
+struct SubrequestAnswer {
+    hooks::Answer answer;
+    std::string_view body;  // in the request pool
+};
+SubrequestAnswer subrequest_answer(ngx_http_request_t* sr, ngx_int_t rc);
+
+/// pulse_authorize_request for a request whose location has one. `resume`
+/// is called as the request's write handler once the upstream answered
+/// and allowed it, and returns what the content handler would. Returns
+/// NGX_DONE while the subrequest runs, or the rc of the response already
+/// sent (the channel id's 404/403, the refusal).
+using Resume = ngx_int_t (*)(ngx_http_request_t* r,
+                             ngx_http_pulse_loc_conf_t* lcf);
+ngx_int_t authorize(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                    Resume resume);
+
+/// pulse_publisher_upstream_request for an HTTP publish whose body is
+/// read: the upstream's answer goes to `publish` with the body and
+/// content type to publish; a 204, a refusal or a failure is answered
+/// here. Returns NGX_DONE while the subrequest runs, or an rc to finalize
+/// the request with.
+using PublishWith = ngx_int_t (*)(ngx_http_request_t* r,
+                                  ngx_http_pulse_loc_conf_t* lcf,
+                                  std::string body,
+                                  const std::string* content_type);
+ngx_int_t publisher_upstream(ngx_http_request_t* r,
+                             ngx_http_pulse_loc_conf_t* lcf,
+                             PublishWith publish);
+
+struct RequestSnapshot;
+
+/// A subscriber's presence hooks: pulse_subscribe_request fired once it
+/// is subscribed, pulse_unsubscribe_request once when it goes, however it
+/// goes (closed by the client, dropped, ended by the server), unless the
+/// worker exits first. Each runs from a request of its own, so neither
+/// waits on nor holds up the subscriber.
+class Presence {
+public:
+    /// nullptr when the location has neither hook. Takes what the hooks
+    /// need from `r` now. Throws std::bad_alloc.
+    static std::unique_ptr<Presence> make(ngx_http_request_t* r,
+                                          ngx_http_pulse_loc_conf_t* lcf,
+                                          std::string_view subscriber_type);
+    ~Presence();
+    Presence(const Presence&) = delete;
+    Presence& operator=(const Presence&) = delete;
+    Presence(Presence&&) = delete;
+    Presence& operator=(Presence&&) = delete;
+
+    /// The subscriber is subscribed: pulse_subscribe_request.
+    void subscribed() noexcept;
+    /// The subscriber is gone: pulse_unsubscribe_request, if it had been
+    /// subscribed; at most once.
+    void unsubscribed() noexcept;
+
+private:
+    Presence() = default;
+    std::shared_ptr<const RequestSnapshot> snap_;
+    std::string subscribe_uri_;
+    std::string unsubscribe_uri_;
+    bool subscribed_ = false;
+};
+
+}  // namespace pulse::ngx
