@@ -47,7 +47,8 @@ public:
     ~StreamConn() override { StreamConn::on_close(); }
 
     ngx_int_t start(const std::vector<std::string>& keys,
-                    const std::optional<MultiMsgId>& after, Transport t);
+                    const std::optional<MultiMsgId>& after, Transport t,
+                    std::unique_ptr<Fanout::TenantSeat> seat);
 
     // StreamIo
     bool push(Frame* f) override { return writer_.push(f); }
@@ -87,13 +88,16 @@ private:
     ngx_event_t expire_{};  // the token's exp
     ngx_event_t start_ev_{};
     bool finishing_ = false;
-    std::unique_ptr<Presence> presence_;  // pulse_(un)subscribe_request
+    std::unique_ptr<Presence> presence_;        // pulse_(un)subscribe_request
+    std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
 };
 
 ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
-                            const std::optional<MultiMsgId>& after, Transport t)
+                            const std::optional<MultiMsgId>& after, Transport t,
+                            std::unique_ptr<Fanout::TenantSeat> seat)
 {
     ngx_http_request_t* r = request();
+    seat_ = std::move(seat);
     if (Status s = stream_.join(keys, after, join_options(lcf_)); !s.is_ok()) {
         return send_status(r, s);
     }
@@ -330,8 +334,12 @@ ngx_int_t stream_subscribe(ngx_http_request_t* r,
             return send_status(r, v);
         }
     }
+    auto seat = tenant_seat(r, lcf, Worker::get()->fanout());
+    if (!seat.is_ok()) {
+        return send_status(r, seat.status());
+    }
     auto* s = HeldConnection::create<StreamConn>(r, lcf, std::move(o));
-    return s->start(keys.value(), after.value(), t);
+    return s->start(keys.value(), after.value(), t, std::move(seat.value()));
 }
 
 }  // namespace pulse::ngx

@@ -17,6 +17,7 @@
 #include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
+#include "pulse/limits.h"
 #include "pulse/publish_request.h"
 
 namespace {
@@ -189,6 +190,29 @@ try {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     lcf->channel_charset = cs.value();
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// pulse_tenant_publish_rate RATE [burst=N] (lib/pulse/limits.h)
+char* ngx_http_pulse_set_tenant_rate(ngx_conf_t* cf, ngx_command_t*,
+                                     void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    if (lcf->tenant_rate_milli != NGX_CONF_UNSET_UINT) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    auto r = pulse::parse_tenant_rate(
+        pulse::ngx::sv(value[1]),
+        cf->args->nelts > 2 ? pulse::ngx::sv(value[2]) : std::string_view());
+    if (!r.is_ok()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, PULSE_LOG_PREFIX "%s",
+                           r.status().message().c_str());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    lcf->tenant_rate_milli = r->per_second_milli;
+    lcf->tenant_burst = r->burst;
     return NGX_CONF_OK;
 }
 PULSE_CATCH_CONF(cf)
@@ -640,6 +664,20 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, publisher_upstream_request),
       nullptr },
 
+    { ngx_string("pulse_max_tenant_subscribers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, max_tenant_subscribers),
+      nullptr },
+
+    { ngx_string("pulse_tenant_publish_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_pulse_set_tenant_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
     { ngx_string("pulse_websocket_upstream"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -817,6 +855,9 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->max_message_size = NGX_CONF_UNSET_SIZE;
     c->deflate_message = NGX_CONF_UNSET;
     c->max_channels_per_connection = NGX_CONF_UNSET;
+    c->max_tenant_subscribers = NGX_CONF_UNSET;
+    c->tenant_rate_milli = NGX_CONF_UNSET_UINT;
+    c->tenant_burst = NGX_CONF_UNSET_UINT;
     return c;
 }
 
@@ -916,6 +957,14 @@ try {
     ngx_conf_merge_size_value(c->max_message_size, p->max_message_size, 0);
     if (!c->channel_charset.set) {
         c->channel_charset = p->channel_charset;
+    }
+    ngx_conf_merge_value(c->max_tenant_subscribers, p->max_tenant_subscribers,
+                         0);
+    if (c->tenant_rate_milli == NGX_CONF_UNSET_UINT) {
+        c->tenant_rate_milli = p->tenant_rate_milli == NGX_CONF_UNSET_UINT
+                                   ? 0
+                                   : p->tenant_rate_milli;
+        c->tenant_burst = p->tenant_burst;
     }
     for (auto hook : {&ngx_http_pulse_loc_conf_t::authorize_request,
                       &ngx_http_pulse_loc_conf_t::subscribe_request,

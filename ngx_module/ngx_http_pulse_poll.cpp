@@ -3,6 +3,7 @@
 
 #include "ngx.h"
 
+#include <memory>
 #include <new>
 #include <string>
 
@@ -47,7 +48,8 @@ public:
     }
 
     ngx_int_t start(const std::vector<std::string>& keys,
-                    std::optional<MultiMsgId> after);
+                    std::optional<MultiMsgId> after,
+                    std::unique_ptr<Fanout::TenantSeat> seat);
     // PollIo
     void respond(const PollAnswer& a) override;
     void fail() noexcept override;
@@ -66,6 +68,7 @@ private:
     bool held_ = false;     // waiting: answers finalize the request
     bool expires_ = false;  // timeout_ is the token's deadline
     ngx_int_t rc_ = NGX_OK;
+    std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
 };
 
 // Places a T in the request pool, destroyed with it.
@@ -82,8 +85,10 @@ T* pool_new(ngx_http_request_t* r, Args&&... args)
 }
 
 ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
-                             std::optional<MultiMsgId> after)
+                             std::optional<MultiMsgId> after,
+                             std::unique_ptr<Fanout::TenantSeat> seat)
 {
+    seat_ = std::move(seat);
     auto waiting = poll_.start(keys, std::move(after), join_options(lcf_));
     if (!waiting.is_ok()) {
         return send_status(r_, waiting.status());
@@ -271,8 +276,13 @@ ngx_int_t poll_subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     if (!after.is_ok()) {
         return send_status(r, after.status());
     }
+    auto seat = tenant_seat(r, lcf, Worker::get()->fanout());
+    if (!seat.is_ok()) {
+        return send_status(r, seat.status());
+    }
     return pool_new<PollRequest>(r, r, lcf, interval)
-        ->start(keys.value(), std::move(after.value()));
+        ->start(keys.value(), std::move(after.value()),
+                std::move(seat.value()));
 }
 
 }  // namespace pulse::ngx

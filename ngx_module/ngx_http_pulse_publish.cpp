@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
@@ -59,7 +60,7 @@ ngx_int_t send_info(ngx_http_request_t* r, ngx_uint_t status,
 
 ngx_int_t fail(ngx_http_request_t* r, const Status& s)
 {
-    return send_response(r, ngx_status(s.code()), "", s.message());
+    return send_status(r, s);
 }
 
 // Publishes `body` (the request's own when `content_type` is null) to the
@@ -112,8 +113,12 @@ ngx_int_t publish_now(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
             id = parsed.value();
         }
     }
+    const acl::Grant& grant = request_grant(r);
+    std::string_view tenant =
+        grant.claims ? std::string_view(grant.claims->tenant) : "";
     auto out = Worker::get()->fanout().publish(
-        keys.value(), spec.value(), PublishInput{body, ctype, event, id},
+        keys.value(), spec.value(),
+        PublishInput{body, ctype, event, id, tenant},
         static_cast<int64_t>(ngx_time()));
     if (!out.is_ok()) {
         return fail(r, out.status());

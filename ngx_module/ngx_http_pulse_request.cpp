@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <string>
 
 #include "ngx_http_pulse_auth.h"
 #include "pulse/channel_id.h"
@@ -321,7 +322,29 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
 
 ngx_int_t send_status(ngx_http_request_t* r, const Status& s)
 {
+    if (s.retry_after() > 0) {
+        if (add_header(r, "Retry-After", std::to_string(s.retry_after()))
+            != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
     return send_response(r, ngx_status(s.code()), "", s.message());
+}
+
+Result<std::unique_ptr<Fanout::TenantSeat>> tenant_seat(
+    ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf, Fanout& fanout)
+{
+    const acl::Grant& g = request_grant(r);
+    if (!g.claims || g.claims->tenant.empty()) {
+        return std::unique_ptr<Fanout::TenantSeat>();
+    }
+    auto seat = fanout.seat(g.claims->tenant,
+                            static_cast<uint32_t>(lcf->max_tenant_subscribers));
+    if (!seat.is_ok() && seat.status().code() == Code::kForbidden) {
+        audit(r, lcf, "deny", NGX_HTTP_FORBIDDEN, "",
+              "tenant subscriber limit");
+    }
+    return seat;
 }
 
 ResumeRequest resume_request(ngx_http_request_t* r,
@@ -417,6 +440,8 @@ Result<PublishSpec> publish_spec(ngx_http_request_t* r,
     spec.channel_timeout = lcf->channel_timeout;
     spec.deflate = lcf->deflate_message != 0;
     spec.max_size = lcf->max_message_size;
+    spec.tenant_rate.per_second_milli = lcf->tenant_rate_milli;
+    spec.tenant_rate.burst = static_cast<uint32_t>(lcf->tenant_burst);
     return spec;
 }
 

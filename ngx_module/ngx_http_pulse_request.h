@@ -5,6 +5,7 @@
 
 #include "ngx.h"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,8 +125,15 @@ inline ngx_uint_t ngx_status(Code code)
     return static_cast<ngx_uint_t>(pulse::http_status(code));
 }
 
-/// Answers with a Status: its HTTP status and message.
+/// Answers with a Status: its HTTP status and message (and Retry-After
+/// when it says one).
 ngx_int_t send_status(ngx_http_request_t* r, const Status& s);
+
+/// The subscriber's place among its tenant's (pulse_max_tenant_subscribers),
+/// held as long as the subscriber is: nullptr without a tenant; kForbidden
+/// (audited) when the tenant has its limit already.
+Result<std::unique_ptr<Fanout::TenantSeat>> tenant_seat(
+    ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf, Fanout& fanout);
 
 /// What the request says about where a subscriber resumes: the headers,
 /// and pulse_subscriber_last_message_id's values evaluated and decoded.

@@ -63,7 +63,8 @@ public:
     WsSocket& operator=(WsSocket&&) = delete;
     ~WsSocket() override { WsSocket::on_close(); }
 
-    ngx_int_t start(const std::string& head);
+    ngx_int_t start(const std::string& head,
+                    std::unique_ptr<Fanout::TenantSeat> seat);
 
     // ws::SessionHost
     bool push(Frame* f) override { return writer_.push(f); }
@@ -138,12 +139,15 @@ private:
     ngx_event_t expire_{};  // the token's exp, or the auth frame's timeout
     bool authenticated_ = false;
     bool started_ = false;
-    std::unique_ptr<Presence> presence_;  // pulse_(un)subscribe_request
+    std::unique_ptr<Presence> presence_;        // pulse_(un)subscribe_request
+    std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
 };
 
-ngx_int_t WsSocket::start(const std::string& head)
+ngx_int_t WsSocket::start(const std::string& head,
+                          std::unique_ptr<Fanout::TenantSeat> seat)
 {
     ngx_http_request_t* r = request();
+    seat_ = std::move(seat);
     // Join first: a refused subscription is still a plain HTTP answer.
     if (Status s = conn_.join(static_cast<int64_t>(ngx_time())); !s.is_ok()) {
         return send_status(r, s);
@@ -483,6 +487,8 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     s.charset = lcf->channel_charset;
     s.max_channels = static_cast<size_t>(lcf->max_channels_per_connection);
     s.commands = lcf->ws_upstream.len != 0;
+    s.max_tenant_subscribers =
+        static_cast<uint32_t>(lcf->max_tenant_subscribers);
     s.join = join_options(lcf);
     o.max_message = lcf->ws_max_message_size;
     o.ping_interval_ms = static_cast<uint64_t>(lcf->ws_ping_interval) * 1000;
@@ -511,9 +517,18 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
         }
     });
     head += "\r\n";
+    std::unique_ptr<Fanout::TenantSeat> seat;
+    if ((lcf->roles & NGX_HTTP_PULSE_SUB_WEBSOCKET) != 0) {
+        // a subscriber (or pulse.v1) socket: a refusal before the upgrade
+        auto got = tenant_seat(r, lcf, worker->fanout());
+        if (!got.is_ok()) {
+            return send_status(r, got.status());
+        }
+        seat = std::move(got.value());
+    }
     auto* w = HeldConnection::create<WsSocket>(
         r, lcf, std::move(s), std::move(o), std::move(identity));
-    return w->start(head);
+    return w->start(head, std::move(seat));
 }
 
 }  // namespace pulse::ngx

@@ -311,6 +311,25 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
                           + " bytes, at most " + std::to_string(spec.max_size)
                           + " (pulse_max_message_size).");
     }
+    if (!in.tenant.empty() && spec.tenant_rate.per_second_milli != 0) {
+        Result<int64_t> wait = Status(Code::kAgain, "");
+        {
+            Store::Guard g(store_);
+            wait = store_.tenant_take_publish(g, in.tenant, spec.tenant_rate,
+                                              host_.now_ms());
+        }
+        if (!wait.is_ok()) {
+            return wait.status();
+        }
+        if (wait.value() > 0) {
+            Status st(Code::kTooManyRequests,
+                      "Too many publishes for this tenant; retry in "
+                          + std::to_string(wait.value())
+                          + " s (pulse_tenant_publish_rate).");
+            st.set_retry_after(wait.value());
+            return st;
+        }
+    }
     Store::PublishParams p;
     p.body = in.body;
     p.content_type = in.content_type;
@@ -368,6 +387,29 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
     host_.ring(ring);
     out.status = stored && out.info.subscribers > 0 ? 201 : 202;
     return out;
+}
+
+Result<std::unique_ptr<Fanout::TenantSeat>> Fanout::seat(
+    std::string_view tenant, uint32_t max)
+{
+    if (!slot_) {
+        return Status(Code::kAgain, "no worker slot");
+    }
+    {
+        Store::Guard g(store_);
+        if (Status s = store_.tenant_subscribe(g, tenant, *slot_, max);
+            !s.is_ok()) {
+            return s;
+        }
+    }
+    return std::unique_ptr<TenantSeat>(
+        new TenantSeat(*this, std::string(tenant), *slot_));
+}
+
+Fanout::TenantSeat::~TenantSeat()
+{
+    Store::Guard g(fanout_.store_);
+    fanout_.store_.tenant_unsubscribe(g, tenant_, slot_);
 }
 
 Result<ChannelInfo> Fanout::remove(const std::vector<std::string>& keys,

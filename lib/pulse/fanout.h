@@ -98,6 +98,8 @@ public:
     virtual void ring(uint64_t slots) = 0;
     /// Unix seconds (nginx's cached time in a worker).
     virtual int64_t now() const = 0;
+    /// Unix milliseconds (a tenant's publish bucket, shared by workers).
+    virtual int64_t now_ms() const { return now() * 1000; }
     /// Logs a problem of the fan-out (a full zone, once per episode, is an
     /// alert; a message stored uncompressed a warning).
     enum class Level : uint8_t { kWarn, kAlert };
@@ -113,7 +115,8 @@ struct PublishSpec {
     int64_t timeout = 3600;
     int64_t channel_timeout = 0;
     bool deflate = false;
-    size_t max_size = 0;  // pulse_max_message_size; 0: no bound of its own
+    size_t max_size = 0;     // pulse_max_message_size; 0: no bound of its own
+    TenantRate tenant_rate;  // pulse_tenant_publish_rate; 0: none
 };
 
 /// One publish, as any path (HTTP, WebSocket, pulse.v1) received it; the
@@ -123,6 +126,7 @@ struct PublishInput {
     std::string_view content_type;
     std::string_view event;
     std::optional<MsgId> id;  // publisher-supplied
+    std::string_view tenant;  // the publisher's token's; empty: none
 };
 
 struct Published {
@@ -184,6 +188,31 @@ public:
     Result<ChannelInfo> remove(const std::vector<std::string>& keys,
                                int64_t now);
     Result<ChannelInfo> info(const std::vector<std::string>& keys, int64_t now);
+
+    /// A subscriber (a connection, whatever its channels) counted for its
+    /// tenant zone-wide while the seat lives (pulse_max_tenant_subscribers).
+    class TenantSeat {
+    public:
+        TenantSeat(const TenantSeat&) = delete;
+        TenantSeat& operator=(const TenantSeat&) = delete;
+        TenantSeat(TenantSeat&&) = delete;
+        TenantSeat& operator=(TenantSeat&&) = delete;
+        ~TenantSeat();
+
+    private:
+        friend class Fanout;
+        TenantSeat(Fanout& f, std::string tenant, uint32_t slot)
+            : fanout_(f), tenant_(std::move(tenant)), slot_(slot)
+        {}
+        Fanout& fanout_;
+        std::string tenant_;
+        uint32_t slot_;
+    };
+    /// A seat for one more subscriber of `tenant`, unless it has `max`
+    /// (0: no limit, only counted) already: kForbidden; kAgain without a
+    /// worker slot.
+    Result<std::unique_ptr<TenantSeat>> seat(std::string_view tenant,
+                                             uint32_t max);
 
     /// Ends every subscriber with end_status::kShutdown; joins fail after.
     void shutdown();

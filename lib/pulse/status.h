@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cassert>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@ enum class Code {
     kNoMemory,  // the shared-memory zone is full
     kAgain,
     kForbidden,
+    kTooManyRequests,  // a rate limit: retry_after() says when to come back
 };
 
 class Status {
@@ -31,10 +33,19 @@ public:
     bool is_ok() const { return code_ == Code::kOk; }
     Code code() const { return code_; }
     const std::string& message() const { return message_; }
+    /// Seconds after which a retry may succeed (HTTP's Retry-After); 0
+    /// when not said.
+    int64_t retry_after() const { return retry_after_; }
+    Status& set_retry_after(int64_t seconds)
+    {
+        retry_after_ = seconds;
+        return *this;
+    }
 
 private:
     Code code_ = Code::kOk;
     std::string message_;
+    int64_t retry_after_ = 0;
 };
 
 /// The HTTP status that answers a Code (nchan's: 507 for a full zone).
@@ -55,6 +66,8 @@ inline int http_status(Code code)
             return 507;
         case Code::kAgain:
             return 503;
+        case Code::kTooManyRequests:
+            return 429;
     }
     return 500;
 }

@@ -4,8 +4,6 @@
 
 namespace pulse {
 
-namespace {
-
 uint32_t hash_key(std::string_view key)
 {
     uint32_t h = 2166136261u;  // FNV-1a
@@ -15,6 +13,8 @@ uint32_t hash_key(std::string_view key)
     }
     return h;
 }
+
+namespace {
 
 uint32_t round_up_pow2(uint32_t v)
 {
@@ -84,6 +84,15 @@ Status Store::open(const Guard&, uint32_t buckets_hint, uint64_t token)
     }
     std::memset(b, 0, bytes);
     h->buckets = ShmRef<uint32_t>::of(base_, static_cast<uint32_t*>(b)).off;
+    void* tb = arena_.alloc_locked(sizeof(uint32_t) * kTenantBuckets);
+    if (tb == nullptr) {
+        arena_.free_locked(b);
+        arena_.free_locked(h);
+        return Status(Code::kNoMemory, "no room for the tenant table");
+    }
+    std::memset(tb, 0, sizeof(uint32_t) * kTenantBuckets);
+    h->tenant_buckets =
+        ShmRef<uint32_t>::of(base_, static_cast<uint32_t*>(tb)).off;
     h->token = token;
     h->next_serial = 1;
     h->magic = kStoreMagic;
@@ -667,6 +676,7 @@ void Store::release_slot(const Guard&, uint32_t slot)
     ws.overflow = 0;
     ws.bell_pending = 0;
     ws.pid = 0;
+    release_tenant_slot(slot);
 }
 
 // ------------------------------------------------------------------- gc
@@ -692,6 +702,7 @@ void Store::gc(const Guard&, int64_t now, int64_t channel_timeout,
             }
         }
     }
+    gc_tenants(now, max_buckets);
 }
 
 StoreStats Store::stats(const Guard&)

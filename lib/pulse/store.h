@@ -24,7 +24,9 @@ constexpr uint32_t kMailboxSize = 512;
 /// (nchan's NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
-constexpr uint32_t kStoreLayoutVersion = 3;
+constexpr uint32_t kStoreLayoutVersion = 4;
+/// Hash buckets of the tenant table (per-tenant limits).
+constexpr uint32_t kTenantBuckets = 256;
 
 /// A channel as a subscriber's worker holds it: offset plus the serial
 /// number the channel got when it was created, so a reused offset is never
@@ -80,7 +82,18 @@ struct StoreStats {
     size_t shm_capacity = 0;
 };
 
+/// FNV-1a of a key: the store's hash tables.
+uint32_t hash_key(std::string_view key);
+
+/// A tenant's publish rate (pulse_tenant_publish_rate): a token bucket of
+/// `burst` publishes, refilled at `per_second_milli` / 1000 per second.
+struct TenantRate {
+    uint64_t per_second_milli = 0;  // 0: no limit
+    uint32_t burst = 1;
+};
+
 struct StoreHeader;
+struct Tenant;
 struct Channel;
 struct Message;
 struct SlotSub;
@@ -214,6 +227,26 @@ public:
                        std::optional<MsgId> after, FirstMessage first,
                        int64_t now, uint32_t limit, Fn&& fn);
 
+    // ------------------------------------------------------------ tenants
+    // Per-tenant limits, zone-wide: subscribers counted per worker slot (a
+    // dead worker's go with its slot) and a publish token bucket.
+
+    /// One more subscriber of `tenant` in `slot`, unless the tenant has
+    /// `max` (0: no limit) in all slots together already: kForbidden.
+    /// kNoMemory when the zone cannot hold the tenant's record.
+    Status tenant_subscribe(const Guard&, std::string_view tenant,
+                            uint32_t slot, uint32_t max);
+    /// One fewer (never below zero).
+    void tenant_unsubscribe(const Guard&, std::string_view tenant,
+                            uint32_t slot);
+    uint32_t tenant_subscribers(const Guard&, std::string_view tenant);
+    /// Takes one publish from the tenant's bucket at `now_ms` (Unix
+    /// milliseconds): 0 when taken, else the whole seconds (at least 1)
+    /// until one is there. A rate of 0 always takes. kNoMemory as above.
+    Result<int64_t> tenant_take_publish(const Guard&, std::string_view tenant,
+                                        const TenantRate& rate, int64_t now_ms);
+    uint32_t tenant_count(const Guard&) const;
+
     // ---------------------------------------------------------------- gc
     /// Expires messages and frees idle channels (no messages, no
     /// subscribers, untouched for their publisher's channel timeout, else
@@ -244,6 +277,10 @@ private:
     void drop_messages(Channel* c);
     uint64_t notify(Channel* c);
     void expire_everywhere(int64_t now);
+    Tenant* find_tenant(std::string_view name, uint32_t hash);
+    Tenant* tenant(std::string_view name);  // found or made; null: no room
+    void gc_tenants(int64_t now, uint32_t max_buckets);
+    void release_tenant_slot(uint32_t slot);
     ChannelInfo info_of(const Channel* c, int64_t now) const;
     Message* alloc_message(const PublishParams& p);
     void leave(uint32_t slot, SlotSub* ss);
@@ -311,6 +348,18 @@ struct SlotSub {
     int64_t cursor_time;
 };
 
+struct Tenant {
+    uint32_t next_in_bucket;
+    uint32_t hash;
+    uint32_t key_len;
+    uint32_t pad;
+    int64_t tokens;            // publish bucket, in 1/1000 of a publish
+    int64_t refilled_ms;       // when `tokens` was brought up to date
+    int64_t full_at_ms;        // when the bucket is full again (gc: idle)
+    uint32_t subs[kMaxSlots];  // subscribers per worker slot
+    // followed by the name's bytes
+};
+
 struct MailboxEntry {
     uint32_t off;
     uint32_t serial;
@@ -341,12 +390,17 @@ struct StoreHeader {
     uint64_t notices;
     uint32_t full;  // in a "zone full" episode
     uint32_t pad;
+    uint32_t tenant_buckets;  // offset of uint32_t[kTenantBuckets]
+    uint32_t tenants;
+    uint32_t tenant_gc_cursor;
+    uint32_t pad2;
     WorkerSlot slots[kMaxSlots];
 };
 
 static_assert(kShmSafe<Message>);
 static_assert(kShmSafe<Channel>);
 static_assert(kShmSafe<SlotSub>);
+static_assert(kShmSafe<Tenant>);
 static_assert(kShmSafe<WorkerSlot>);
 static_assert(kShmSafe<StoreHeader>);
 

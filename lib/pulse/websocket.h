@@ -36,6 +36,7 @@ constexpr uint16_t kInvalidData = 1007;
 constexpr uint16_t kPolicy = 1008;
 constexpr uint16_t kTooBig = 1009;
 constexpr uint16_t kInternalError = 1011;
+constexpr uint16_t kTryAgainLater = 1013;  // IANA registry (RFC 6455 §11.7)
 }  // namespace close_code
 
 /// Longest close reason: a control payload is at most 125 bytes.

@@ -279,9 +279,10 @@ void WsConnection::publish_frame(std::string_view payload, bool binary)
     std::string_view ctype = binary
                                  ? std::string_view("application/octet-stream")
                                  : std::string_view(set_.content_type);
-    auto out = fanout_.publish(set_.pub_keys, set_.spec,
-                               PublishInput{payload, ctype, "", std::nullopt},
-                               fanout_.now());
+    auto out = fanout_.publish(
+        set_.pub_keys, set_.spec,
+        PublishInput{payload, ctype, "", std::nullopt, tenant()},
+        fanout_.now());
     if (!out.is_ok()) {
         auto [code, reason] =
             ws::close_for_status(http_status(out.status().code()));
@@ -383,6 +384,18 @@ void WsConnection::json_auth(const ws::Request& req)
             "forbidden", "A token may not change the connection's tenant.",
             req.id));
         return;
+    }
+    if (first && set_.auth_pending && !claims->tenant.empty()
+        && (set_.roles & role::kSubWebSocket) != 0)
+    {
+        auto seat = fanout_.seat(claims->tenant, set_.max_tenant_subscribers);
+        if (!seat.is_ok()) {
+            host_.denied("", "tenant subscriber limit");
+            send_error(req, seat.status());
+            session_.close(kPolicy, "Tenant subscriber limit reached.");
+            return;
+        }
+        seat_ = std::move(seat.value());
     }
     set_.grant.claims = std::move(claims);
     if (first) {
@@ -497,10 +510,10 @@ void WsConnection::json_publish(const ws::Request& req)
         send_error(req, key.status());
         return;
     }
-    auto out = fanout_.publish(
-        {key.value()}, set_.spec,
-        PublishInput{req.data, req.content_type, req.event, std::nullopt},
-        fanout_.now());
+    auto out = fanout_.publish({key.value()}, set_.spec,
+                               PublishInput{req.data, req.content_type,
+                                            req.event, std::nullopt, tenant()},
+                               fanout_.now());
     if (!out.is_ok()) {
         send_error(req, out.status());
         return;

@@ -64,6 +64,10 @@ struct WsSettings {
     size_t max_channels = 64;  // pulse_max_channels_per_connection
     bool commands = false;     // pulse_websocket_upstream is set
     Fanout::JoinOptions join;  // existing_only, max_subscribers, first
+    /// pulse_max_tenant_subscribers: a subscriber socket that authenticates
+    /// by frame takes its seat among its tenant's then (the handshake's
+    /// token takes it in the host, before the upgrade).
+    uint32_t max_tenant_subscribers = 0;
 };
 
 class WsConnectionHost : public ws::SessionHost {
@@ -125,6 +129,12 @@ public:
     void on_closing() override;
 
 private:
+    /// The token's tenant (its publish rate), empty without one.
+    std::string_view tenant() const
+    {
+        return set_.grant.claims ? std::string_view(set_.grant.claims->tenant)
+                                 : std::string_view();
+    }
     class Sub;
     friend class Sub;
     void deliver(Sub& s, const std::vector<MsgPtr>& msgs);
@@ -148,6 +158,7 @@ private:
     WsSettings set_;
     ws::Session session_;
     std::vector<std::unique_ptr<Sub>> subs_;
+    std::unique_ptr<Fanout::TenantSeat> seat_;   // first-frame auth's
     std::vector<std::unique_ptr<Sub>> retired_;  // deleted channels' subs
     struct Pending {
         MsgPtr msg;

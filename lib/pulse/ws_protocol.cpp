@@ -233,6 +233,8 @@ std::string_view error_code(Code code)
             return "unavailable";
         case Code::kTooLarge:
             return "too_large";
+        case Code::kTooManyRequests:
+            return "rate_limited";
         default:
             return "bad_request";
     }

@@ -10,6 +10,7 @@ using close_code::kInvalidData;
 using close_code::kNormal;
 using close_code::kPolicy;
 using close_code::kTooBig;
+using close_code::kTryAgainLater;
 
 std::pair<uint16_t, std::string> close_for_status(int status)
 {
@@ -27,6 +28,8 @@ std::pair<uint16_t, std::string> close_for_status(int status)
         case 503:
             // nchan: a subscriber dequeued otherwise (worker shutdown)
             return {kNormal, "410 Gone"};
+        case 429:
+            return {kTryAgainLater, "429 Too Many Requests"};
         default:
             break;
     }

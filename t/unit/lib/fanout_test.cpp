@@ -77,16 +77,17 @@ TEST(Fanout, AMessageOverTheSizeBoundIsRefused)
     ASSERT_TRUE(w.fanout->join(&a, "/c", w.opts()).is_ok());
     PublishSpec spec;
     spec.max_size = 4;
-    auto big = w.fanout->publish({"/c"}, spec,
-                                 PublishInput{"12345", "", "", std::nullopt},
-                                 w.host.clock);
+    auto big = w.fanout->publish(
+        {"/c"}, spec, PublishInput{"12345", "", "", std::nullopt, {}},
+        w.host.clock);
     ASSERT_FALSE(big.is_ok());
     EXPECT_EQ(big.status().code(), Code::kTooLarge);
     EXPECT_EQ(
         big.status().message(),
         "Message too large: 5 bytes, at most 4 (pulse_max_message_size).");
-    auto ok = w.fanout->publish(
-        {"/c"}, spec, PublishInput{"1234", "", "", std::nullopt}, w.host.clock);
+    auto ok = w.fanout->publish({"/c"}, spec,
+                                PublishInput{"1234", "", "", std::nullopt, {}},
+                                w.host.clock);
     ASSERT_TRUE(ok.is_ok());
     w.deliver();
     EXPECT_EQ(a.got, (std::vector<std::string>{"1234"}));
@@ -321,12 +322,12 @@ TEST(Fanout, AFullZoneFailsThePublishAndAlertsOncePerEpisode)
     keep.timeout = 0;
     do {
         r = w.fanout->publish({"/c" + std::to_string(tries)}, keep,
-                              PublishInput{big, "", "", {}}, w.host.clock);
+                              PublishInput{big, "", "", {}, {}}, w.host.clock);
     } while (r.is_ok() && ++tries < 100);
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().code(), Code::kNoMemory);
     // again, still full: no second alert
-    (void) w.fanout->publish({"/more"}, keep, PublishInput{big, "", "", {}},
+    (void) w.fanout->publish({"/more"}, keep, PublishInput{big, "", "", {}, {}},
                              w.host.clock);
     size_t alerts = 0;
     for (auto& [level, text] : w.host.logs) {
@@ -343,7 +344,7 @@ TEST(Fanout, SeveralChannelsAggregateAsNchan)
     ASSERT_TRUE(w.fanout->join(&a, "/a", w.opts()).is_ok());
     PublishSpec spec;
     auto r = w.fanout->publish({"/a", "/b"}, spec,
-                               PublishInput{"x", "", "", {}}, w.host.clock);
+                               PublishInput{"x", "", "", {}, {}}, w.host.clock);
     ASSERT_TRUE(r.is_ok());
     EXPECT_EQ(r->info.subscribers, 1u);  // summed
     EXPECT_EQ(r->info.messages, 1u);     // max

@@ -473,3 +473,45 @@ TEST(WsConnection, Subprotocols)
 
 }  // namespace
 }  // namespace pulse
+
+namespace pulse {
+namespace {
+
+// pulse_max_tenant_subscribers for sockets that authenticate by frame: the
+// seat is taken at the first auth, refused past the limit (an error, then
+// a close), and given back when the socket goes.
+TEST(WsConnection, FirstFrameAuthTakesATenantSeat)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket);
+    s.auth_pending = true;
+    s.max_tenant_subscribers = 1;
+    auto one = std::make_unique<V1>(w, s);
+    one->sock.tokens["good"] = tenant_claims("acme", {"**"}, 1000);
+    EXPECT_EQ(one->ask({{"type", "auth"}, {"token", "good"}})["type"],
+              "authenticated");
+    {
+        Store::Guard g(w.store);
+        EXPECT_EQ(w.store.tenant_subscribers(g, "acme"), 1U);
+    }
+    V1 two(w, s);
+    two.sock.tokens["good"] = tenant_claims("acme", {"**"}, 1000);
+    json no = two.ask({{"type", "auth"}, {"token", "good"}, {"id", 3}});
+    EXPECT_EQ(no["code"], "forbidden");
+    EXPECT_NE(
+        no["message"].get<std::string>().find("pulse_max_tenant_subscribers 1"),
+        std::string::npos);
+    ASSERT_FALSE(two.sock.frames.empty());
+    EXPECT_EQ(two.sock.frames.back().first, 0x8);  // a close
+    // another tenant is not held up
+    V1 three(w, s);
+    three.sock.tokens["beta"] = tenant_claims("beta", {"**"}, 1000);
+    EXPECT_EQ(three.ask({{"type", "auth"}, {"token", "beta"}})["type"],
+              "authenticated");
+    one.reset();
+    Store::Guard g(w.store);
+    EXPECT_EQ(w.store.tenant_subscribers(g, "acme"), 0U);
+}
+
+}  // namespace
+}  // namespace pulse

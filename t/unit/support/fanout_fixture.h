@@ -19,6 +19,7 @@ class FakeHost final : public FanoutHost {
 public:
     void ring(uint64_t slots) override { rung |= slots; }
     int64_t now() const override { return clock; }
+    int64_t now_ms() const override { return clock * 1000 + ms; }
     void log(Level level, std::string_view message) override
     {
         logs.emplace_back(level, std::string(message));
@@ -26,6 +27,7 @@ public:
 
     uint64_t rung = 0;
     int64_t clock = 1000;
+    int64_t ms = 0;  // now_ms() within the second
     std::vector<std::pair<Level, std::string>> logs;
 };
 
@@ -51,7 +53,7 @@ struct FanoutWorld {
         PublishSpec spec;
         spec.max_messages = buffer;
         auto r = fanout->publish(
-            {key}, spec, PublishInput{body, ctype, event, {}}, host.clock);
+            {key}, spec, PublishInput{body, ctype, event, {}, {}}, host.clock);
         return r.is_ok() ? r.value() : Published{};
     }
     void deliver()
