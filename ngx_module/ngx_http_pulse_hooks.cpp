@@ -348,6 +348,102 @@ ngx_int_t publisher_upstream(ngx_http_request_t* r,
     return NGX_DONE;
 }
 
+void post_body(ngx_http_request_t* r, ngx_http_request_t* sr,
+               std::string_view body)
+{
+    sr->method = NGX_HTTP_POST;
+    sr->method_name = kPost;
+    sr->request_body = static_cast<ngx_http_request_body_t*>(
+        ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t)));
+    ngx_buf_t* b = ngx_create_temp_buf(r->pool, body.size() + 1);
+    ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
+    if (sr->request_body == nullptr || b == nullptr || cl == nullptr) {
+        throw std::bad_alloc();
+    }
+    b->last = ngx_cpymem(b->pos, body.data(), body.size());
+    b->last_buf = 1;
+    cl->buf = b;
+    cl->next = nullptr;
+    sr->request_body->bufs = cl;
+    sr->headers_in.content_length_n = static_cast<off_t>(body.size());
+    sr->headers_in.chunked = 0;
+}
+
+// --- publisher upstream, per WebSocket frame -------------------------------
+
+namespace {
+
+struct FrameCtx {
+    UpstreamSink* sink;
+    uint64_t token;
+    bool answered;
+};
+
+ngx_int_t on_frame_answer(ngx_http_request_t* sr, void* data,
+                          ngx_int_t rc) noexcept
+{
+    auto* ctx = static_cast<FrameCtx*>(data);
+    if (!ctx->answered) {
+        ctx->answered = true;
+        SubrequestAnswer a = subrequest_answer(sr, rc);
+        ctx->sink->upstream_answer(ctx->token, a.answer, a.body,
+                                   sv(sr->headers_out.content_type));
+    }
+    return rc;
+}
+
+}  // namespace
+
+bool frame_upstream(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                    uint64_t token, std::string_view body,
+                    std::string_view content_type, UpstreamSink* sink)
+{
+    ngx_str_t uri;
+    ngx_str_t args;
+    if (!hook_uri(r, lcf->publisher_upstream_request, &uri, &args)) {
+        return false;
+    }
+    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
+        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
+    auto* ctx = static_cast<FrameCtx*>(ngx_palloc(r->pool, sizeof(FrameCtx)));
+    if (psr == nullptr || ctx == nullptr) {
+        throw std::bad_alloc();
+    }
+    static_assert(std::is_trivially_destructible_v<FrameCtx>);
+    new (ctx) FrameCtx{sink, token, false};
+    psr->handler = on_frame_answer;
+    psr->data = ctx;
+    ngx_http_request_t* sr = nullptr;
+    if (ngx_http_subrequest(
+            r, &uri, &args, &sr, psr,
+            NGX_HTTP_SUBREQUEST_IN_MEMORY | NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return false;
+    }
+    hook_headers(r, sr);
+    post_body(r, sr, body);
+    // the frame's type, not the handshake's Content-Type line
+    ngx_list_t list;
+    if (ngx_list_init(&list, r->pool, 8, sizeof(ngx_table_elt_t)) != NGX_OK) {
+        throw std::bad_alloc();
+    }
+    for_each_header(&sr->headers_in.headers, [&](ngx_table_elt_t& h) {
+        if (!named(h, "Content-Type")) {
+            auto* copy = static_cast<ngx_table_elt_t*>(ngx_list_push(&list));
+            if (copy == nullptr) {
+                throw std::bad_alloc();
+            }
+            *copy = h;
+        }
+    });
+    static ngx_str_t ct_name = ngx_string("Content-Type");
+    sr->headers_in.content_type =
+        push_header(&list, r->pool, ct_name, pool_str(r->pool, content_type));
+    sr->headers_in.headers = list;
+    return true;
+}
+
 // --- presence hooks -------------------------------------------------------
 
 /// What a hook needs of a subscriber's request once that request is gone.

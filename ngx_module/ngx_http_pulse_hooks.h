@@ -17,6 +17,7 @@
 
 #include "ngx.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +35,11 @@ struct SubrequestAnswer {
     std::string_view body;  // in the request pool
 };
 SubrequestAnswer subrequest_answer(ngx_http_request_t* sr, ngx_int_t rc);
+
+/// Makes `sr` a POST of `body` (copied into r's pool). Throws
+/// std::bad_alloc.
+void post_body(ngx_http_request_t* r, ngx_http_request_t* sr,
+               std::string_view body);
 
 /// pulse_authorize_request for a request whose location has one. `resume`
 /// is called as the request's write handler once the upstream answered
@@ -57,6 +63,26 @@ using PublishWith = ngx_int_t (*)(ngx_http_request_t* r,
 ngx_int_t publisher_upstream(ngx_http_request_t* r,
                              ngx_http_pulse_loc_conf_t* lcf,
                              PublishWith publish);
+
+/// Where pulse_publisher_upstream_request answers for a WebSocket frame.
+class UpstreamSink {
+public:
+    /// Must not throw.
+    virtual void upstream_answer(uint64_t token, const hooks::Answer& a,
+                                 std::string_view body,
+                                 std::string_view content_type) noexcept = 0;
+
+protected:
+    ~UpstreamSink() = default;
+};
+
+/// pulse_publisher_upstream_request for one frame published on the
+/// WebSocket of kept request `r`: a POST of `body` (as `content_type`) with
+/// the handshake's headers and query. False when nginx refused the
+/// subrequest. Throws std::bad_alloc.
+bool frame_upstream(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+                    uint64_t token, std::string_view body,
+                    std::string_view content_type, UpstreamSink* sink);
 
 struct RequestSnapshot;
 

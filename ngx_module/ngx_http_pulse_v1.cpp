@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_request.h"
 
 namespace pulse::ngx {
@@ -27,21 +28,16 @@ ngx_int_t on_command_done(ngx_http_request_t* sr, void* data,
         return rc;
     }
     ctx->answered = true;
-    ngx_uint_t status = sr->headers_out.status;
-    std::string_view body;
-    if (sr->out != nullptr && sr->out->buf != nullptr) {
-        body = std::string_view(
-            reinterpret_cast<const char*>(sr->out->buf->pos),
-            static_cast<size_t>(sr->out->buf->last - sr->out->buf->pos));
-    }
-    bool failed =
-        rc == NGX_ERROR || status == 0 || rc >= NGX_HTTP_SPECIAL_RESPONSE;
-    if (failed && (status == 0 || status < NGX_HTTP_SPECIAL_RESPONSE)) {
-        status = rc >= NGX_HTTP_SPECIAL_RESPONSE ? static_cast<ngx_uint_t>(rc)
+    SubrequestAnswer a = subrequest_answer(sr, rc);
+    // a command fails on any error answer too (its reply would be nginx's
+    // error page); with no answer at all the client is told 502
+    bool failed = a.answer.failed || rc >= NGX_HTTP_SPECIAL_RESPONSE;
+    int status = a.answer.status;
+    if (failed && status < NGX_HTTP_SPECIAL_RESPONSE) {
+        status = rc >= NGX_HTTP_SPECIAL_RESPONSE ? static_cast<int>(rc)
                                                  : NGX_HTTP_BAD_GATEWAY;
     }
-    ctx->sink->command_answer(ctx->token, static_cast<int>(status), body,
-                              failed);
+    ctx->sink->command_answer(ctx->token, status, a.body, failed);
     return rc;
 }
 
@@ -70,30 +66,16 @@ bool start_command(ngx_http_request_t* r, ngx_str_t uri, uint64_t token,
     {
         return false;
     }
-    sr->method = NGX_HTTP_POST;
-    static ngx_str_t post = ngx_string("POST");
-    sr->method_name = post;
     // a body and headers of its own: the channel and the identity
-    sr->request_body = static_cast<ngx_http_request_body_t*>(
-        ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t)));
-    ngx_buf_t* b = ngx_create_temp_buf(r->pool, data.size() + 1);
-    ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
-    if (sr->request_body == nullptr || b == nullptr || cl == nullptr
-        || ngx_list_init(&sr->headers_in.headers, r->pool, 4,
-                         sizeof(ngx_table_elt_t))
-               != NGX_OK)
+    post_body(r, sr, data);
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 4,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
     {
         throw std::bad_alloc();
     }
-    b->last = ngx_cpymem(b->pos, data.data(), data.size());
-    b->last_buf = 1;
-    cl->buf = b;
-    cl->next = nullptr;
-    sr->request_body->bufs = cl;
-    sr->headers_in.content_length_n = static_cast<off_t>(data.size());
     sr->headers_in.content_length = nullptr;
     sr->headers_in.content_type = nullptr;
-    sr->headers_in.chunked = 0;
     // channel and identity were validated (no control characters): they
     // cannot add header lines to the upstream request
     auto add_in = [&](std::string_view name, std::string_view value) {

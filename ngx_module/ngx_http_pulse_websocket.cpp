@@ -34,7 +34,8 @@ namespace {
 
 class WsSocket final : public HeldConnection,
                        public WsConnectionHost,
-                       public CommandSink {
+                       public CommandSink,
+                       public UpstreamSink {
 public:
     WsSocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
              WsSettings s, ws::SessionOptions o, std::string identity)
@@ -112,6 +113,19 @@ public:
     // CommandSink
     void command_answer(uint64_t token, int status, std::string_view body,
                         bool failed) noexcept override;
+    bool publish_upstream(uint64_t token, std::string_view body,
+                          std::string_view content_type) override;
+    void upstream_answer(uint64_t token, const hooks::Answer& a,
+                         std::string_view body,
+                         std::string_view content_type) noexcept override;
+    /// Subrequests (commands, the publisher upstream) need the request:
+    /// the socket keeps it instead of detaching.
+    bool keeps_request() const
+    {
+        return lcf_->ws_upstream.len != 0
+               || (lcf_->publisher_upstream_request != nullptr
+                   && (lcf_->roles & NGX_HTTP_PULSE_PUB_WEBSOCKET) != 0);
+    }
 
 private:
     void on_read() override;
@@ -180,7 +194,7 @@ ngx_int_t WsSocket::start(const std::string& head,
         r->header_in->pos = r->header_in->last;
     }
     bind_handlers();
-    if (lcf_->ws_upstream.len != 0) {
+    if (keeps_request()) {
         // A kept request is ended by nginx itself at shutdown
         // (ngx_http_request_handler sees c->close): say goodbye first.
         ngx_http_cleanup_t* cln = ngx_http_cleanup_add(r, 0);
@@ -227,7 +241,7 @@ void WsSocket::on_start(ngx_event_t* ev) noexcept
 {
     auto* w = static_cast<WsSocket*>(ev->data);
     w->guarded([w] {
-        if (w->lcf_->ws_upstream.len == 0) {
+        if (!w->keeps_request()) {
             if (!w->detach("serving a WebSocket")) {
                 return;  // closing
             }
@@ -361,6 +375,35 @@ void WsSocket::command_answer(uint64_t token, int status, std::string_view body,
     }
 }
 
+bool WsSocket::publish_upstream(uint64_t token, std::string_view body,
+                                std::string_view content_type)
+{
+    ngx_http_request_t* r = request();
+    if (r == nullptr) {
+        return false;
+    }
+    return frame_upstream(r, lcf_, token, body, content_type, this);
+}
+
+void WsSocket::upstream_answer(uint64_t token, const hooks::Answer& a,
+                               std::string_view body,
+                               std::string_view content_type) noexcept
+{
+    if (closing()) {
+        return;
+    }
+    try {
+        conn_.upstream_done(token, a, body, content_type);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ALERT, connection()->log, 0,
+                      PULSE_LOG_PREFIX "publisher upstream answer: %s, closing",
+                      e.what());
+        close_later(true);
+    } catch (...) {
+        close_later(true);
+    }
+}
+
 }  // namespace
 
 ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
@@ -487,6 +530,7 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     s.charset = lcf->channel_charset;
     s.max_channels = static_cast<size_t>(lcf->max_channels_per_connection);
     s.commands = lcf->ws_upstream.len != 0;
+    s.publisher_upstream = lcf->publisher_upstream_request != nullptr;
     s.max_tenant_subscribers =
         static_cast<uint32_t>(lcf->max_tenant_subscribers);
     s.join = join_options(lcf);

@@ -273,12 +273,87 @@ void WsConnection::on_message(std::string payload, bool binary)
     publish_frame(payload, binary);
 }
 
+std::string_view WsConnection::frame_type(bool binary) const
+{
+    return binary ? std::string_view("application/octet-stream")
+                  : std::string_view(set_.content_type);
+}
+
 // nchan's WebSocket publisher (docs/protocol.md §6).
 void WsConnection::publish_frame(std::string_view payload, bool binary)
 {
-    std::string_view ctype = binary
-                                 ? std::string_view("application/octet-stream")
-                                 : std::string_view(set_.content_type);
+    if (!set_.publisher_upstream) {
+        publish_now(payload, frame_type(binary));
+        return;
+    }
+    // through the upstream first, in order; a client that outruns it is
+    // told to slow down
+    if (upstream_queue_.size() >= kMaxCommandsInFlight) {
+        auto [code, reason] = ws::close_for_status(429);
+        session_.close(code, reason);
+        return;
+    }
+    upstream_queue_.push_back({std::string(payload), binary});
+    pump_upstream();
+}
+
+void WsConnection::pump_upstream()
+{
+    if (upstream_token_ || upstream_queue_.empty() || session_.closing()) {
+        return;
+    }
+    uint64_t token = next_command_++;
+    upstream_token_ = token;
+    const Upstreamed& p = upstream_queue_.front();
+    if (!host_.publish_upstream(token, p.body, frame_type(p.binary))) {
+        upstream_token_.reset();
+        auto [code, reason] = ws::close_for_status(500);
+        session_.close(code, reason);
+    }
+}
+
+void WsConnection::upstream_done(uint64_t token, const hooks::Answer& a,
+                                 std::string_view body,
+                                 std::string_view content_type)
+{
+    if (upstream_token_ != token || upstream_queue_.empty()) {
+        return;  // answered already, or the socket is going
+    }
+    upstream_token_.reset();
+    Upstreamed p = std::move(upstream_queue_.front());
+    upstream_queue_.pop_front();
+    if (session_.closing()) {
+        return;
+    }
+    int refusal = 0;
+    switch (hooks::publisher_upstream_action(a)) {
+        case hooks::UpstreamAction::kPublishAnswer:
+            publish_now(body, content_type);
+            break;
+        case hooks::UpstreamAction::kPublishOriginal:
+            publish_now(p.body, frame_type(p.binary));
+            break;
+        case hooks::UpstreamAction::kDrop:
+            break;
+        case hooks::UpstreamAction::kForbid:
+            refusal = 403;
+            break;
+        case hooks::UpstreamAction::kFail:
+            refusal = 500;
+            break;
+    }
+    if (refusal != 0) {
+        // as an HTTP publisher gets 403 / 500: the socket ends
+        auto [code, reason] = ws::close_for_status(refusal);
+        session_.close(code, reason);
+        return;
+    }
+    session_.flush();
+    pump_upstream();
+}
+
+void WsConnection::publish_now(std::string_view payload, std::string_view ctype)
+{
     auto out = fanout_.publish(
         set_.pub_keys, set_.spec,
         PublishInput{payload, ctype, "", std::nullopt, tenant()},

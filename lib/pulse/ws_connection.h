@@ -8,6 +8,7 @@
 // requests of commands are the glue's (WsConnectionHost).
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "pulse/acl.h"
 #include "pulse/channel_id.h"
 #include "pulse/fanout.h"
+#include "pulse/hooks.h"
 #include "pulse/ws_protocol.h"
 #include "pulse/ws_session.h"
 
@@ -64,6 +66,10 @@ struct WsSettings {
     size_t max_channels = 64;  // pulse_max_channels_per_connection
     bool commands = false;     // pulse_websocket_upstream is set
     Fanout::JoinOptions join;  // existing_only, max_subscribers, first
+    /// pulse_publisher_upstream_request: each published frame goes to the
+    /// upstream first (WsConnectionHost::publish_upstream), one at a time in
+    /// order, and its answer decides what is published (lib/pulse/hooks.h).
+    bool publisher_upstream = false;
     /// pulse_max_tenant_subscribers: a subscriber socket that authenticates
     /// by frame takes its seat among its tenant's then (the handshake's
     /// token takes it in the host, before the upgrade).
@@ -88,6 +94,11 @@ public:
     /// The connection is now valid until `deadline` (none: no expiry); the
     /// host closes it with 4401 then.
     virtual void expires_at(std::optional<int64_t> deadline) = 0;
+    /// Sends a published frame to pulse_publisher_upstream_request; the
+    /// answer comes back through WsConnection::upstream_done(token, ...).
+    /// False when it cannot start.
+    virtual bool publish_upstream(uint64_t token, std::string_view body,
+                                  std::string_view content_type) = 0;
 
 protected:
     ~WsConnectionHost() = default;
@@ -118,6 +129,9 @@ public:
     /// or answered an error status.
     void command_done(uint64_t token, int status, std::string_view body,
                       bool failed);
+    /// pulse_publisher_upstream_request's answer for a published frame.
+    void upstream_done(uint64_t token, const hooks::Answer& a,
+                       std::string_view body, std::string_view content_type);
     /// The worker is shutting down: say goodbye.
     void shutdown();
 
@@ -169,6 +183,17 @@ private:
     std::unordered_map<uint64_t, std::string> commands_;  // token -> id
     uint64_t next_command_ = 1;
     bool started_ = false;
+    // frames waiting for pulse_publisher_upstream_request, oldest first;
+    // the front one is with the upstream while upstream_token_ is set
+    struct Upstreamed {
+        std::string body;
+        bool binary;
+    };
+    std::deque<Upstreamed> upstream_queue_;
+    std::optional<uint64_t> upstream_token_;
+    void pump_upstream();
+    void publish_now(std::string_view payload, std::string_view ctype);
+    std::string_view frame_type(bool binary) const;
 };
 
 }  // namespace pulse

@@ -118,3 +118,43 @@ def test_floor_usage_error():
                        text=True, timeout=10)
     assert r.returncode == 2
     assert "usage: floor --port P" in r.stderr
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+def test_loadgen_puts_a_token_per_subscriber(nginx_factory, tmp_path,
+                                             transport):
+    """The connection-setup benchmark's --tokens: subscriber i sends line i
+    (mod the lines); a refused token counts as an error."""
+    import jwt as pyjwt
+    secret = "a-bench-tools-secret-of-32-bytes-or-more"
+    (tmp_path / "hs.key").write_text(secret)
+    n = nginx_factory("""
+server {
+    listen 127.0.0.1:{port};
+    location ~ ^/jwt/(.+)$ {
+        pulse_subscriber; pulse_channel_id $1;
+        pulse_jwt_key %s/hs.key;
+        pulse_jwt_token arg=token;
+        pulse_auth_audit all info;
+    }
+}
+""" % tmp_path)
+    exp = int(time.time()) + 600
+    good = [pyjwt.encode({"sub": "s%d" % i, "exp": exp}, secret,
+                         algorithm="HS256") for i in range(3)]
+    (tmp_path / "good").write_text("\n".join(good) + "\n")
+    (tmp_path / "mixed").write_text(good[0] + "\nnot-a-token\n")
+
+    def run(tokens):
+        out = subprocess.run(
+            [LOADGEN, "sub", "--port", str(n.port), "--subs", "6",
+             "--channels", "2", "--transport", transport, "--path",
+             "/jwt/c{c}?token={t}", "--tokens", str(tmp_path / tokens),
+             "--seconds", "1"],
+            capture_output=True, text=True, timeout=20, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    assert run("good")["errors"] == 0
+    assert run("mixed")["errors"] == 3  # subscribers 1, 3 and 5
+    # "good": 6 subscribers over 3 tokens; "mixed": s0 for 0, 2 and 4
+    log = n.log()
+    assert [log.count('sub="s%d"' % i) for i in range(3)] == [5, 2, 2]

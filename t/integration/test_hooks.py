@@ -53,6 +53,10 @@ COMMON = """
         pulse_publisher; pulse_channel_id $2;
         pulse_publisher_upstream_request /_up/$1;
     }
+    location ~ ^/wsp/(answer|same|drop|no)/(.+)$ {
+        pulse_publisher websocket; pulse_channel_id $2;
+        pulse_publisher_upstream_request /_up/$1;
+    }
     location ~ ^/s/(.+)$ {
         pulse_subscriber; pulse_channel_id $1;
         pulse_subscriber_first_message oldest;
@@ -341,6 +345,63 @@ def test_publisher_upstream_statuses(servers):
     posts = seen(lambda r: r["path"] == "/up/same")
     assert posts[-1]["method"] == "POST" and posts[-1]["body"] == b"orig"
     assert posts[-1]["headers"]["content-type"] == "text/x-orig"
+
+
+def test_publisher_upstream_per_websocket_frame(servers):
+    """nchan sends each published frame through the upstream too."""
+    def run(n):
+        out = []
+        for kind in ("answer", "same", "drop"):
+            c = chan()
+            ws = WsClient(n.port, "/wsp/%s/%s" % (kind, c),
+                          headers={"Content-Type": "text/x-orig"})
+            ws.send_text("hi")
+            if kind != "drop":
+                # a publisher socket answers with the channel's info
+                assert b"messages" in ws.recv_frame().payload
+            else:
+                time.sleep(0.5)
+            info = requests.get(n.url("/prespub/" + c), timeout=5)
+            got = None
+            if info.status_code == 200:
+                m = requests.get(n.url("/s/" + c), timeout=5)
+                got = (m.text, m.headers.get("Content-Type"))
+            out.append((kind, got))
+            ws.sock.close()
+        return out
+    out = {flavor: run(n) for flavor, n in servers.items()}
+    # one deliberate difference (docs/auth.md, Hooks): nchan 1.3.6 stores
+    # the upstream's body of a frame with the socket's Content-Type, as
+    # for no HTTP publish; Pulse uses the upstream's on both paths
+    assert out["nchan"][0] == ("answer", ("UP:hi", "text/x-orig"))
+    assert out["pulse"][1:] == out["nchan"][1:], out
+    assert out["pulse"] == [("answer", ("UP:hi", "text/x-up")),
+                            ("same", ("hi", "text/x-orig")),
+                            ("drop", None)]
+
+
+def test_publisher_upstream_refuses_a_websocket_frame(nginx):
+    c = chan()
+    ws = WsClient(nginx.port, "/wsp/no/" + c)
+    ws.send_text("nope")
+    f = ws.expect_close()
+    assert f.close_code == 1008 and f.close_reason == "403 Forbidden"
+    assert requests.get(nginx.url("/prespub/" + c),
+                        timeout=5).status_code == 404
+    # frames in order through the upstream
+    d = chan()
+    ws = WsClient(nginx.port, "/wsp/answer/" + d)
+    for i in range(5):
+        ws.send_text("m%d" % i)
+    for i in range(5):
+        ws.recv_frame()
+    s = sse(nginx.url("/s/" + d))
+    body = s.read_until(lambda b: b.count(b"data:") >= 5)
+    assert [l for l in body.split(b"\n") if l.startswith(b"data:")] == \
+        [b"data: UP:m%d" % i for i in range(5)]
+    s.close()
+    ws.sock.close()
+    still_serves(nginx)
 
 
 def test_publisher_upstream_down(nginx):

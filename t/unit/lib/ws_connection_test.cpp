@@ -65,6 +65,12 @@ public:
         commands.push_back({token, std::string(channel), std::string(data)});
         return accept_commands;
     }
+    bool publish_upstream(uint64_t token, std::string_view body,
+                          std::string_view ctype) override
+    {
+        upstream.push_back({token, std::string(ctype), std::string(body)});
+        return accept_commands;
+    }
     void denied(std::string_view channel, std::string_view reason) override
     {
         denials.push_back(std::string(channel) + ": " + std::string(reason));
@@ -101,6 +107,7 @@ public:
     };
     std::vector<std::pair<uint8_t, std::string>> frames;
     std::vector<Cmd> commands;
+    std::vector<Cmd> upstream;  // channel: the content type
     std::vector<std::string> denials;
     std::map<std::string, std::shared_ptr<const jwt::Claims>> tokens;
     std::vector<std::optional<int64_t>> expiry;
@@ -431,6 +438,82 @@ TEST(WsConnection, NchanPublisherRepliesWithChannelInfo)
     c.on_bytes(client_text("hello"));
     ASSERT_EQ(sock.frames.size(), 1u);
     EXPECT_EQ(json::parse(sock.frames[0].second)["messages"], 1);
+}
+
+// pulse_publisher_upstream_request per frame: one at a time, in order;
+// the answer decides what is published (nchan's statuses).
+TEST(WsConnection, FramesGoThroughThePublisherUpstreamInOrder)
+{
+    FanoutWorld w;
+    Socket sock;
+    WsSettings s =
+        nchan_settings(WsMode::kPlain, {}, {"/p"}, role::kPubWebSocket);
+    s.publisher_upstream = true;
+    s.content_type = "text/x-orig";
+    WsConnection c(*w.fanout, sock, s, ws::SessionOptions{});
+    ASSERT_TRUE(c.join(w.host.clock).is_ok());
+    c.start();
+    c.on_bytes(client_text("one"));
+    c.on_bytes(client_text("two"));
+    c.on_bytes(client_text("three"));
+    c.on_bytes(client_text("four"));
+    ASSERT_EQ(sock.upstream.size(), 1u);  // the next waits for the answer
+    EXPECT_EQ(sock.upstream[0].data, "one");
+    EXPECT_EQ(sock.upstream[0].channel, "text/x-orig");
+    auto messages = [&] {
+        Store::Guard g(w.store);
+        auto i = w.store.info(g, "/p", w.host.clock);
+        return i.is_ok() ? i->messages : 0u;
+    };
+    // a stale or unknown token changes nothing
+    c.upstream_done(999, {200, false}, "x", "text/plain");
+    EXPECT_EQ(messages(), 0u);
+    c.upstream_done(sock.upstream[0].token, {200, false}, "ONE", "text/x-up");
+    EXPECT_EQ(messages(), 1u);
+    ASSERT_EQ(sock.upstream.size(), 2u);
+    EXPECT_EQ(sock.upstream[1].data, "two");
+    c.upstream_done(sock.upstream[1].token, {304, false}, "", "");
+    c.upstream_done(sock.upstream[2].token, {204, false}, "", "");
+    EXPECT_EQ(messages(), 2u);  // "three" dropped
+    {
+        std::vector<std::string> got;
+        Store::Guard g(w.store);
+        auto h = w.store.subscribe(g, "/p", 0, w.host.clock, true);
+        ASSERT_TRUE(h.is_ok());
+        w.store.read_buffered(g, h->channel, std::nullopt,
+                              FirstMessage{FirstMessage::kOldest}, w.host.clock,
+                              10, [&](const MessageView& m) {
+                                  got.push_back(std::string(m.content_type)
+                                                + ":" + std::string(m.body));
+                              });
+        EXPECT_EQ(got, (std::vector<std::string>{"text/x-up:ONE",
+                                                 "text/x-orig:two"}));
+        w.store.unsubscribe(g, h.value());
+    }
+    // a refusal ends the socket, as HTTP's 403 would
+    ASSERT_EQ(sock.upstream.size(), 4u);
+    c.upstream_done(sock.upstream[3].token, {400, false}, "", "");
+    EXPECT_EQ(sock.frames.back().first, 0x8);
+    EXPECT_EQ(sock.frames.back().second.substr(2), "403 Forbidden");
+    EXPECT_EQ(messages(), 2u);
+}
+
+TEST(WsConnection, AClientOutrunningThePublisherUpstreamIsClosed)
+{
+    FanoutWorld w;
+    Socket sock;
+    WsSettings s =
+        nchan_settings(WsMode::kPlain, {}, {"/p"}, role::kPubWebSocket);
+    s.publisher_upstream = true;
+    WsConnection c(*w.fanout, sock, s, ws::SessionOptions{});
+    ASSERT_TRUE(c.join(w.host.clock).is_ok());
+    c.start();
+    for (size_t i = 0; i <= kMaxCommandsInFlight; ++i) {
+        c.on_bytes(client_text("m"));
+    }
+    ASSERT_FALSE(sock.frames.empty());
+    EXPECT_EQ(sock.frames.back().first, 0x8);
+    EXPECT_EQ(sock.frames.back().second.substr(2), "429 Too Many Requests");
 }
 
 TEST(WsConnection, PublishingWhereNotAllowedCloses1008)
