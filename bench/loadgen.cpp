@@ -2,7 +2,7 @@
 //
 //   loadgen sub --port P --subs N --channels C [--path /sub/bench{c}]
 //               [--sources K] [--transport sse|longpoll|ws|ws-meta]
-//               [--expect M]
+//               [--expect M] [--tokens FILE]
 //               [--idle] [--seconds S]
 //     Opens N subscribers spread over C channels and over source addresses
 //     127.0.0.1 .. 127.0.0.K; prints "ready" once all are connected, then
@@ -15,7 +15,8 @@
 //     subscriber, after S seconds, or on SIGTERM/stdin EOF, and prints one
 //     JSON line. ws is a plain WebSocket (one frame per message), ws-meta
 //     one with the ws+meta.nchan subprotocol (id and content type before the
-//     payload).
+//     payload). With --tokens, subscriber i puts line i (mod the lines) of
+//     FILE where the path says {t} (a JWT per subscriber).
 //
 //   loadgen pub --port P --channels C --messages M [--rate R] [--window W]
 //               [--path /pub/bench{c}] [--size B] [--redis 1]
@@ -44,6 +45,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -167,6 +169,7 @@ struct Histogram {
 struct Sub {
     int fd = -1;
     long channel = 0;
+    long index = 0;
     std::string in;
     bool head_done = false;
     bool chunked = false;
@@ -328,14 +331,33 @@ int run_sub(const Args& a)
     bool ws = transport == "ws" || transport == "ws-meta";
     bool meta = transport == "ws-meta";
     std::string tmpl = a.get("path", "/sub/bench{c}");
+    std::vector<std::string> tokens;
+    if (a.has("tokens")) {
+        std::ifstream f(a.get("tokens", ""));
+        for (std::string line; std::getline(f, line);) {
+            if (!line.empty()) {
+                tokens.push_back(line);
+            }
+        }
+        if (tokens.empty()) {
+            std::fprintf(stderr, "loadgen: no tokens in %s\n",
+                         a.get("tokens", "").c_str());
+            return 1;
+        }
+    }
     int ep = epoll_create1(EPOLL_CLOEXEC);
     std::vector<std::unique_ptr<Sub>> subs;
     SubStats st;
     st.expect = expect;
 
     auto request = [&](Sub& s) {
-        std::string req = "GET " + path_for(tmpl, s.channel)
-                          + " HTTP/1.1\r\nHost: bench\r\n";
+        std::string path = path_for(tmpl, s.channel);
+        if (size_t t = path.find("{t}");
+            t != std::string::npos && !tokens.empty()) {
+            path.replace(t, 3,
+                         tokens[static_cast<size_t>(s.index) % tokens.size()]);
+        }
+        std::string req = "GET " + path + " HTTP/1.1\r\nHost: bench\r\n";
         if (ws) {
             req += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
@@ -354,6 +376,7 @@ int run_sub(const Args& a)
     for (long i = 0; i < n; ++i) {
         auto s = std::make_unique<Sub>();
         s->channel = i % channels;
+        s->index = i;
         char src[32];
         std::snprintf(src, sizeof(src), "127.0.0.%ld", 1 + (i % sources));
         s->fd = connect_to(port, sources > 1 ? src : nullptr);

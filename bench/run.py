@@ -33,7 +33,8 @@ FLOOR = os.path.join(ROOT, "build", "floor")
 NCHAN = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 TICK = os.sysconf("SC_CLK_TCK")
 
-CONF = """
+# What every benchmark server shares: 2 workers, no access log.
+CONF_HEAD = """
 load_module {module};
 {user}
 worker_processes 2;
@@ -44,7 +45,9 @@ error_log {prefix}/error.log warn;
 events {{ worker_connections 30000; }}
 http {{
     access_log off;
-    # the load generator keeps its publishing connections for the whole
+"""
+
+CONF = CONF_HEAD + """    # the load generator keeps its publishing connections for the whole
     # run; nginx's default (1000 requests) would close them mid-run
     keepalive_requests 10000000;
     client_body_temp_path {prefix}/body;
@@ -72,12 +75,15 @@ def free_port():
 
 
 class Server:
-    def __init__(self, nginx, module, flavor):
+    def __init__(self, nginx, module, flavor, template=None, **fields):
+        """nginx with `template` (CONF by default; `fields` fill its other
+        {names}), X_ directives named for the flavor."""
         self.flavor = flavor
         self.prefix = tempfile.mkdtemp(prefix="bench-%s-" % flavor)
         self.port = free_port()
-        conf = CONF.format(module=module, prefix=self.prefix, port=self.port,
-                           user="user root;" if os.geteuid() == 0 else "")
+        conf = (template or CONF).format(
+            module=module, prefix=self.prefix, port=self.port,
+            user="user root;" if os.geteuid() == 0 else "", **fields)
         conf = conf.replace("X_", flavor + "_")
         path = os.path.join(self.prefix, "nginx.conf")
         with open(path, "w") as f:
@@ -512,6 +518,21 @@ def main():
                   "w") as f:
             f.write(text + "\n")
         report.append(text)
+    if not a.only or "setup" in a.only:
+        import setup_bench
+        text, med = setup_bench.report(a.nginx, a.module, a.quick, rounds)
+        print(text, flush=True)
+        with open(os.path.join(HERE, "results",
+                               "%s-connection-setup.md" % date), "w") as f:
+            f.write(text + "\n")
+        report.append(text)
+        for t, label in (("sse", "EventSource"), ("ws", "WebSocket")):
+            p, n = med[("pulse", t, "ES256 warm")], \
+                med[("nchan", t, "authorize hook")]
+            headline.append(("connection-setup (%s)" % label,
+                             "setups per server CPU s, Pulse ES256 warm vs "
+                             "nchan's authorize hook", p, n, p / n, "higher",
+                             None))
     if not a.only or "e2e" in a.only:
         res = e2e(a.nginx, a.module, a.publisher, a.quick)
         lines = ["## e2e-redis (Pulse only: nchan has no sidecar)\n",
