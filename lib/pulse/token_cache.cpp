@@ -19,15 +19,15 @@ TokenCache::Digest TokenCache::digest(uint64_t scope, std::string_view token)
     // Fetched once: EVP_sha256() in DigestInit makes OpenSSL 3 look the
     // algorithm up again on every call (half the hash's cost). One context,
     // reset by each init: a worker is one thread.
-    static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    static EVP_MD_CTX* const ctx = EVP_MD_CTX_new();
+    static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    static EVP_MD_CTX* const kCtx = EVP_MD_CTX_new();
     Digest d{};
     unsigned int len = 0;
-    bool ok = md != nullptr && ctx != nullptr
-              && EVP_DigestInit_ex2(ctx, md, nullptr) == 1
-              && EVP_DigestUpdate(ctx, &scope, sizeof(scope)) == 1
-              && EVP_DigestUpdate(ctx, token.data(), token.size()) == 1
-              && EVP_DigestFinal_ex(ctx, d.data(), &len) == 1;
+    bool ok = kSha256 != nullptr && kCtx != nullptr
+              && EVP_DigestInit_ex2(kCtx, kSha256, nullptr) == 1
+              && EVP_DigestUpdate(kCtx, &scope, sizeof(scope)) == 1
+              && EVP_DigestUpdate(kCtx, token.data(), token.size()) == 1
+              && EVP_DigestFinal_ex(kCtx, d.data(), &len) == 1;
     if (!ok) {
         throw std::bad_alloc();  // OpenSSL fails SHA-256 only without memory
     }
