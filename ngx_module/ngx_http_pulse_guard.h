@@ -14,6 +14,23 @@ inline const char* what(const std::exception& e) noexcept
     return e.what();
 }
 
+/// A handler's rc from `f`, for callbacks that finalize `r` themselves:
+/// an exception is logged and becomes a 500.
+template <typename F>
+ngx_int_t rc_or_500(ngx_http_request_t* r, F&& f) noexcept
+{
+    try {
+        return f();
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "pulse: %s",
+                      e.what());
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "pulse: unknown exception");
+    }
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
 }  // namespace pulse::ngx
 
 #define PULSE_LOG_PREFIX "pulse: "

@@ -253,24 +253,17 @@ ngx_int_t after_authorize(ngx_http_request_t* r)
     return d.status;  // nginx's own error page, as nchan
 }
 
-void authorize_resume(ngx_http_request_t* r) noexcept
+// r's write handler while a hook runs: once the answer is in, the request
+// goes on with `After` and is finalized with what it returns.
+template <ngx_int_t (*After)(ngx_http_request_t*)>
+void resume_after(ngx_http_request_t* r) noexcept
 {
     HookState* st = hook_state(r);
     if (st == nullptr || !st->answered) {
         return;  // a write event before the answer
     }
     r->write_event_handler = ngx_http_request_empty_handler;
-    ngx_int_t rc;
-    try {
-        rc = after_authorize(r);
-    } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
-                      e.what());
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    } catch (...) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, rc_or_500(r, [r] { return After(r); }));
 }
 
 ngx_int_t after_upstream(ngx_http_request_t* r)
@@ -294,26 +287,6 @@ ngx_int_t after_upstream(ngx_http_request_t* r)
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-void upstream_resume(ngx_http_request_t* r) noexcept
-{
-    HookState* st = hook_state(r);
-    if (st == nullptr || !st->answered) {
-        return;
-    }
-    r->write_event_handler = ngx_http_request_empty_handler;
-    ngx_int_t rc;
-    try {
-        rc = after_upstream(r);
-    } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
-                      e.what());
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    } catch (...) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ngx_http_finalize_request(r, rc);
-}
-
 }  // namespace
 
 ngx_int_t authorize(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
@@ -325,7 +298,8 @@ ngx_int_t authorize(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
         return send_status(r, keys.status());
     }
     if (start_hook(r, HookState{lcf, resume, nullptr, nullptr, {}, false},
-                   lcf->authorize_request, false, true, authorize_resume)
+                   lcf->authorize_request, false, true,
+                   resume_after<after_authorize>)
         == nullptr)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -337,10 +311,10 @@ ngx_int_t publisher_upstream(ngx_http_request_t* r,
                              ngx_http_pulse_loc_conf_t* lcf,
                              PublishWith publish)
 {
-    // the body reader holds the request: upstream_resume finalizes it
+    // the body reader holds the request: resume_after finalizes it
     if (start_hook(r, HookState{lcf, nullptr, publish, nullptr, {}, false},
                    lcf->publisher_upstream_request, true, false,
-                   upstream_resume)
+                   resume_after<after_upstream>)
         == nullptr)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -137,25 +137,15 @@ ngx_int_t publish_read(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     if (auto keys = channel_keys(r, lcf, true); !keys.is_ok()) {
         return fail(r, keys.status());
     }
-    ngx_int_t rc = publisher_upstream(r, lcf, publish_now);
     // NGX_DONE: the upstream's answer finalizes the request
-    return rc;
+    return publisher_upstream(r, lcf, publish_now);
 }
 
 void publish_body_handler(ngx_http_request_t* r) noexcept
 {
     auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(
         ngx_http_get_module_loc_conf(r, ngx_http_pulse_module));
-    ngx_int_t rc;
-    try {
-        rc = publish_read(r, lcf);
-    } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, PULSE_LOG_PREFIX "%s",
-                      e.what());
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    } catch (...) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ngx_int_t rc = rc_or_500(r, [r, lcf] { return publish_read(r, lcf); });
     if (rc != NGX_DONE) {
         ngx_http_finalize_request(r, rc);
     }
