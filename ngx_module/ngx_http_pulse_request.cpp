@@ -6,6 +6,7 @@
 
 #include "ngx_http_pulse_auth.h"
 #include "pulse/channel_id.h"
+#include "pulse/text.h"
 
 namespace pulse::ngx {
 
@@ -379,13 +380,10 @@ ResumeRequest resume_request(ngx_http_request_t* r,
             return out;
         }
     }
-    ngx_str_t arg;
-    if (ngx_http_arg(
-            r, reinterpret_cast<u_char*>(const_cast<char*>("last_event_id")),
-            13, &arg)
-        == NGX_OK)
-    {
-        out.last_id_values.push_back(unescape(sv(arg)));
+    // ngx_http_arg's rules; its compare at every byte made a token in the
+    // query a cost of every subscriber (docs/performance.md)
+    if (auto arg = text::query_arg(sv(r->args), "last_event_id")) {
+        out.last_id_values.push_back(unescape(*arg));
     }
     return out;
 }
