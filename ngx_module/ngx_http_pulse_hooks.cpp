@@ -157,22 +157,10 @@ HookState* start_hook(ngx_http_request_t* r, HookState init,
                       PULSE_LOG_PREFIX "unsafe hook URI \"%V\"", &uri);
         return nullptr;
     }
-    auto* st = static_cast<HookState*>(ngx_palloc(r->pool, sizeof(HookState)));
-    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
-        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
-    if (st == nullptr || psr == nullptr) {
-        throw std::bad_alloc();
-    }
-    static_assert(std::is_trivially_destructible_v<HookState>);
-    new (st) HookState(init);
-    psr->handler = on_answer;
-    psr->data = st;
-    ngx_http_request_t* sr = nullptr;
-    if (ngx_http_subrequest(
-            r, &uri, &args, &sr, psr,
-            NGX_HTTP_SUBREQUEST_IN_MEMORY | NGX_HTTP_SUBREQUEST_WAITED)
-        != NGX_OK)
-    {
+    HookState* st = nullptr;
+    ngx_http_request_t* sr =
+        in_memory_subrequest(r, &uri, &args, on_answer, init, &st);
+    if (sr == nullptr) {
         return nullptr;
     }
     hook_headers(r, sr);
@@ -377,22 +365,10 @@ bool frame_upstream(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     if (!hook_uri(r, lcf->publisher_upstream_request, &uri, &args)) {
         return false;
     }
-    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
-        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
-    auto* ctx = static_cast<FrameCtx*>(ngx_palloc(r->pool, sizeof(FrameCtx)));
-    if (psr == nullptr || ctx == nullptr) {
-        throw std::bad_alloc();
-    }
-    static_assert(std::is_trivially_destructible_v<FrameCtx>);
-    new (ctx) FrameCtx{sink, token, false};
-    psr->handler = on_frame_answer;
-    psr->data = ctx;
-    ngx_http_request_t* sr = nullptr;
-    if (ngx_http_subrequest(
-            r, &uri, &args, &sr, psr,
-            NGX_HTTP_SUBREQUEST_IN_MEMORY | NGX_HTTP_SUBREQUEST_WAITED)
-        != NGX_OK)
-    {
+    FrameCtx* ctx = nullptr;
+    ngx_http_request_t* sr = in_memory_subrequest(
+        r, &uri, &args, on_frame_answer, FrameCtx{sink, token, false}, &ctx);
+    if (sr == nullptr) {
         return false;
     }
     hook_headers(r, sr);

@@ -19,8 +19,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "ngx_http_pulse_conf.h"
 #include "pulse/hooks.h"
@@ -35,6 +37,36 @@ struct SubrequestAnswer {
     std::string_view body;  // in the request pool
 };
 SubrequestAnswer subrequest_answer(ngx_http_request_t* sr, ngx_int_t rc);
+
+/// An in-memory, waited subrequest of `r` whose answer goes to
+/// `handler` with a copy of `ctx` (plain data, in r's pool); the
+/// subrequest, or nullptr when nginx refused it. Throws std::bad_alloc.
+template <typename Ctx>
+ngx_http_request_t* in_memory_subrequest(ngx_http_request_t* r, ngx_str_t* uri,
+                                         ngx_str_t* args,
+                                         ngx_http_post_subrequest_pt handler,
+                                         const Ctx& ctx, Ctx** placed)
+{
+    static_assert(std::is_trivially_destructible_v<Ctx>);
+    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
+        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
+    void* mem = ngx_palloc(r->pool, sizeof(Ctx));
+    if (psr == nullptr || mem == nullptr) {
+        throw std::bad_alloc();
+    }
+    *placed = new (mem) Ctx(ctx);
+    psr->handler = handler;
+    psr->data = *placed;
+    ngx_http_request_t* sr = nullptr;
+    if (ngx_http_subrequest(
+            r, uri, args, &sr, psr,
+            NGX_HTTP_SUBREQUEST_IN_MEMORY | NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return nullptr;
+    }
+    return sr;
+}
 
 /// Makes `sr` a POST of `body` (copied into r's pool). Throws
 /// std::bad_alloc.

@@ -47,23 +47,11 @@ bool start_command(ngx_http_request_t* r, ngx_str_t uri, uint64_t token,
                    std::string_view channel, std::string_view identity,
                    std::string_view data, CommandSink* sink)
 {
-    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
-        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
-    auto* ctx =
-        static_cast<CommandCtx*>(ngx_palloc(r->pool, sizeof(CommandCtx)));
-    if (psr == nullptr || ctx == nullptr) {
-        throw std::bad_alloc();
-    }
-    static_assert(std::is_trivially_destructible_v<CommandCtx>);
-    new (ctx) CommandCtx{sink, token, false};
-    psr->handler = on_command_done;
-    psr->data = ctx;
-    ngx_http_request_t* sr = nullptr;
-    if (ngx_http_subrequest(
-            r, &uri, nullptr, &sr, psr,
-            NGX_HTTP_SUBREQUEST_IN_MEMORY | NGX_HTTP_SUBREQUEST_WAITED)
-        != NGX_OK)
-    {
+    CommandCtx* ctx = nullptr;
+    ngx_http_request_t* sr =
+        in_memory_subrequest(r, &uri, nullptr, on_command_done,
+                             CommandCtx{sink, token, false}, &ctx);
+    if (sr == nullptr) {
         return false;
     }
     // a body and headers of its own: the channel and the identity

@@ -46,6 +46,9 @@ COMMON = """
         pulse_pubsub; pulse_channel_id $2;
         pulse_authorize_request /_auth/$1;
     }
+    location = /_up/down {
+        internal; proxy_pass http://127.0.0.1:{down}/;
+    }
     location ~ ^/_up/(.+)$ {
         internal; proxy_pass http://127.0.0.1:{up}/up/$1;
     }
@@ -407,8 +410,10 @@ def test_publisher_upstream_refuses_a_websocket_frame(nginx):
 def test_publisher_upstream_down(nginx):
     nginx.allowed.append(r"connect\(\) failed")
     c = chan()
-    # /p/down goes to an app path that answers 400: refused
+    # nothing listens there: the proxy's 502 is an answer, so 403
     assert publish(nginx, "/p/down/" + c).status_code == 403
+    assert any("connect() failed" in line and "/_up/down" in line
+               for line in nginx.log().splitlines())
     assert requests.get(nginx.url("/prespub/" + c),
                         timeout=5).status_code == 404
     still_serves(nginx)
