@@ -16,14 +16,133 @@
 
 namespace pulse::ngx {
 
+namespace {
+
+ngx_http_output_body_filter_pt next_body_filter;
+
+ngx_int_t on_captured(ngx_http_request_t* sr, void* data, ngx_int_t rc) noexcept
+{
+    auto* cap = static_cast<Capture*>(data);
+    return cap->then.handler(sr, cap->then.data, rc);
+}
+
+Capture* capture_of(ngx_http_request_t* r)
+{
+    if (r == r->main || r->post_subrequest == nullptr
+        || r->post_subrequest->handler != on_captured)
+    {
+        return nullptr;
+    }
+    return static_cast<Capture*>(r->post_subrequest->data);
+}
+
+// Appends what `b` holds (in memory or in a file) to `cap`, up to the
+// location's bound; consumes `b` either way. False on a read or
+// allocation failure.
+bool keep(ngx_http_request_t* r, Capture* cap, ngx_buf_t* b)
+{
+    size_t len = static_cast<size_t>(ngx_buf_size(b));
+    if (len == 0) {
+        return true;
+    }
+    if (cap->data == nullptr && !cap->too_big) {
+        auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+            ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+        cap->room = clcf->subrequest_output_buffer_size;
+        cap->data = static_cast<u_char*>(ngx_pnalloc(r->pool, cap->room));
+        if (cap->data == nullptr) {
+            return false;
+        }
+    }
+    if (cap->too_big || len > cap->room - cap->len) {
+        if (!cap->too_big) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          PULSE_LOG_PREFIX
+                          "hook answer bigger than "
+                          "subrequest_output_buffer_size (%uz): its body "
+                          "is not used",
+                          cap->room);
+        }
+        cap->too_big = true;
+    } else if (ngx_buf_in_memory(b)) {
+        ngx_memcpy(cap->data + cap->len, b->pos, len);
+        cap->len += len;
+    } else {
+        ssize_t n =
+            ngx_read_file(b->file, cap->data + cap->len, len, b->file_pos);
+        if (n != static_cast<ssize_t>(len)) {
+            return false;
+        }
+        cap->len += len;
+    }
+    if (ngx_buf_in_memory(b)) {
+        b->pos = b->last;
+    }
+    if (b->in_file) {
+        b->file_pos = b->file_last;
+    }
+    return true;
+}
+
+// The top body filter: a hook subrequest's body stops here, kept for its
+// handler; everything else goes on untouched.
+ngx_int_t capture_body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
+{
+    Capture* cap = capture_of(r);
+    if (cap == nullptr) {
+        return next_body_filter(r, in);
+    }
+    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
+        if (!keep(r, cap, cl->buf)) {
+            return NGX_ERROR;
+        }
+    }
+    return NGX_OK;
+}
+
+}  // namespace
+
+void add_capture_filter()
+{
+    next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = capture_body_filter;
+}
+
+ngx_http_request_t* captured_subrequest(ngx_http_request_t* r, ngx_str_t* uri,
+                                        ngx_str_t* args,
+                                        ngx_http_post_subrequest_pt handler,
+                                        void* data, ngx_uint_t flags)
+{
+    auto* cap = static_cast<Capture*>(ngx_pcalloc(r->pool, sizeof(Capture)));
+    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
+        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
+    if (cap == nullptr || psr == nullptr) {
+        throw std::bad_alloc();
+    }
+    cap->then.handler = handler;
+    cap->then.data = data;
+    psr->handler = on_captured;
+    psr->data = cap;
+    ngx_http_request_t* sr = nullptr;
+    if (ngx_http_subrequest(r, uri, args, &sr, psr,
+                            flags & ~NGX_HTTP_SUBREQUEST_IN_MEMORY)
+        != NGX_OK)
+    {
+        return nullptr;
+    }
+    return sr;
+}
+
 SubrequestAnswer subrequest_answer(ngx_http_request_t* sr, ngx_int_t rc)
 {
     SubrequestAnswer out;
     ngx_uint_t status = sr->headers_out.status;
-    if (sr->out != nullptr && sr->out->buf != nullptr) {
-        out.body = std::string_view(
-            reinterpret_cast<const char*>(sr->out->buf->pos),
-            static_cast<size_t>(sr->out->buf->last - sr->out->buf->pos));
+    if (Capture* cap = capture_of(sr); cap != nullptr) {
+        out.answer.too_big = cap->too_big;
+        if (!cap->too_big && cap->len != 0) {
+            out.body = std::string_view(
+                reinterpret_cast<const char*>(cap->data), cap->len);
+        }
     }
     if (status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         status = static_cast<ngx_uint_t>(rc);  // nginx's own error page
@@ -142,7 +261,7 @@ ngx_int_t on_answer(ngx_http_request_t* sr, void* data, ngx_int_t rc) noexcept
     return rc;
 }
 
-// Starts an in-memory subrequest of `r` to `cv`, whose answer lands in a
+// Starts a captured subrequest of `r` to `cv`, whose answer lands in a
 // HookState (kept in the request's context) and then calls `resume` as
 // r's write handler. `hold`: take a reference of the request for a
 // content handler's NGX_DONE (`resume` finalizes the request once).
@@ -159,7 +278,7 @@ HookState* start_hook(ngx_http_request_t* r, HookState init,
     }
     HookState* st = nullptr;
     ngx_http_request_t* sr =
-        in_memory_subrequest(r, &uri, &args, on_answer, init, &st);
+        captured_subrequest(r, &uri, &args, on_answer, init, &st);
     if (sr == nullptr) {
         return nullptr;
     }
@@ -207,7 +326,8 @@ bool publishing(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
 }
 
 // A subscriber refused: the upstream's status, Content-Type, headers but
-// those of the response itself, and body (what nchan sends).
+// those of the response itself, and body (what nchan sends; without the
+// body when it was too big to keep).
 ngx_int_t forward_refusal(ngx_http_request_t* r, const HookState& st,
                           int status)
 {
@@ -219,6 +339,12 @@ ngx_int_t forward_refusal(ngx_http_request_t* r, const HookState& st,
             }
         }
     });
+    if (st.answer.answer.too_big && !ctype.empty()) {
+        // the body stays behind, its type goes on (as nchan)
+        ngx_str_t ct = pool_str(r->pool, ctype);
+        r->headers_out.content_type = ct;
+        r->headers_out.content_type_len = ct.len;
+    }
     return send_response(r, static_cast<ngx_uint_t>(status), ctype,
                          st.answer.body, false);
 }
@@ -269,6 +395,8 @@ ngx_int_t after_upstream(ngx_http_request_t* r)
             return send_response(r, NGX_HTTP_NO_CONTENT, "", "");
         case hooks::UpstreamAction::kForbid:
             return NGX_HTTP_FORBIDDEN;  // nginx's own error page, as nchan
+        case hooks::UpstreamAction::kTooBig:
+            return NGX_HTTP_BAD_GATEWAY;
         case hooks::UpstreamAction::kFail:
             break;
     }
@@ -366,7 +494,7 @@ bool frame_upstream(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
         return false;
     }
     FrameCtx* ctx = nullptr;
-    ngx_http_request_t* sr = in_memory_subrequest(
+    ngx_http_request_t* sr = captured_subrequest(
         r, &uri, &args, on_frame_answer, FrameCtx{sink, token, false}, &ctx);
     if (sr == nullptr) {
         return false;
@@ -609,6 +737,9 @@ ngx_http_request_t* fake_request(const HookJob& job, FakeOwner** owner_out)
         c->log_error = NGX_ERROR_INFO;
         c->read->active = 1;
         c->write->active = 1;
+        // nothing is ever sent on it: always writable, so nginx's proxy
+        // hands a hook's answer on as it reads it
+        c->write->ready = 1;
         c->read->handler = ngx_http_empty_handler;
         c->write->handler = ngx_http_empty_handler;
         c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
@@ -765,16 +896,11 @@ void run_job(ngx_event_t* ev) noexcept
             return;
         }
         ngx_connection_t* c = r->connection;
-        auto* psr = static_cast<ngx_http_post_subrequest_t*>(
-            ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
         ngx_str_t uri = in_pool(r->pool, job->uri);
         ngx_str_t args = r->args;
         ngx_uint_t flags = 0;
         ngx_str_t own{0, nullptr};
-        ngx_http_request_t* sr = nullptr;
-        if (psr == nullptr
-            || ngx_http_parse_unsafe_uri(r, &uri, &own, &flags) != NGX_OK)
-        {
+        if (ngx_http_parse_unsafe_uri(r, &uri, &own, &flags) != NGX_OK) {
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           PULSE_LOG_PREFIX "pulse_%s_request: bad URI \"%V\"",
                           job->what, &uri);
@@ -784,15 +910,13 @@ void run_job(ngx_event_t* ev) noexcept
         if (own.len != 0) {
             args = own;
         }
-        psr->handler = on_presence_answer;
-        psr->data = owner;
         auto* body = static_cast<ngx_http_request_body_t*>(
             ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t)));
-        if (body == nullptr
-            || ngx_http_subrequest(r, &uri, &args, &sr, psr,
-                                   NGX_HTTP_SUBREQUEST_IN_MEMORY)
-                   != NGX_OK)
-        {
+        ngx_http_request_t* sr =
+            body == nullptr ? nullptr
+                            : captured_subrequest(r, &uri, &args,
+                                                  on_presence_answer, owner, 0);
+        if (sr == nullptr) {
             on_fake_done(r);
             return;
         }

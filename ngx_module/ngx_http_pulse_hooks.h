@@ -29,43 +29,55 @@
 
 namespace pulse::ngx {
 
-/// What a finished in-memory subrequest answered: nginx may call a
+/// What a finished hook subrequest answered: nginx may call a
 /// post-subrequest handler more than once (an error, then its error page);
 /// the first call decides.
 struct SubrequestAnswer {
     hooks::Answer answer;
-    std::string_view body;  // in the request pool
+    std::string_view body;  // in the request pool; empty when too_big
 };
 SubrequestAnswer subrequest_answer(ngx_http_request_t* sr, ngx_int_t rc);
 
-/// An in-memory, waited subrequest of `r` whose answer goes to
-/// `handler` with a copy of `ctx` (plain data, in r's pool); the
-/// subrequest, or nullptr when nginx refused it. Throws std::bad_alloc.
+/// A hook subrequest's body as it arrives, kept by our body filter up to
+/// the hook location's subrequest_output_buffer_size. nginx's own
+/// in-memory subrequests end the client's connection when the answer is
+/// bigger; with this the answer's status still counts (docs/auth.md
+/// "Hooks").
+struct Capture {
+    ngx_http_post_subrequest_t then;  // the caller's handler and data
+    u_char* data;
+    size_t len;
+    size_t room;
+    bool too_big;
+};
+/// Puts the capturing body filter at the top of nginx's chain.
+void add_capture_filter();
+
+/// A subrequest of `r` (nginx's `flags`, never in memory) whose answer
+/// (status, and body as Capture keeps it) goes to `handler` with `data`;
+/// the subrequest, or nullptr when nginx refused it. Nothing of it reaches
+/// r's client. Throws std::bad_alloc.
+ngx_http_request_t* captured_subrequest(ngx_http_request_t* r, ngx_str_t* uri,
+                                        ngx_str_t* args,
+                                        ngx_http_post_subrequest_pt handler,
+                                        void* data, ngx_uint_t flags);
+
+/// A waited captured_subrequest whose handler gets a copy of `ctx` (plain
+/// data, in r's pool), placed at `*placed`.
 template <typename Ctx>
-ngx_http_request_t* in_memory_subrequest(ngx_http_request_t* r, ngx_str_t* uri,
-                                         ngx_str_t* args,
-                                         ngx_http_post_subrequest_pt handler,
-                                         const Ctx& ctx, Ctx** placed)
+ngx_http_request_t* captured_subrequest(ngx_http_request_t* r, ngx_str_t* uri,
+                                        ngx_str_t* args,
+                                        ngx_http_post_subrequest_pt handler,
+                                        const Ctx& ctx, Ctx** placed)
 {
     static_assert(std::is_trivially_destructible_v<Ctx>);
-    auto* psr = static_cast<ngx_http_post_subrequest_t*>(
-        ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
     void* mem = ngx_palloc(r->pool, sizeof(Ctx));
-    if (psr == nullptr || mem == nullptr) {
+    if (mem == nullptr) {
         throw std::bad_alloc();
     }
     *placed = new (mem) Ctx(ctx);
-    psr->handler = handler;
-    psr->data = *placed;
-    ngx_http_request_t* sr = nullptr;
-    if (ngx_http_subrequest(
-            r, uri, args, &sr, psr,
-            NGX_HTTP_SUBREQUEST_IN_MEMORY | NGX_HTTP_SUBREQUEST_WAITED)
-        != NGX_OK)
-    {
-        return nullptr;
-    }
-    return sr;
+    return captured_subrequest(r, uri, args, handler, *placed,
+                               NGX_HTTP_SUBREQUEST_WAITED);
 }
 
 /// Makes `sr` a POST of `body` (copied into r's pool). Throws

@@ -12,6 +12,7 @@
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_shm.h"
 #include "ngx_http_pulse_variables.h"
@@ -993,6 +994,7 @@ try {
         return NGX_OK;  // loaded but unused: no zone, no cost
     }
     mcf->shm_zone = pulse::ngx::add_zone(cf, mcf->shm_size);
+    pulse::ngx::add_capture_filter();
     return mcf->shm_zone == nullptr ? NGX_ERROR : NGX_OK;
 }
 PULSE_CATCH_RETURN(cf->log, NGX_LOG_EMERG, NGX_ERROR)

@@ -30,9 +30,11 @@ ngx_int_t on_command_done(ngx_http_request_t* sr, void* data,
     ctx->answered = true;
     SubrequestAnswer a = subrequest_answer(sr, rc);
     // a command fails on any error answer too (its reply would be nginx's
-    // error page); with no answer at all the client is told 502
-    bool failed = a.answer.failed || rc >= NGX_HTTP_SPECIAL_RESPONSE;
-    int status = a.answer.status;
+    // error page); with no answer at all, or one too big to keep, the
+    // client is told 502
+    bool failed =
+        a.answer.failed || a.answer.too_big || rc >= NGX_HTTP_SPECIAL_RESPONSE;
+    int status = a.answer.too_big ? NGX_HTTP_BAD_GATEWAY : a.answer.status;
     if (failed && status < NGX_HTTP_SPECIAL_RESPONSE) {
         status = rc >= NGX_HTTP_SPECIAL_RESPONSE ? static_cast<int>(rc)
                                                  : NGX_HTTP_BAD_GATEWAY;
@@ -49,8 +51,8 @@ bool start_command(ngx_http_request_t* r, ngx_str_t uri, uint64_t token,
 {
     CommandCtx* ctx = nullptr;
     ngx_http_request_t* sr =
-        in_memory_subrequest(r, &uri, nullptr, on_command_done,
-                             CommandCtx{sink, token, false}, &ctx);
+        captured_subrequest(r, &uri, nullptr, on_command_done,
+                            CommandCtx{sink, token, false}, &ctx);
     if (sr == nullptr) {
         return false;
     }

@@ -31,7 +31,8 @@ UpstreamAction publisher_upstream_action(const Answer& a)
         case 200:
         case 201:
         case 202:
-            return UpstreamAction::kPublishAnswer;
+            return a.too_big ? UpstreamAction::kTooBig
+                             : UpstreamAction::kPublishAnswer;
         case 304:
             return UpstreamAction::kPublishOriginal;
         case 204:

@@ -16,15 +16,18 @@
 namespace pulse::hooks {
 
 /// A finished hook subrequest: the upstream's status, or `failed` when
-/// there is no answer at all (nginx could not run the subrequest, or the
-/// answer did not fit in memory).
+/// there is no answer at all (nginx could not run the subrequest).
+/// `too_big`: the body was longer than the hook location's
+/// subrequest_output_buffer_size, so it was not kept (the status was).
 struct Answer {
     int status = 0;
     bool failed = false;
+    bool too_big = false;
 };
 
-/// pulse_authorize_request's verdict. A subscriber refused gets the
-/// upstream's status, Content-Type, headers and body (`forward`); a
+/// pulse_authorize_request's verdict, by status alone. A subscriber
+/// refused gets the upstream's status, Content-Type, headers and body
+/// (`forward`; without the body when it was too big, as nchan); a
 /// publisher refused gets nginx's own 403; no answer at all is a 500 for
 /// both.
 struct AuthorizeDecision {
@@ -36,13 +39,16 @@ AuthorizeDecision authorize_decision(const Answer& a, bool publishing);
 
 /// pulse_publisher_upstream_request's verdict: 200/201/202 publish the
 /// upstream's body (and Content-Type), 304 the original, 204 nothing (the
-/// publisher gets 204); any other status is 403, no answer 500.
+/// publisher gets 204); any other status is 403, no answer 500. A body to
+/// publish that was too big to keep is a 502 (kTooBig): what the upstream
+/// meant to publish is not there.
 enum class UpstreamAction {
     kPublishAnswer,
     kPublishOriginal,
     kDrop,
     kForbid,
     kFail,
+    kTooBig,
 };
 UpstreamAction publisher_upstream_action(const Answer& a);
 

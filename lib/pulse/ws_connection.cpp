@@ -341,9 +341,12 @@ void WsConnection::upstream_done(uint64_t token, const hooks::Answer& a,
         case hooks::UpstreamAction::kFail:
             refusal = 500;
             break;
+        case hooks::UpstreamAction::kTooBig:
+            refusal = 502;
+            break;
     }
     if (refusal != 0) {
-        // as an HTTP publisher gets 403 / 500: the socket ends
+        // as an HTTP publisher gets 403 / 500 / 502: the socket ends
         auto [code, reason] = ws::close_for_status(refusal);
         session_.close(code, reason);
         return;

@@ -21,6 +21,8 @@ std::pair<uint16_t, std::string> close_for_status(int status)
             return {kPolicy, "403 Forbidden"};
         case 500:
             return {kInternalError, "500 Internal Server Error"};
+        case 502:
+            return {kInternalError, "502 Bad Gateway"};
         case 507:
             return {kInternalError, "507 Insufficient Storage"};
         case 408:

@@ -55,6 +55,7 @@ server {
     location = /command {
         internal;
         proxy_pass http://127.0.0.1:{upstream}/cmd;
+        subrequest_output_buffer_size 16k;
     }
     location ~ ^/ping/(.*)$ {
         pulse_subscriber; pulse_channel_id $1;
@@ -74,6 +75,14 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         if body == b"fail":
             self.send_response(500)
             self.end_headers()
+            return
+        if body.startswith(b"big:"):
+            # past subrequest_output_buffer_size, or within a roomier one
+            reply = b"x" * int(body[4:])
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
             return
         reply = json.dumps({"channel": self.headers.get("X-Pulse-Channel"),
                             "identity": self.headers.get("X-Pulse-Identity"),
@@ -303,6 +312,26 @@ def test_v1_commands_reach_the_upstream_and_reply(nginx):
     assert (e["type"], e["id"], e["status"]) == ("reply", "f", 500)
     c.send_json({"type": "ping"})
     assert c.recv_json()["type"] == "pong"
+
+
+def test_v1_reply_too_big_for_the_hook_location(nginx):
+    """A reply past the command location's subrequest_output_buffer_size
+    is an upstream_failed error for that command only; one that fits, the
+    whole reply."""
+    c = v1(nginx, "/v1?user=bob")
+    c.send_json({"type": "command", "id": "big", "data": "big:100000"})
+    e = c.recv_json()
+    assert (e["type"], e["id"], e["code"]) == \
+        ("error", "big", "upstream_failed")
+    assert "502" in e["message"]
+    c.send_json({"type": "command", "id": "fits", "data": "big:16000"})
+    r = c.recv_json()
+    assert (r["type"], r["id"], r["status"]) == ("reply", "fits", 200)
+    assert r["data"] == "x" * 16000
+    c.send_json({"type": "ping"})
+    assert c.recv_json()["type"] == "pong"
+    assert "hook answer bigger than subrequest_output_buffer_size (16384)" \
+        in nginx.log()
 
 
 def test_v1_unreachable_upstream_is_an_error_frame(nginx):

@@ -66,6 +66,33 @@ TEST(PublisherUpstream, StatusesAsNchan)
     EXPECT_EQ(publisher_upstream_action({200, true}), UpstreamAction::kFail);
 }
 
+TEST(PublisherUpstream, ABodyTooBigToKeepIsNotPublished)
+{
+    // only an answer whose body would be published needs the body
+    for (int s : {200, 201, 202}) {
+        EXPECT_EQ(publisher_upstream_action({s, false, true}),
+                  UpstreamAction::kTooBig)
+            << s;
+    }
+    EXPECT_EQ(publisher_upstream_action({304, false, true}),
+              UpstreamAction::kPublishOriginal);
+    EXPECT_EQ(publisher_upstream_action({204, false, true}),
+              UpstreamAction::kDrop);
+    EXPECT_EQ(publisher_upstream_action({403, false, true}),
+              UpstreamAction::kForbid);
+}
+
+TEST(Authorize, DecidedByStatusWhateverTheBodysSize)
+{
+    for (bool pub : {false, true}) {
+        EXPECT_TRUE(authorize_decision({200, false, true}, pub).allow);
+        AuthorizeDecision d = authorize_decision({403, false, true}, pub);
+        EXPECT_FALSE(d.allow);
+        EXPECT_EQ(d.status, 403);
+        EXPECT_EQ(d.forward, !pub);
+    }
+}
+
 TEST(Headers, ForwardedOnesExcludeTheResponsesOwn)
 {
     EXPECT_TRUE(forwards_header("X-Reason"));
