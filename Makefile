@@ -20,7 +20,8 @@ DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         python3-aiohttp python3-websocket python3-websockets python3-wsproto \
         python3-redis python3-jinja2 nlohmann-json3-dev clang \
         libclang-rt-14-dev clang-format clang-tidy iproute2 procps openssl \
-        python3-pyflakes python3-jwt python3-cryptography
+        python3-pyflakes python3-jwt python3-cryptography \
+        python3-prometheus-client
 
 STRICT   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wold-style-cast \
             -Wnon-virtual-dtor -Werror -g -fno-omit-frame-pointer

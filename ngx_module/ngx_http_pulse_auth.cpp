@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_metrics.h"
 #include "ngx_http_pulse_request.h"
 #include "pulse/jwt.h"
 #include "pulse/text.h"
@@ -515,6 +516,7 @@ std::shared_ptr<const jwt::Claims> verify_token(
     auto claims = check(*j, token, &v);
     if (claims == nullptr) {
         *why = v.reason;
+        count_token_denial(static_cast<int>(v.refusal));
         return nullptr;
     }
     *deadline = claims->exp
@@ -554,6 +556,7 @@ ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     }
     if (claims == nullptr) {
         int status = jwt::refusal_http_status(v.refusal);
+        count_token_denial(static_cast<int>(v.refusal));
         // the unverified kid and sub, for the audit line only
         audit_claims(r, lcf, &v.claims, "deny", status, "", v.reason);
         ngx_http_discard_request_body(r);

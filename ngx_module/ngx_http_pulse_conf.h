@@ -33,7 +33,8 @@ constexpr ngx_int_t NGX_HTTP_PULSE_FIRST_NEWEST = -1000;
 struct ngx_http_pulse_main_conf_t {
     size_t shm_size;
     ngx_shm_zone_t* shm_zone;
-    ngx_flag_t used;  // some location uses pulse: make the zone
+    ngx_flag_t used;     // some location uses pulse: make the zone
+    ngx_flag_t metrics;  // some location has pulse_metrics: count
     // permessage-deflate of published messages (http level, as nchan)
     ngx_int_t deflate_level;
     ngx_int_t deflate_memlevel;
@@ -78,6 +79,7 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_flag_t allow_credentials;
 
     ngx_flag_t stub_status;
+    ngx_int_t metrics_tenants;  // pulse_metrics tenants=N
 
     time_t ws_ping_interval;
     ngx_str_t ws_heartbeat_in;  // pulse_websocket_client_heartbeat

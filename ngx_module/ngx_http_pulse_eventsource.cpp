@@ -28,7 +28,8 @@ public:
                StreamOptions o)
         : HeldConnection(r),
           lcf_(lcf),
-          writer_(r, lcf->subscriber_max_buffered),
+          writer_(r, lcf->subscriber_max_buffered,
+                  metrics_transport(o.transport)),
           stream_(Worker::get()->fanout(), *this, std::move(o))
     {
         for (ngx_event_t* ev : {&ping_, &timeout_, &expire_, &start_ev_}) {

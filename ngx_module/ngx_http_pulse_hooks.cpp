@@ -12,6 +12,7 @@
 
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_metrics.h"
 #include "ngx_http_pulse_request.h"
 
 namespace pulse::ngx {
@@ -360,6 +361,9 @@ ngx_int_t after_authorize(ngx_http_request_t* r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   PULSE_LOG_PREFIX "pulse_authorize_request refused: %d",
                   st->answer.answer.status);
+    if (!st->answer.answer.failed) {
+        count_denial(metrics::Denial::kHook);
+    }
     ngx_http_discard_request_body(r);
     if (d.forward) {
         return forward_refusal(r, *st, d.status);

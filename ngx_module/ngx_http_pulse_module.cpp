@@ -30,6 +30,9 @@ constexpr size_t kMinShmSize = size_t{1024} * 1024;
 constexpr size_t kDefaultMaxBuffered = size_t{4} * 1024 * 1024;
 constexpr size_t kDefaultWsMaxMessage = size_t{1024} * 1024;
 constexpr ngx_int_t kDefaultMaxChannelsPerConnection = 64;
+// pulse_metrics: tenants with a label of their own; the rest are `other`
+constexpr ngx_int_t kDefaultMetricsTenants = 20;
+constexpr ngx_int_t kMaxMetricsTenants = 1000;
 
 ngx_conf_num_bounds_t kDeflateLevelBounds = {ngx_conf_check_num_bounds, 0, 9};
 ngx_conf_num_bounds_t kDeflateMemlevelBounds = {ngx_conf_check_num_bounds, 1,
@@ -170,6 +173,40 @@ try {
     lcf->stub_status = 1;
     mark_used(cf);
     set_content_handler(cf, ngx_http_pulse_stub_status_handler);
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// pulse_metrics [tenants=N]
+char* ngx_http_pulse_set_metrics(ngx_conf_t* cf, ngx_command_t*,
+                                 void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    if (lcf->metrics_tenants != NGX_CONF_UNSET) {
+        return const_cast<char*>("is duplicate");
+    }
+    lcf->metrics_tenants = kDefaultMetricsTenants;
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    if (cf->args->nelts == 2) {
+        std::string_view a = pulse::ngx::sv(args[1]);
+        constexpr std::string_view kKey = "tenants=";
+        ngx_int_t n = a.substr(0, kKey.size()) == kKey ? ngx_atoi(
+                          args[1].data + kKey.size(), args[1].len - kKey.size())
+                                                       : NGX_ERROR;
+        if (n == NGX_ERROR || n > kMaxMetricsTenants) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "pulse_metrics: \"%V\" is not tenants=N "
+                               "with N from 0 to %i",
+                               &args[1], kMaxMetricsTenants);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        lcf->metrics_tenants = n;
+    }
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_pulse_module));
+    mcf->metrics = 1;
+    mark_used(cf);
+    set_content_handler(cf, ngx_http_pulse_metrics_handler);
     return NGX_CONF_OK;
 }
 PULSE_CATCH_CONF(cf)
@@ -375,6 +412,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
     { ngx_string("pulse_stub_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_pulse_set_stub_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       nullptr },
@@ -851,6 +895,7 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->es_ping_event.data = nullptr;
     c->allow_credentials = NGX_CONF_UNSET;
     c->stub_status = NGX_CONF_UNSET;
+    c->metrics_tenants = NGX_CONF_UNSET;
     c->ws_ping_interval = NGX_CONF_UNSET;
     c->ws_max_message_size = NGX_CONF_UNSET_SIZE;
     c->max_message_size = NGX_CONF_UNSET_SIZE;

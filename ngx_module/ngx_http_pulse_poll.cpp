@@ -10,6 +10,7 @@
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
+#include "ngx_http_pulse_metrics.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
@@ -29,6 +30,8 @@ public:
                 bool interval)
         : r_(r),
           lcf_(lcf),
+          gauge_(interval ? metrics::Tp::kIntervalPoll
+                          : metrics::Tp::kLongPoll),
           poll_(Worker::get()->fanout(), *this, interval,
                 lcf->compound_etag != 0)
     {
@@ -62,6 +65,7 @@ private:
 
     ngx_http_request_t* r_;
     ngx_http_pulse_loc_conf_t* lcf_;
+    ConnectionGauge gauge_;
     Poll poll_;
     ngx_event_t timeout_{};
     MsgPtr msg_;            // the answer's message: its body is the response's
@@ -209,7 +213,14 @@ ngx_int_t PollRequest::write(const PollAnswer& a)
     }
     if (a.status == 200 && a.msg) {
         set_message_id(r_, to_string(a.msg->id));
-        return send_message(a.msg);
+        ngx_int_t rc = send_message(a.msg);
+        metrics::Block* b = metrics_block();
+        if (b != nullptr && (rc == NGX_OK || rc == NGX_AGAIN)) {
+            // handed to nginx's output; its body's bytes
+            count_delivery(b, gauge_.transport(), a.msg->body.size(),
+                           a.msg->published_ns, mono_ns());
+        }
+        return rc;
     }
     return send_response(r_, static_cast<ngx_uint_t>(a.status), "", "");
 }

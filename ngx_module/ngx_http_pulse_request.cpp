@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
+#include "ngx_http_pulse_metrics.h"
 #include "pulse/channel_id.h"
 #include "pulse/text.h"
 
@@ -243,6 +244,7 @@ Status check_acl(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     const char* why = publishing ? "channel outside the token's publish ACL"
                                  : "channel outside the token's subscribe ACL";
     audit(r, lcf, "deny", NGX_HTTP_FORBIDDEN, id, why);
+    count_denial(metrics::Denial::kChannel);
     return Status(Code::kForbidden, "Forbidden: " + std::string(why) + ".");
 }
 
@@ -344,6 +346,7 @@ Result<std::unique_ptr<Fanout::TenantSeat>> tenant_seat(
     if (!seat.is_ok() && seat.status().code() == Code::kForbidden) {
         audit(r, lcf, "deny", NGX_HTTP_FORBIDDEN, "",
               "tenant subscriber limit");
+        count_denial(metrics::Denial::kTenantLimit);
     }
     return seat;
 }

@@ -18,6 +18,7 @@
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
+#include "ngx_http_pulse_metrics.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_stream.h"
 #include "ngx_http_pulse_v1.h"
@@ -41,7 +42,7 @@ public:
              WsSettings s, ws::SessionOptions o, std::string identity)
         : HeldConnection(r),
           lcf_(lcf),
-          writer_(r, lcf->subscriber_max_buffered),
+          writer_(r, lcf->subscriber_max_buffered, metrics::Tp::kWebSocket),
           conn_(Worker::get()->fanout(), *this, std::move(s), std::move(o)),
           identity_(std::move(identity))
     {
@@ -89,6 +90,7 @@ public:
         if (ngx_http_request_t* r = request()) {
             audit(r, lcf_, "deny", NGX_HTTP_FORBIDDEN, channel, reason);
         }
+        count_denial(metrics::Denial::kChannel);
     }
     std::shared_ptr<const jwt::Claims> verify_token(
         std::string_view token, std::string* why,

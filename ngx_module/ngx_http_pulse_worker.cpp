@@ -8,6 +8,8 @@
 
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_guard.h"
+#include "ngx_http_pulse_metrics.h"
+#include "ngx_http_pulse_writer.h"
 
 namespace pulse::ngx {
 
@@ -40,6 +42,7 @@ void Worker::start(ngx_cycle_t* cycle, Zone* zone)
 
     auto* w = new Worker(cycle, zone);
     instance_ = w;
+    w->metrics_on_ = mcf->metrics != 0;
     w->local_bell_.handler = on_bell;
     w->local_bell_.data = w;
     w->local_bell_.log = cycle->log;
@@ -79,6 +82,12 @@ void Worker::start(ngx_cycle_t* cycle, Zone* zone)
         w->slot_.reset();
     }
     w->fanout_.emplace(zone->store, w->slot_, *w, deflate);
+    w->fanout_->count_tenants(w->metrics_on_);
+    if (w->slot_) {
+        // counted from the start: a scrape sees every worker at once
+        Store::Guard g(zone->store);
+        w->report_metrics(g);
+    }
     ngx_add_timer(&w->tick_, kTickMs);
 }
 
@@ -101,6 +110,8 @@ void Worker::stop(ngx_cycle_t* cycle)
     w->bell_.close();
     if (w->slot_) {
         Store::Guard g(w->store());
+        // what it counted stays counted (the slot's counters are retired)
+        w->report_metrics(g);
         w->store().release_slot(g, *w->slot_);
     }
     instance_ = nullptr;
@@ -178,6 +189,21 @@ void Worker::reap_dead_slots()
     }
 }
 
+int64_t Worker::mono_ns() const
+{
+    return metrics_on_ ? pulse::ngx::mono_ns() : 0;
+}
+
+void Worker::report_metrics(const Store::Guard& g)
+{
+    if (!metrics_on_ || !slot_) {
+        return;
+    }
+    metrics::Block& b = fanout_->metrics();
+    b.gauges.queue = StreamWriter::queue_histogram();
+    store().put_metrics(g, *slot_, b);
+}
+
 void Worker::tick()
 {
     if (ngx_exiting || ngx_quit || ngx_terminate) {
@@ -188,6 +214,7 @@ void Worker::tick()
         Store::Guard g(store());
         store().gc(g, now(), kDefaultChannelTimeout,
                    store().bucket_count() / kGcTicksPerSweep + 1);
+        report_metrics(g);
     }
     if (++ticks_ % 5 == 0) {
         reap_dead_slots();

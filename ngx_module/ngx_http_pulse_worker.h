@@ -26,10 +26,19 @@ public:
 
     Fanout& fanout() { return *fanout_; }
     Store& store() { return zone_->store; }
+    /// This worker's metrics; nullptr unless a location has pulse_metrics.
+    metrics::Block* metrics()
+    {
+        return metrics_on_ ? &fanout_->metrics() : nullptr;
+    }
+    /// Copies this worker's metrics into its slot of the zone (done every
+    /// tick, and by a scrape).
+    void report_metrics(const Store::Guard& g);
 
     // FanoutHost
     void ring(uint64_t slots) override;
     int64_t now() const override { return static_cast<int64_t>(ngx_time()); }
+    int64_t mono_ns() const override;
     void log(Level level, std::string_view message) override;
 
     Worker(ngx_cycle_t* cycle, Zone* zone) : cycle_(cycle), zone_(zone) {}
@@ -56,6 +65,7 @@ private:
     ngx_event_t local_bell_{};
     ngx_event_t tick_{};
     ngx_msec_t ticks_ = 0;
+    bool metrics_on_ = false;
     std::optional<Fanout> fanout_;
 };
 

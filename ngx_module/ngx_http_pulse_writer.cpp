@@ -33,9 +33,52 @@ void StreamWriter::free_item(Item* it)
     g_free_items = it;
 }
 
+namespace {
+StreamWriter* g_writers = nullptr;
+}  // namespace
+
+StreamWriter::StreamWriter(ngx_http_request_t* r, size_t limit, metrics::Tp tp)
+    : r_(r),
+      c_(r->connection),
+      limit_(limit),
+      gauge_(tp),
+      tracked_(metrics_block() != nullptr)
+{
+    if (tracked_) {
+        next_ = g_writers;
+        if (next_ != nullptr) {
+            next_->prev_ = this;
+        }
+        g_writers = this;
+    }
+}
+
+StreamWriter::~StreamWriter()
+{
+    clear();
+    if (tracked_) {
+        (prev_ != nullptr ? prev_->next_ : g_writers) = next_;
+        if (next_ != nullptr) {
+            next_->prev_ = prev_;
+        }
+    }
+}
+
+metrics::Histogram<metrics::kQueueBounds.size()> StreamWriter::queue_histogram()
+{
+    metrics::Histogram<metrics::kQueueBounds.size()> h;
+    for (StreamWriter* w = g_writers; w != nullptr; w = w->next_) {
+        h.observe(w->queued_, metrics::kQueueBounds);
+    }
+    return h;
+}
+
 bool StreamWriter::push(Frame* f)
 {
     if (queued_ + f->size() > limit_) {
+        if (metrics::Block* b = metrics_block()) {
+            b->counters.ended[static_cast<size_t>(metrics::Ended::kSlow)]++;
+        }
         ngx_log_error(NGX_LOG_INFO, c_->log, 0,
                       PULSE_LOG_PREFIX
                       "subscriber too slow: more than %uz bytes unsent, "
@@ -70,10 +113,20 @@ bool StreamWriter::push(Frame* f)
 
 void StreamWriter::reap()
 {
+    int64_t now = 0;
+    metrics::Block* b = metrics_block();
     while (head_ != nullptr && head_->buf.pos == head_->buf.last) {
         Item* it = head_;
         head_ = it->next;
         queued_ -= it->frame->size();
+        // a message, all of it handed to the kernel
+        if (b != nullptr && it->frame->published_ns() != 0) {
+            if (now == 0) {
+                now = mono_ns();
+            }
+            count_delivery(b, gauge_.transport(), it->frame->size(),
+                           it->frame->published_ns(), now);
+        }
         it->frame->unref();
         free_item(it);
     }

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 
+#include "ngx_http_pulse_metrics.h"
 #include "pulse/frame.h"
+#include "pulse/metrics.h"
 
 namespace pulse::ngx {
 
@@ -13,17 +15,20 @@ namespace pulse::ngx {
 /// send_chain (writev) per flush, for HTTP/2 through the request's output
 /// filters. Holds at most `limit` unsent bytes (pulse_subscriber_max_
 /// buffered). Once the stream is detached from its request only the
-/// connection is used.
+/// connection is used. With pulse_metrics on it counts its connection,
+/// the messages it wrote and their latency, and is counted in the queue
+/// histogram.
 class StreamWriter {
 public:
-    StreamWriter(ngx_http_request_t* r, size_t limit)
-        : r_(r), c_(r->connection), limit_(limit)
-    {}
+    StreamWriter(ngx_http_request_t* r, size_t limit, metrics::Tp tp);
     StreamWriter(const StreamWriter&) = delete;
     StreamWriter& operator=(const StreamWriter&) = delete;
     StreamWriter(StreamWriter&&) = delete;
     StreamWriter& operator=(StreamWriter&&) = delete;
-    ~StreamWriter() { clear(); }
+    ~StreamWriter();
+
+    /// Unsent bytes of every live writer of this process.
+    static metrics::Histogram<metrics::kQueueBounds.size()> queue_histogram();
 
     /// From now on the stream has only its connection.
     void detach() { r_ = nullptr; }
@@ -58,6 +63,11 @@ private:
     size_t queued_ = 0;
     Item* head_ = nullptr;
     Item* tail_ = nullptr;
+    ConnectionGauge gauge_;
+    bool tracked_;  // in the list of live writers (pulse_metrics on)
+    // the process's live writers, for the queue histogram (metrics on)
+    StreamWriter* prev_ = nullptr;
+    StreamWriter* next_ = nullptr;
 };
 
 }  // namespace pulse::ngx

@@ -203,6 +203,10 @@ Result<Fanout::Join> Fanout::join(Subscriber* s, std::string_view key,
             [&](const MessageView& m) {
                 j.catch_up.push_back(std::make_shared<Msg>(m));
             });
+        if (o.after) {
+            metrics_.counters.resumes++;
+            metrics_.counters.gaps += j.gap ? 1 : 0;
+        }
         MsgId last = store_.last_id(g, lc->sub.channel);
         s->last_sent_ = o.after && *o.after > last ? *o.after : last;
         store_.add_subscribers(g, lc->sub, 1, o.now);
@@ -322,6 +326,8 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
             return wait.status();
         }
         if (wait.value() > 0) {
+            metrics_.counters
+                .denials[static_cast<size_t>(metrics::Denial::kTenantLimit)]++;
             Status st(Code::kTooManyRequests,
                       "Too many publishes for this tenant; retry in "
                           + std::to_string(wait.value())
@@ -352,6 +358,7 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
     }
     p.deflated = deflated;
     p.now = now;
+    p.published_ns = host_.mono_ns();
     p.id = in.id;
     Published out;
     uint64_t ring = 0;
@@ -365,6 +372,9 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
             res = store_.publish(g, p);
             if (res.is_ok()) {
                 store_.clear_full(g);
+                if (i == 0 && count_tenants_ && !in.tenant.empty()) {
+                    store_.tenant_count_publish(g, in.tenant);
+                }
             } else if (res.status().code() == Code::kNoMemory) {
                 // one log line per episode for all workers together
                 first_full = store_.mark_full(g);

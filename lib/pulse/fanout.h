@@ -27,6 +27,7 @@
 
 #include "pulse/deflate.h"
 #include "pulse/message.h"
+#include "pulse/metrics.h"
 #include "pulse/status.h"
 #include "pulse/store.h"
 
@@ -100,6 +101,9 @@ public:
     virtual int64_t now() const = 0;
     /// Unix milliseconds (a tenant's publish bucket, shared by workers).
     virtual int64_t now_ms() const { return now() * 1000; }
+    /// CLOCK_MONOTONIC in nanoseconds, the same in every worker: when a
+    /// publish was accepted (delivery latency); 0: not measured.
+    virtual int64_t mono_ns() const { return 0; }
     /// Logs a problem of the fan-out (a full zone, once per episode, is an
     /// alert; a message stored uncompressed a warning).
     enum class Level : uint8_t { kWarn, kAlert };
@@ -221,6 +225,12 @@ public:
     /// Local channels held (for tests and status).
     size_t channels() const { return channels_.size(); }
 
+    /// This worker's metrics (lib/pulse/metrics.h): the fan-out counts
+    /// resumes and gaps, the glue the rest.
+    metrics::Block& metrics() { return metrics_; }
+    /// Count publishes per tenant in the zone (pulse_metrics is on).
+    void count_tenants(bool on) { count_tenants_ = on; }
+
 private:
     friend class Subscriber;
     class Pin;
@@ -235,6 +245,8 @@ private:
     FanoutHost& host_;
     ws::DeflateOptions deflate_;
     bool stopping_ = false;
+    bool count_tenants_ = false;
+    metrics::Block metrics_;
     FramingIds framing_ids_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
 };

@@ -19,7 +19,9 @@ class Frame {
 public:
     /// A frame holding a copy of `bytes`, with one reference (the
     /// caller's). Throws std::bad_alloc.
-    static Frame* make(std::string_view bytes)
+    /// `published_ns`: when the message it frames was accepted
+    /// (CLOCK_MONOTONIC; 0 for what is no message: pings, headers).
+    static Frame* make(std::string_view bytes, int64_t published_ns = 0)
     {
         void* mem = std::malloc(sizeof(Frame) + bytes.size());
         if (mem == nullptr) {
@@ -27,6 +29,7 @@ public:
         }
         auto* f = new (mem) Frame();
         f->size_ = bytes.size();
+        f->published_ns_ = published_ns;
         if (!bytes.empty()) {
             std::memcpy(f->bytes(), bytes.data(), bytes.size());
         }
@@ -45,6 +48,7 @@ public:
         return reinterpret_cast<const unsigned char*>(this + 1);
     }
     size_t size() const { return size_; }
+    int64_t published_ns() const { return published_ns_; }
     std::string_view view() const
     {
         return std::string_view(reinterpret_cast<const char*>(data()), size_);
@@ -58,6 +62,7 @@ private:
     }
     uint32_t refs_ = 1;
     size_t size_ = 0;
+    int64_t published_ns_ = 0;
 };
 
 /// Owns one reference to a Frame.

@@ -93,7 +93,8 @@ bool HttpStream::push_message(size_t index, Msg& m)
         }
     } else {
         FrameRef own(Frame::make(encode(m.data(), framing_, sub_.show(index, m),
-                                        fanout_.deflate_options())));
+                                        fanout_.deflate_options()),
+                                 m.published_ns));
         if (own.get()->size() != 0 && !io_.push(own.get())) {
             return false;
         }
@@ -177,6 +178,9 @@ void HttpStream::ping(std::string_view comment, std::string_view event,
 void HttpStream::end(int status)
 {
     sub_.leave();
+    if (!finishing_) {
+        fanout_.metrics().counters.ended_with(status);
+    }
     if (finishing_) {
         return;
     }

@@ -5,6 +5,7 @@ namespace pulse {
 Msg::Msg(const MessageView& m)
     : id(m.id),
       prev_id(m.prev_id),
+      published_ns(m.published_ns),
       content_type(m.content_type),
       event(m.event),
       body(m.body),
@@ -37,8 +38,8 @@ Frame* Msg::encode_slow(uint32_t framing_id, const Framing& f,
         }
     }
     std::string bytes = encode(data(), key, ShownId{id_text_, id.time}, z);
-    encodings_.push_back(
-        Encoding{framing_id, std::move(key), FrameRef(Frame::make(bytes))});
+    encodings_.push_back(Encoding{framing_id, std::move(key),
+                                  FrameRef(Frame::make(bytes, published_ns))});
     return encodings_.back().frame.get();
 }
 

@@ -54,6 +54,7 @@ public:
 
     MsgId id;
     MsgId prev_id;
+    int64_t published_ns;  // CLOCK_MONOTONIC; 0: unknown
     std::string content_type;
     std::string event;
     std::string body;

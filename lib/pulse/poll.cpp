@@ -89,6 +89,7 @@ void Poll::end(int status)
     if (!waiting_) {
         return;
     }
+    fanout_.metrics().counters.ended_with(status);
     waiting_ = false;
     sub_.leave();
     PollAnswer a;

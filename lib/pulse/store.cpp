@@ -196,6 +196,7 @@ MessageView Store::view(Message* m)
     MessageView v;
     v.id = MsgId{m->time, m->tag};
     v.prev_id = MsgId{m->prev_time, m->prev_tag};
+    v.published_ns = m->published_ns;
     v.content_type = std::string_view(bytes, m->ctype_len);
     v.event = std::string_view(bytes + m->ctype_len, m->event_len);
     v.body = std::string_view(bytes + m->ctype_len + m->event_len, m->body_len);
@@ -258,6 +259,7 @@ void Store::evict_front(Channel* c)
     m->evicted = 1;
     c->buffered--;
     hdr_->stored_messages--;
+    hdr_->evicted++;
 }
 
 void Store::expire(Channel* c, int64_t now)
@@ -407,6 +409,7 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     }
     m->time = id.time;
     m->tag = id.tag;
+    m->published_ns = p.published_ns;
     m->prev_time = last.time;
     m->prev_tag = last.tag;
     int64_t ttl = p.max_messages == 0 ? kUnbufferedMessageTtl : p.timeout;
@@ -676,6 +679,12 @@ void Store::release_slot(const Guard&, uint32_t slot)
     ws.overflow = 0;
     ws.bell_pending = 0;
     ws.pid = 0;
+    // its counters stay counted; its gauges go with it
+    if (ws.reported != 0) {
+        hdr_->retired.add(ws.metrics.counters);
+    }
+    ws.metrics = metrics::Block{};
+    ws.reported = 0;
     release_tenant_slot(slot);
 }
 
@@ -719,6 +728,45 @@ StoreStats Store::stats(const Guard&)
     s.shm_used = arena_.used_bytes();
     s.shm_capacity = arena_.capacity_bytes();
     return s;
+}
+
+// ------------------------------------------------------------- metrics
+
+void Store::put_metrics(const Guard&, uint32_t slot, const metrics::Block& b)
+{
+    if (slot >= kMaxSlots || hdr_->slots[slot].pid == 0) {
+        return;
+    }
+    hdr_->slots[slot].metrics = b;
+    hdr_->slots[slot].reported = 1;
+}
+
+metrics::Snapshot Store::metrics(const Guard& g)
+{
+    metrics::Snapshot m;
+    m.sum.counters = hdr_->retired;
+    for (const WorkerSlot& ws : hdr_->slots) {
+        if (ws.pid == 0 || ws.reported == 0) {
+            continue;
+        }
+        ++m.workers;
+        m.sum.counters.add(ws.metrics.counters);
+        const metrics::Gauges& gg = ws.metrics.gauges;
+        for (size_t i = 0; i < metrics::kTransports; ++i) {
+            m.sum.gauges.connections[i] += gg.connections[i];
+        }
+        m.sum.gauges.queue.add(gg.queue);
+    }
+    StoreStats st = stats(g);
+    m.published = st.total_published;
+    m.channels = st.channels;
+    m.subscribers = st.subscribers;
+    m.stored_messages = st.stored_messages;
+    m.evicted = hdr_->evicted;
+    m.shm_used = st.shm_used;
+    m.shm_capacity = st.shm_capacity;
+    tenant_rows(&m.tenants);
+    return m;
 }
 
 }  // namespace pulse

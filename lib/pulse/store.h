@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "pulse/arena.h"
 #include "pulse/message_id.h"
+#include "pulse/metrics.h"
 #include "pulse/status.h"
 
 namespace pulse {
@@ -24,7 +26,7 @@ constexpr uint32_t kMailboxSize = 512;
 /// (nchan's NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
-constexpr uint32_t kStoreLayoutVersion = 4;
+constexpr uint32_t kStoreLayoutVersion = 5;
 /// Hash buckets of the tenant table (per-tenant limits).
 constexpr uint32_t kTenantBuckets = 256;
 
@@ -53,6 +55,7 @@ struct ChannelInfo {
 struct MessageView {
     MsgId id;
     MsgId prev_id;
+    int64_t published_ns = 0;  // when accepted (CLOCK_MONOTONIC); 0: unknown
     std::string_view body;
     std::string_view content_type;
     std::string_view event;
@@ -141,6 +144,7 @@ public:
         int64_t timeout = 3600;       // seconds; 0 = never expires
         int64_t channel_timeout = 0;  // idle lifetime; 0 = gc()'s default
         int64_t now = 0;
+        int64_t published_ns = 0;  // CLOCK_MONOTONIC, for latency metrics
         /// Publisher-supplied id (pulse_publisher_message_id); the store
         /// assigns one when absent.
         std::optional<MsgId> id;
@@ -258,6 +262,16 @@ public:
     StoreStats stats(const Guard&);
     uint32_t bucket_count() const;
 
+    // ------------------------------------------------------------ metrics
+    /// The worker of `slot` reports its metrics (lib/pulse/metrics.h).
+    void put_metrics(const Guard&, uint32_t slot, const metrics::Block& b);
+    /// One more publish of `tenant` (its record made if need be; none when
+    /// the zone has no room for it).
+    void tenant_count_publish(const Guard&, std::string_view tenant);
+    /// Every worker's metrics summed, the zone's own counts and every
+    /// tenant's row (unbounded: metrics::bound_tenants).
+    metrics::Snapshot metrics(const Guard&);
+
     /// Zone-wide "the zone is full" episode, so that all workers together
     /// log it once: mark_full() is true for the first failure of an
     /// episode, clear_full() ends it (a publish succeeded).
@@ -281,6 +295,7 @@ private:
     Tenant* tenant(std::string_view name);  // found or made; null: no room
     void gc_tenants(int64_t now, uint32_t max_buckets);
     void release_tenant_slot(uint32_t slot);
+    void tenant_rows(std::vector<metrics::TenantRow>* rows);
     ChannelInfo info_of(const Channel* c, int64_t now) const;
     Message* alloc_message(const PublishParams& p);
     void leave(uint32_t slot, SlotSub* ss);
@@ -301,8 +316,9 @@ struct Message {
     uint32_t next;
     int64_t time;
     int32_t tag;
-    uint32_t pending;  // slots that still have to read it
-    int64_t expires;   // 0 = never
+    uint32_t pending;      // slots that still have to read it
+    int64_t expires;       // 0 = never
+    int64_t published_ns;  // when accepted (CLOCK_MONOTONIC); 0 = unknown
     int64_t prev_time;
     int32_t prev_tag;
     uint32_t body_len;
@@ -356,6 +372,7 @@ struct Tenant {
     int64_t tokens;            // publish bucket, in 1/1000 of a publish
     int64_t refilled_ms;       // when `tokens` was brought up to date
     int64_t full_at_ms;        // when the bucket is full again (gc: idle)
+    uint64_t published;        // publishes counted (pulse_metrics)
     uint32_t subs[kMaxSlots];  // subscribers per worker slot
     // followed by the name's bytes
 };
@@ -369,9 +386,12 @@ struct WorkerSlot {
     int32_t pid;  // 0 = free
     uint32_t bell_pending;
     uint32_t overflow;
-    uint32_t head;  // next to read
-    uint32_t tail;  // next to write
-    uint32_t subs;  // SlotSub list
+    uint32_t head;      // next to read
+    uint32_t tail;      // next to write
+    uint32_t subs;      // SlotSub list
+    uint32_t reported;  // metrics holds a report of this slot's worker
+    uint32_t pad;
+    metrics::Block metrics;
     MailboxEntry mailbox[kMailboxSize];
 };
 
@@ -394,6 +414,8 @@ struct StoreHeader {
     uint32_t tenants;
     uint32_t tenant_gc_cursor;
     uint32_t pad2;
+    uint64_t evicted;           // messages pushed out of a full buffer
+    metrics::Counters retired;  // of the workers whose slots were released
     WorkerSlot slots[kMaxSlots];
 };
 

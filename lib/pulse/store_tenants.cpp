@@ -144,6 +144,13 @@ Result<int64_t> Store::tenant_take_publish(const Guard&, std::string_view name,
     return wait;
 }
 
+void Store::tenant_count_publish(const Guard&, std::string_view name)
+{
+    if (Tenant* t = tenant(name)) {
+        t->published++;
+    }
+}
+
 void Store::release_tenant_slot(uint32_t slot)
 {
     uint32_t* buckets = ShmRef<uint32_t>{hdr_->tenant_buckets}.get(base_);
@@ -151,6 +158,19 @@ void Store::release_tenant_slot(uint32_t slot)
         for (uint32_t off = buckets[b]; off != 0;) {
             auto* t = ShmRef<Tenant>{off}.get(base_);
             t->subs[slot] = 0;
+            off = t->next_in_bucket;
+        }
+    }
+}
+
+void Store::tenant_rows(std::vector<metrics::TenantRow>* rows)
+{
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->tenant_buckets}.get(base_);
+    for (uint32_t b = 0; b < kTenantBuckets; ++b) {
+        for (uint32_t off = buckets[b]; off != 0;) {
+            auto* t = ShmRef<Tenant>{off}.get(base_);
+            rows->push_back(metrics::TenantRow{std::string(name_of(t)),
+                                               total(t), t->published});
             off = t->next_in_bucket;
         }
     }

@@ -161,7 +161,8 @@ bool WsConnection::push_message(Sub& s, Msg& m, bool abort_if_full)
     Framing plain = s.framing();
     plain.deflate = false;
     FrameRef f(Frame::make(encode(m.data(), plain, ShownId{text, multi_.time},
-                                  fanout_.deflate_options())));
+                                  fanout_.deflate_options()),
+                           m.published_ns));
     return session_.send_frame(f.get(), abort_if_full);
 }
 
@@ -215,6 +216,7 @@ void WsConnection::sub_ended(Sub& s, int status)
     if (session_.closing()) {
         return;
     }
+    fanout_.metrics().counters.ended_with(status);
     if (set_.mode == WsMode::kJson && status == end_status::kGone) {
         // one channel of several went away: say so, keep the socket
         std::string channel = s.channel();
