@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -63,9 +64,12 @@ CONF = CONF_HEAD + """    # the load generator keeps its publishing connections 
             X_subscriber_first_message newest;
         }}
         location = /pulse_status {{ X_stub_status; }}
-    }}
+{extra}    }}
 }}
 """
+
+# What the metrics-cost run adds to CONF (Pulse only).
+METRICS_LOCATION = "        location = /metrics { pulse_metrics; }\n"
 
 
 def free_port():
@@ -81,6 +85,7 @@ class Server:
         self.flavor = flavor
         self.prefix = tempfile.mkdtemp(prefix="bench-%s-" % flavor)
         self.port = free_port()
+        fields.setdefault("extra", "")
         conf = (template or CONF).format(
             module=module, prefix=self.prefix, port=self.port,
             user="user root;" if os.geteuid() == 0 else "", **fields)
@@ -384,7 +389,6 @@ def e2e(nginx, module, publisher, q):
 
 
 def published_count(srv):
-    import urllib.request
     try:
         with urllib.request.urlopen(
                 "http://127.0.0.1:%d/pulse_status" % srv.port, timeout=2) as r:
@@ -414,6 +418,47 @@ SCENARIOS = [
      "PSS bytes per idle subscriber", "lower", False),
     ("slow-consumer", slow_consumer, "nginx PSS growth KiB", "lower", False),
 ]
+
+
+def metrics_cost(nginx, module, q, rounds):
+    """Fan-out with and without a pulse_metrics location, alternating
+    rounds; the scrape after each run must count what the load generator
+    received."""
+    lines = ["## metrics-cost (Pulse with and without `pulse_metrics`)\n",
+             "| scenario | deliveries per server CPU s, off | on | on/off | "
+             "deliveries counted / received |", "|---|---|---|---|---|"]
+    ratios = {}
+    for name, transport, label in (("fanout-websocket", "ws", "websocket"),
+                                   ("fanout-sse", "sse", "eventsource")):
+        got = {"off": [], "on": []}
+        counted = []
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                srv = Server(nginx, module, "pulse",
+                             extra=METRICS_LOCATION if mode == "on" else "")
+                try:
+                    r = fanout(srv, q, transport)
+                    got[mode].append(r)
+                    if mode == "on":
+                        time.sleep(1.2)  # every worker has reported
+                        text = urllib.request.urlopen(
+                            "http://127.0.0.1:%s/metrics" % srv.port,
+                            timeout=5).read().decode()
+                        key = 'pulse_deliveries_total{transport="%s"} ' \
+                            % label
+                        n = int(next(l for l in text.splitlines()
+                                     if l.startswith(key)).split()[-1])
+                        counted.append((n, r["deliveries"]))
+                finally:
+                    srv.stop()
+        off = median_runs(got["off"])["deliveries per server CPU s"]
+        on = median_runs(got["on"])["deliveries per server CPU s"]
+        ratios[name] = (on, off)
+        lines.append("| %s | %s | %s | %.3f | %s |" % (
+            name, fmt(off), fmt(on), on / off if off else float("nan"),
+            ", ".join("%d/%d" % c for c in counted)))
+    lines.append("\nTarget: on/off >= 0.98 (metrics cost at most 2%).\n")
+    return "\n".join(lines), ratios
 
 
 def median_runs(runs):
@@ -533,6 +578,18 @@ def main():
                              "setups per server CPU s, Pulse ES256 warm vs "
                              "nchan's authorize hook", p, n, p / n, "higher",
                              None))
+    if not a.only or "metrics" in a.only:
+        text, ratios = metrics_cost(a.nginx, a.module, a.quick, rounds)
+        for name, (on, off) in ratios.items():
+            headline.append(("metrics-cost (%s)" % name,
+                             "deliveries per server CPU s, pulse_metrics on "
+                             "vs off", on, off, on / off if off else 0,
+                             "higher", None))
+        print(text, flush=True)
+        with open(os.path.join(HERE, "results", "%s-metrics-cost.md" % date),
+                  "w") as f:
+            f.write(text + "\n")
+        report.append(text)
     if not a.only or "e2e" in a.only:
         res = e2e(a.nginx, a.module, a.publisher, a.quick)
         lines = ["## e2e-redis (Pulse only: nchan has no sidecar)\n",
