@@ -80,6 +80,8 @@ struct ngx_http_pulse_loc_conf_t {
 
     ngx_flag_t stub_status;
     ngx_int_t metrics_tenants;  // pulse_metrics tenants=N
+    ngx_flag_t gap_signal;      // pulse_gap_signal on
+    ngx_str_t gap_event;        // its EventSource event name
 
     time_t ws_ping_interval;
     ngx_str_t ws_heartbeat_in;  // pulse_websocket_client_heartbeat

@@ -325,6 +325,9 @@ ngx_int_t stream_subscribe(ngx_http_request_t* r,
     o.transport = t;
     o.compound_etag = lcf->compound_etag != 0;
     o.separator = std::string(sv(lcf->raw_stream_separator));
+    if (lcf->gap_signal != 0) {
+        o.gap_event = std::string(sv(lcf->gap_event));
+    }
     if (t == Transport::kEventSource && lcf->eventsource_event != nullptr) {
         // the `event:` line of every message: a line break in it would
         // forge lines of this stream

@@ -211,6 +211,51 @@ try {
 }
 PULSE_CATCH_CONF(cf)
 
+// pulse_gap_signal on [event=NAME] | off
+char* ngx_http_pulse_set_gap_signal(ngx_conf_t* cf, ngx_command_t*,
+                                    void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    if (lcf->gap_signal != NGX_CONF_UNSET) {
+        return const_cast<char*>("is duplicate");
+    }
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    std::string_view mode = pulse::ngx::sv(args[1]);
+    if (mode == "off" && cf->args->nelts == 2) {
+        lcf->gap_signal = 0;
+        return NGX_CONF_OK;
+    }
+    if (mode != "on") {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "pulse_gap_signal: \"%V\" is neither on nor off",
+                           &args[1]);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    lcf->gap_signal = 1;
+    if (cf->args->nelts == 3) {
+        std::string_view a = pulse::ngx::sv(args[2]);
+        constexpr std::string_view kKey = "event=";
+        std::string_view name = a.substr(0, kKey.size()) == kKey
+                                    ? a.substr(kKey.size())
+                                    : std::string_view();
+        if (name.empty()
+            || !pulse::validate_field("pulse_gap_signal event", name,
+                                      pulse::kMaxEventLength)
+                    .is_ok())
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "pulse_gap_signal: \"%V\" is not event=NAME "
+                               "(1 to 256 bytes, no control characters)",
+                               &args[2]);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        lcf->gap_event.data = args[2].data + kKey.size();
+        lcf->gap_event.len = name.size();
+    }
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
 // pulse_websocket_client_heartbeat <in> <out>
 char* ngx_http_pulse_set_charset(ngx_conf_t* cf, ngx_command_t*,
                                  void* conf) noexcept
@@ -412,6 +457,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
     { ngx_string("pulse_stub_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_pulse_set_stub_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_gap_signal"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_pulse_set_gap_signal,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       nullptr },
@@ -896,6 +948,7 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->allow_credentials = NGX_CONF_UNSET;
     c->stub_status = NGX_CONF_UNSET;
     c->metrics_tenants = NGX_CONF_UNSET;
+    c->gap_signal = NGX_CONF_UNSET;
     c->ws_ping_interval = NGX_CONF_UNSET;
     c->ws_max_message_size = NGX_CONF_UNSET_SIZE;
     c->max_message_size = NGX_CONF_UNSET_SIZE;
@@ -985,6 +1038,8 @@ try {
     }
     ngx_conf_merge_value(c->allow_credentials, p->allow_credentials, 1);
     ngx_conf_merge_value(c->stub_status, p->stub_status, 0);
+    ngx_conf_merge_value(c->gap_signal, p->gap_signal, 0);
+    ngx_conf_merge_str_value(c->gap_event, p->gap_event, "pulse-gap");
     ngx_conf_merge_sec_value(c->ws_ping_interval, p->ws_ping_interval, 0);
     if (c->ws_heartbeat_in.data == nullptr) {
         c->ws_heartbeat_in = p->ws_heartbeat_in;

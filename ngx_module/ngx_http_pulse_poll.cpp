@@ -165,7 +165,8 @@ void PollRequest::add_id_headers(const PollAnswer& a)
                              + std::string(lcf_->custom_etag_header.len
                                                ? sv(lcf_->custom_etag_header)
                                                : std::string_view("Etag"))
-                             + ", Content-Type";
+                             + ", Content-Type"
+                             + (lcf_->gap_signal != 0 ? ", Pulse-Gap" : "");
         add_header(r, "Access-Control-Expose-Headers", expose);
     }
 }
@@ -210,6 +211,9 @@ ngx_int_t PollRequest::write(const PollAnswer& a)
 {
     if (a.status == 200 || a.status == 304) {
         add_id_headers(a);
+        if (a.gap && lcf_->gap_signal != 0) {
+            add_header(r_, "Pulse-Gap", "1");
+        }
     }
     if (a.status == 200 && a.msg) {
         set_message_id(r_, to_string(a.msg->id));

@@ -47,11 +47,15 @@ Status HttpStream::join(const std::vector<std::string>& keys,
                         const std::optional<MultiMsgId>& after,
                         const Fanout::JoinOptions& o)
 {
-    auto catch_up = sub_.join(fanout_, keys, after, o);
+    bool gap = false;
+    auto catch_up = sub_.join(fanout_, keys, after, o, &gap);
     if (!catch_up.is_ok()) {
         return catch_up.status();
     }
     pending_ = std::move(catch_up.value());
+    if (gap && after && opt_.transport == Transport::kEventSource) {
+        gap_from_ = to_string(*after);
+    }
     return Status::ok();
 }
 
@@ -71,6 +75,13 @@ void HttpStream::start(bool chunked)
         part_end_ = FrameRef(Frame::make(tail));
     }
     started_ = true;
+    if (!gap_from_.empty() && !opt_.gap_event.empty()) {
+        // no id: line, so the client's Last-Event-ID stays its own
+        if (!push_text("event: " + opt_.gap_event + "\ndata: " + gap_from_
+                       + "\n\n")) {
+            return;
+        }
+    }
     std::vector<Subscription::CatchUp> catch_up = std::move(pending_);
     for (auto& [m, index] : catch_up) {
         if (!push_message(index, *m)) {

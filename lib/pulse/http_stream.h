@@ -41,6 +41,10 @@ struct StreamOptions {
     bool compound_etag = false;  // multipart
     std::string event;           // EventSource: pulse_eventsource_event
     std::string separator;       // http-raw-stream, as configured
+    /// EventSource (pulse_gap_signal): an event of this name goes first
+    /// when the resume id was older than a channel's buffer, its data the
+    /// id resumed from; empty: none (as nchan).
+    std::string gap_event;
 };
 
 class HttpStream final : public MemberOwner {
@@ -91,6 +95,7 @@ private:
     StreamOptions opt_;
     Subscription sub_;
     std::vector<Subscription::CatchUp> pending_;  // joined, not yet sent
+    std::string gap_from_;  // the resume id, when it missed messages
     Framing framing_;
     uint32_t framing_id_ = 0;
     bool own_frames_ = false;  // multiplexed ids: frames of its own

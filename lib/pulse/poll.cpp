@@ -21,7 +21,7 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
     asked_ = std::move(after);
     Fanout::JoinOptions one = o;
     one.limit = 1;  // the oldest newer message of each channel is enough
-    auto catch_up = sub_.join(fanout_, keys, asked_, one);
+    auto catch_up = sub_.join(fanout_, keys, asked_, one, &gap_);
     if (!catch_up.is_ok()) {
         return catch_up.status();
     }
@@ -36,6 +36,7 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
         sub_.leave();
         PollAnswer a;
         a.status = 304;
+        a.gap = gap_;
         if (asked_) {
             id_headers(*asked_, compound_, &a);
         }
@@ -51,6 +52,7 @@ void Poll::answer(const MsgPtr& m, size_t index)
     waiting_ = false;
     PollAnswer a;
     a.msg = m;
+    a.gap = gap_;
     if (sub_.size() > 1) {
         MultiMsgId prev;
         if (asked_) {

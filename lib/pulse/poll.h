@@ -23,6 +23,9 @@ struct PollAnswer {
     /// Etag = `etag`, Last-Modified = `last_modified` (unless compound).
     std::optional<std::string> etag;
     std::optional<int64_t> last_modified;
+    /// The request's id was older than a channel's buffer: messages after
+    /// it are gone (pulse_gap_signal's Pulse-Gap header).
+    bool gap = false;
 };
 
 class PollIo {
@@ -80,6 +83,7 @@ private:
     Subscription sub_;
     std::optional<MultiMsgId> asked_;
     bool waiting_ = false;
+    bool gap_ = false;
 };
 
 }  // namespace pulse

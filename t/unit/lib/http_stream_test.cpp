@@ -68,6 +68,49 @@ TEST(HttpStream, EventSourceHelloCatchUpAndLive)
     EXPECT_EQ(io.sends, 1);
 }
 
+TEST(HttpStream, AGapEventFirstWhenTheResumeMissedMessages)
+{
+    StreamWorld w;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i) {
+        w.publish("/c", "m" + std::to_string(i), 2);
+        ids.push_back(w.id("/c"));
+    }
+    auto from = [&](const std::string& id) {
+        auto p = parse_msg_id(id);
+        EXPECT_TRUE(p.is_ok());
+        return std::optional<MultiMsgId>(p.value());
+    };
+    StreamOptions o;
+    o.gap_event = "pulse-gap";
+    {
+        // m1 is gone from the buffer of 2: the event, then m2 and m3
+        FakeIo io;
+        HttpStream s(*w.fanout, io, o);
+        ASSERT_TRUE(s.join({"/c"}, from(ids[0]), w.opts()).is_ok());
+        s.start(false);
+        EXPECT_EQ(io.bytes,
+                  "event: pulse-gap\ndata: " + ids[0] + "\n\nid: " + ids[2]
+                      + "\ndata: m2\n\nid: " + ids[3] + "\ndata: m3\n\n");
+    }
+    {
+        // nothing missed: no event
+        FakeIo io;
+        HttpStream s(*w.fanout, io, o);
+        ASSERT_TRUE(s.join({"/c"}, from(ids[2]), w.opts()).is_ok());
+        s.start(false);
+        EXPECT_EQ(io.bytes, "id: " + ids[3] + "\ndata: m3\n\n");
+    }
+    {
+        // off (nchan's behaviour): the catch-up alone
+        FakeIo io;
+        HttpStream s(*w.fanout, io, StreamOptions{});
+        ASSERT_TRUE(s.join({"/c"}, from(ids[0]), w.opts()).is_ok());
+        s.start(false);
+        EXPECT_EQ(io.bytes.find("pulse-gap"), std::string::npos);
+    }
+}
+
 TEST(HttpStream, ChunkedStreamsFrameEveryChunk)
 {
     StreamWorld w;
@@ -270,6 +313,33 @@ TEST(Poll, AnswersAtOnceWithTheOldestNewerMessage)
     EXPECT_EQ(io.answers[0].etag, "1");
     EXPECT_EQ(io.answers[0].last_modified, w.host.clock);
     EXPECT_EQ(w.subscribers("/c"), 0u);
+}
+
+TEST(Poll, SaysWhenItsIdWasOlderThanTheBuffer)
+{
+    StreamWorld w;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i) {
+        w.publish("/c", "m" + std::to_string(i), 2);
+        ids.push_back(w.id("/c"));
+    }
+    FakePollIo io;
+    Poll gone(*w.fanout, io, false, false);
+    ASSERT_FALSE(
+        gone.start({"/c"}, parse_msg_id(ids[0]).value(), w.opts()).value());
+    Poll fine(*w.fanout, io, false, false);
+    ASSERT_FALSE(
+        fine.start({"/c"}, parse_msg_id(ids[2]).value(), w.opts()).value());
+    Poll interval(*w.fanout, io, true, false);
+    ASSERT_FALSE(
+        interval.start({"/c"}, parse_msg_id(ids[3]).value(), w.opts()).value());
+    ASSERT_EQ(io.answers.size(), 3u);
+    EXPECT_TRUE(io.answers[0].gap);
+    EXPECT_EQ(io.bodies[0], "m2");
+    EXPECT_FALSE(io.answers[1].gap);
+    EXPECT_EQ(io.bodies[1], "m3");
+    EXPECT_EQ(io.answers[2].status, 304);
+    EXPECT_FALSE(io.answers[2].gap);
 }
 
 TEST(Poll, WaitsThenAnswersOnce)
