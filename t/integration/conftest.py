@@ -6,6 +6,7 @@ after startup, a sanitizer report or a worker that "exited on signal"
 (nginx-tests / nginx-otel style)."""
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -34,10 +35,34 @@ def pytest_addoption(parser):
                           "runtimes for a sanitized module)")
 
 
+def _listen_ports():
+    """Ports below the kernel's ephemeral range: an outgoing connection
+    (a test's client, nginx's proxy) never takes one of them between our
+    check and nginx's bind, as it can take a port that bind(0) gave."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    top = max(low, 12000)
+    ports = list(range(10000, top))
+    random.shuffle(ports)
+    return iter(ports)
+
+
+_PORTS = _listen_ports()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never handed out twice in a run."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below the ephemeral range")
 
 
 def wait_for(pred, timeout=10.0, what="condition"):
