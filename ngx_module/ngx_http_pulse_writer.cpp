@@ -111,22 +111,38 @@ bool StreamWriter::push(Frame* f)
     return true;
 }
 
+// The messages among the frames reap() is about to free (all of each
+// handed to the kernel). Apart from reap's loop, which stays as lean as
+// without metrics.
+void StreamWriter::count_sent()
+{
+    metrics::Block* b = metrics_block();
+    if (b == nullptr) {
+        return;
+    }
+    int64_t now = 0;
+    for (Item* it = head_; it != nullptr && it->buf.pos == it->buf.last;
+         it = it->next)
+    {
+        // only messages carry a publish time (not pings, headers)
+        if (int64_t t = it->frame->published_ns(); t != 0) {
+            if (now == 0) {
+                now = mono_ns();
+            }
+            count_delivery(b, gauge_.transport(), it->frame->size(), t, now);
+        }
+    }
+}
+
 void StreamWriter::reap()
 {
-    int64_t now = 0;
-    metrics::Block* b = metrics_block();
+    if (tracked_) {
+        count_sent();
+    }
     while (head_ != nullptr && head_->buf.pos == head_->buf.last) {
         Item* it = head_;
         head_ = it->next;
         queued_ -= it->frame->size();
-        // a message, all of it handed to the kernel
-        if (b != nullptr && it->frame->published_ns() != 0) {
-            if (now == 0) {
-                now = mono_ns();
-            }
-            count_delivery(b, gauge_.transport(), it->frame->size(),
-                           it->frame->published_ns(), now);
-        }
         it->frame->unref();
         free_item(it);
     }

@@ -56,6 +56,7 @@ private:
     static Item* alloc_item();
     static void free_item(Item* it);
     void reap();
+    void count_sent();
 
     ngx_http_request_t* r_;  // nullptr once detached
     ngx_connection_t* c_;
