@@ -82,6 +82,13 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_int_t metrics_tenants;  // pulse_metrics tenants=N
     ngx_flag_t gap_signal;      // pulse_gap_signal on
     ngx_str_t gap_event;        // its EventSource event name
+    // pacing (ngx_http_pulse_pacing.cpp)
+    ngx_msec_t pace_throttle;   // pulse_subscriber_throttle; 0: live
+    ngx_msec_t pace_min;        // pulse_subscriber_throttle_min; 0: none
+    ngx_msec_t pace_max;        // pulse_subscriber_throttle_max
+    ngx_uint_t queue_messages;  // pulse_subscriber_queue
+    size_t queue_bytes;
+    ngx_uint_t queue_overflow;  // a pacing::Overflow
 
     time_t ws_ping_interval;
     ngx_str_t ws_heartbeat_in;  // pulse_websocket_client_heartbeat

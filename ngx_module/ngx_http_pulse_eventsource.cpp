@@ -11,6 +11,7 @@
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
+#include "ngx_http_pulse_pacing.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_stream.h"
 #include "ngx_http_pulse_worker.h"
@@ -32,10 +33,12 @@ public:
                   metrics_transport(o.transport)),
           stream_(Worker::get()->fanout(), *this, std::move(o))
     {
-        for (ngx_event_t* ev : {&ping_, &timeout_, &expire_, &start_ev_}) {
+        for (ngx_event_t* ev :
+             {&ping_, &timeout_, &expire_, &start_ev_, &pace_}) {
             ev->data = this;
             ev->log = r->connection->log;
         }
+        pace_.handler = on_pace;
         ping_.handler = on_ping;
         timeout_.handler = on_timeout;
         expire_.handler = on_expire;
@@ -66,6 +69,17 @@ public:
             ngx_add_timer(&timeout_, timeout_ms());
         }
     }
+    bool idle() const override { return writer_.empty(); }
+    size_t room() const override { return writer_.room(); }
+    void pace_in(std::optional<uint64_t> ms) override
+    {
+        if (ms) {
+            ngx_add_timer(&pace_, static_cast<ngx_msec_t>(*ms));
+        } else if (pace_.timer_set) {
+            ngx_del_timer(&pace_);
+        }
+    }
+    uint64_t clock_ms() const override { return ngx_current_msec; }
 
 private:
     void on_read() override;
@@ -75,6 +89,7 @@ private:
     static void on_timeout(ngx_event_t* ev) noexcept;
     static void on_expire(ngx_event_t* ev) noexcept;
     static void on_start(ngx_event_t* ev) noexcept;
+    static void on_pace(ngx_event_t* ev) noexcept;
     ngx_msec_t timeout_ms() const
     {
         return static_cast<ngx_msec_t>(lcf_->subscriber_timeout) * 1000;
@@ -88,6 +103,7 @@ private:
     ngx_event_t timeout_{};
     ngx_event_t expire_{};  // the token's exp
     ngx_event_t start_ev_{};
+    ngx_event_t pace_{};  // pacing (lib/pulse/pacing.h)
     bool finishing_ = false;
     std::unique_ptr<Presence> presence_;        // pulse_(un)subscribe_request
     std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
@@ -165,7 +181,7 @@ ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
 
 void StreamConn::on_close() noexcept
 {
-    for (ngx_event_t* ev : {&ping_, &timeout_, &expire_}) {
+    for (ngx_event_t* ev : {&ping_, &timeout_, &expire_, &pace_}) {
         if (ev->timer_set) {
             ngx_del_timer(ev);
         }
@@ -240,6 +256,9 @@ void StreamConn::on_write()
         return;
     }
     send();
+    if (writer_.empty()) {
+        stream_.on_pace();  // the socket drained: what a pacer held may go
+    }
     // The header had not gone out when the detach was first tried.
     if (!detached() && !start_ev_.posted) {
         try_detach();
@@ -289,6 +308,12 @@ void StreamConn::on_ping(ngx_event_t* ev) noexcept
     });
 }
 
+void StreamConn::on_pace(ngx_event_t* ev) noexcept
+{
+    auto* s = static_cast<StreamConn*>(ev->data);
+    s->guarded([s] { s->stream_.on_pace(); });
+}
+
 void StreamConn::on_timeout(ngx_event_t* ev) noexcept
 {
     auto* s = static_cast<StreamConn*>(ev->data);
@@ -328,6 +353,12 @@ ngx_int_t stream_subscribe(ngx_http_request_t* r,
     if (lcf->gap_signal != 0) {
         o.gap_event = std::string(sv(lcf->gap_event));
     }
+    auto pace = request_pace(r, lcf);
+    if (!pace.is_ok()) {
+        return send_status(r, pace.status());
+    }
+    o.pace = pace.value();
+    o.bounds = queue_bounds(lcf);
     if (t == Transport::kEventSource && lcf->eventsource_event != nullptr) {
         // the `event:` line of every message: a line break in it would
         // forge lines of this stream

@@ -13,6 +13,7 @@
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
+#include "ngx_http_pulse_pacing.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_shm.h"
 #include "ngx_http_pulse_variables.h"
@@ -464,6 +465,34 @@ ngx_command_t ngx_http_pulse_commands[] = {
     { ngx_string("pulse_gap_signal"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_pulse_set_gap_signal,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_subscriber_throttle"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_pace_duration,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, pace_throttle),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_throttle_min"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_pace_duration,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, pace_min),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_throttle_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_pace_duration,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, pace_max),
+      nullptr },
+
+    { ngx_string("pulse_subscriber_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_queue,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       nullptr },
@@ -949,6 +978,12 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->stub_status = NGX_CONF_UNSET;
     c->metrics_tenants = NGX_CONF_UNSET;
     c->gap_signal = NGX_CONF_UNSET;
+    c->pace_throttle = NGX_CONF_UNSET_MSEC;
+    c->pace_min = NGX_CONF_UNSET_MSEC;
+    c->pace_max = NGX_CONF_UNSET_MSEC;
+    c->queue_messages = NGX_CONF_UNSET_UINT;
+    c->queue_bytes = NGX_CONF_UNSET_SIZE;
+    c->queue_overflow = NGX_CONF_UNSET_UINT;
     c->ws_ping_interval = NGX_CONF_UNSET;
     c->ws_max_message_size = NGX_CONF_UNSET_SIZE;
     c->max_message_size = NGX_CONF_UNSET_SIZE;
@@ -1040,6 +1075,7 @@ try {
     ngx_conf_merge_value(c->stub_status, p->stub_status, 0);
     ngx_conf_merge_value(c->gap_signal, p->gap_signal, 0);
     ngx_conf_merge_str_value(c->gap_event, p->gap_event, "pulse-gap");
+    ngx_http_pulse_merge_pacing(c, p);
     ngx_conf_merge_sec_value(c->ws_ping_interval, p->ws_ping_interval, 0);
     if (c->ws_heartbeat_in.data == nullptr) {
         c->ws_heartbeat_in = p->ws_heartbeat_in;

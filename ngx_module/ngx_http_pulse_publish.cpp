@@ -100,6 +100,9 @@ ngx_int_t publish_now(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     }
     fields.event = event;
     fields.content_type = ctype;
+    std::string_view key = header(r, "Pulse-Key").value_or("");
+    fields.key = key;
+    fields.key_name = "Pulse-Key header";
     if (Status v = validate(fields); !v.is_ok()) {
         return fail(r, v);
     }
@@ -118,7 +121,7 @@ ngx_int_t publish_now(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
         grant.claims ? std::string_view(grant.claims->tenant) : "";
     auto out = Worker::get()->fanout().publish(
         keys.value(), spec.value(),
-        PublishInput{body, ctype, event, id, tenant},
+        PublishInput{body, ctype, event, id, tenant, key},
         static_cast<int64_t>(ngx_time()));
     if (!out.is_ok()) {
         return fail(r, out.status());

@@ -19,6 +19,7 @@
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
 #include "ngx_http_pulse_metrics.h"
+#include "ngx_http_pulse_pacing.h"
 #include "ngx_http_pulse_request.h"
 #include "ngx_http_pulse_stream.h"
 #include "ngx_http_pulse_v1.h"
@@ -48,11 +49,12 @@ public:
     {
         writer_.detach();  // frames go straight to the socket
         no_http_end();
-        for (ngx_event_t* ev : {&start_ev_, &ping_, &idle_, &close_, &expire_})
-        {
+        for (ngx_event_t* ev :
+             {&start_ev_, &ping_, &idle_, &close_, &expire_, &pace_}) {
             ev->data = this;
             ev->log = r->connection->log;
         }
+        pace_.handler = on_pace;
         expire_.handler = on_expire;
         start_ev_.handler = on_start;
         ping_.handler = on_timer_event;
@@ -112,6 +114,17 @@ public:
             ngx_add_timer(&expire_, ms_until(*deadline));
         }
     }
+    void pace_in(std::optional<uint64_t> ms) override
+    {
+        if (ms) {
+            ngx_add_timer(&pace_, static_cast<ngx_msec_t>(*ms));
+        } else if (pace_.timer_set) {
+            ngx_del_timer(&pace_);
+        }
+    }
+    uint64_t clock_ms() const override { return ngx_current_msec; }
+    bool idle() const override { return writer_.empty(); }
+    size_t room() const override { return writer_.room(); }
     // CommandSink
     void command_answer(uint64_t token, int status, std::string_view body,
                         bool failed) noexcept override;
@@ -136,6 +149,7 @@ private:
     static void on_start(ngx_event_t* ev) noexcept;
     static void on_timer_event(ngx_event_t* ev) noexcept;
     static void on_expire(ngx_event_t* ev) noexcept;
+    static void on_pace(ngx_event_t* ev) noexcept;
     ngx_event_t* event(ws::Timer t)
     {
         return t == ws::Timer::kPing   ? &ping_
@@ -153,6 +167,7 @@ private:
     ngx_event_t idle_{};
     ngx_event_t close_{};
     ngx_event_t expire_{};  // the token's exp, or the auth frame's timeout
+    ngx_event_t pace_{};    // pacing (lib/pulse/pacing.h)
     bool authenticated_ = false;
     bool started_ = false;
     std::unique_ptr<Presence> presence_;        // pulse_(un)subscribe_request
@@ -225,7 +240,7 @@ ngx_int_t WsSocket::start(const std::string& head,
 
 void WsSocket::on_close() noexcept
 {
-    for (ngx_event_t* ev : {&ping_, &idle_, &close_, &expire_}) {
+    for (ngx_event_t* ev : {&ping_, &idle_, &close_, &expire_, &pace_}) {
         if (ev->timer_set) {
             ngx_del_timer(ev);
         }
@@ -271,6 +286,14 @@ void WsSocket::on_expire(ngx_event_t* ev) noexcept
                                                ? "token expired"
                                                : "authentication timeout");
         });
+    }
+}
+
+void WsSocket::on_pace(ngx_event_t* ev) noexcept
+{
+    auto* w = static_cast<WsSocket*>(ev->data);
+    if (!w->closing()) {
+        w->guarded([w] { w->conn_.on_pace(); });
     }
 }
 
@@ -536,6 +559,13 @@ ngx_int_t websocket(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
     s.max_tenant_subscribers =
         static_cast<uint32_t>(lcf->max_tenant_subscribers);
     s.join = join_options(lcf);
+    auto pace = request_pace(r, lcf, s.mode == WsMode::kJson);
+    if (!pace.is_ok()) {
+        return send_status(r, pace.status());
+    }
+    s.url_pace = pace.value();
+    s.pace_limits = pace_limits(lcf);
+    s.queue = queue_bounds(lcf);
     o.max_message = lcf->ws_max_message_size;
     o.ping_interval_ms = static_cast<uint64_t>(lcf->ws_ping_interval) * 1000;
     o.idle_timeout_ms = static_cast<uint64_t>(lcf->subscriber_timeout) * 1000;

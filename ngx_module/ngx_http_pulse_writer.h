@@ -38,6 +38,8 @@ public:
     /// NGX_OK: all sent; NGX_AGAIN: waiting for the socket; NGX_ERROR.
     ngx_int_t flush();
     bool empty() const { return head_ == nullptr; }
+    /// Bytes push() takes before the limit.
+    size_t room() const { return limit_ > queued_ ? limit_ - queued_ : 0; }
     void clear();
 
     /// Queue entries: a buffer over a Frame and its chain link. They come

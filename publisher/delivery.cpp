@@ -101,7 +101,7 @@ std::optional<Delivery::Pending> Delivery::route_pubsub(const PubSubMessage& m)
         }
         // A channel name is publisher input: it must not carry a line
         // break into the event header of the publish.
-        if (Status v = validate(PublishFields{*event, ""}); !v.is_ok()) {
+        if (Status v = validate(PublishFields{*event, "", ""}); !v.is_ok()) {
             n_.drop(s.name);
             log_.set("dropping", "channel '" + printable(m.channel)
                                      + "' in source " + s.name + ": "
@@ -188,7 +188,8 @@ std::optional<PublishClient::Request> Delivery::route_entry(
     }
     // The fields become headers of the publish: the module's rule, checked
     // here so that a line break can never reach the request.
-    Status v = validate(PublishFields{*event, ctype == nullptr ? "" : *ctype});
+    Status v =
+        validate(PublishFields{*event, ctype == nullptr ? "" : *ctype, ""});
     if (!v.is_ok()) {
         *why = v.message();
         return std::nullopt;

@@ -340,6 +340,7 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
     p.body = in.body;
     p.content_type = in.content_type;
     p.event = in.event;
+    p.conflation_key = in.conflation_key;
     p.max_messages = spec.max_messages;
     p.timeout = spec.timeout;
     p.channel_timeout = spec.channel_timeout;

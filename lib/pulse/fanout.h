@@ -131,6 +131,8 @@ struct PublishInput {
     std::string_view event;
     std::optional<MsgId> id;  // publisher-supplied
     std::string_view tenant;  // the publisher's token's; empty: none
+    /// Pulse-Key: paced subscribers get only the latest message per key.
+    std::string_view conflation_key;
 };
 
 struct Published {

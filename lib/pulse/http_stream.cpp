@@ -75,6 +75,13 @@ void HttpStream::start(bool chunked)
         part_end_ = FrameRef(Frame::make(tail));
     }
     started_ = true;
+    if (opt_.pace.mode != pacing::Mode::kLive
+        || opt_.bounds.overflow != pacing::Overflow::kClose)
+    {
+        // the catch-up goes at once; what follows is paced
+        pacer_.emplace(opt_.pace, opt_.bounds, io_.clock_ms(),
+                       &fanout_.metrics().counters);
+    }
     if (!gap_from_.empty() && !opt_.gap_event.empty()) {
         // no id: line, so the client's Last-Event-ID stays its own
         if (!push_text("event: " + opt_.gap_event + "\ndata: " + gap_from_
@@ -95,8 +102,24 @@ void HttpStream::start(bool chunked)
     }
 }
 
+// What push_message queues for `m`, or near it (a frame of its own is
+// made only when sent).
+size_t HttpStream::frame_size(Msg& m)
+{
+    size_t tail = part_end_ ? part_end_.get()->size() : 0;
+    if (own_frames_) {
+        return m.body.size() + m.event.size() + m.content_type.size() + 256
+               + tail;
+    }
+    return m.encoded(framing_id_, framing_, fanout_.deflate_options())->size()
+           + tail;
+}
+
 bool HttpStream::push_message(size_t index, Msg& m)
 {
+    if (pacer_) {
+        last_written_ = m.id_text();
+    }
     if (!own_frames_) {
         Frame* f = m.encoded(framing_id_, framing_, fanout_.deflate_options());
         if (f->size() != 0 && !io_.push(f)) {
@@ -128,6 +151,10 @@ void HttpStream::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
         }
         return;
     }
+    if (pacer_) {
+        paced_messages(index, msgs);
+        return;
+    }
     bool any = false;
     for (const MsgPtr& m : msgs) {
         if (!who.take(m->id)) {
@@ -144,6 +171,81 @@ void HttpStream::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
         io_.delivered();
         io_.send();
     }
+}
+
+void HttpStream::paced_messages(size_t index, const std::vector<MsgPtr>& msgs)
+{
+    Member& who = sub_.member(index);
+    uint64_t now = io_.clock_ms();
+    bool writable = io_.idle();
+    bool any = false;
+    for (const MsgPtr& m : msgs) {
+        if (!who.take(m->id)) {
+            continue;
+        }
+        switch (pacer_->offer(index, m, now, writable)) {
+            case pacing::Pacer::Offer::kSend:
+                if (!push_message(index, *m)) {
+                    sub_.leave();
+                    io_.fail();
+                    return;
+                }
+                any = true;
+                break;
+            case pacing::Pacer::Offer::kHeld:
+                break;
+            case pacing::Pacer::Offer::kOverflow:
+                sub_.leave();
+                io_.fail();
+                return;
+        }
+    }
+    if (any) {
+        io_.delivered();
+        io_.send();
+    }
+    rearm(now);
+}
+
+void HttpStream::rearm(uint64_t now)
+{
+    io_.pace_in(pacer_->due(now, io_.idle()));
+}
+
+void HttpStream::on_pace()
+{
+    if (!pacer_ || !started_ || finishing_) {
+        return;
+    }
+    uint64_t now = io_.clock_ms();
+    pacing::Pacer::Batch b = pacer_->take(now, io_.idle());
+    if (!b.items.empty()) {
+        if (b.gap && !opt_.gap_event.empty()
+            && opt_.transport == Transport::kEventSource)
+        {
+            // messages were dropped after the last id written
+            if (!push_text("event: " + opt_.gap_event
+                           + "\ndata: " + last_written_ + "\n\n"))
+            {
+                return;
+            }
+        }
+        for (auto it = b.items.begin(); it != b.items.end(); ++it) {
+            if (!io_.idle() && frame_size(*it->msg) > io_.room()) {
+                // no room for the rest: it goes when the socket drains
+                pacer_->give_back(it, b.items.cend());
+                break;
+            }
+            if (!push_message(it->index, *it->msg)) {
+                sub_.leave();
+                io_.fail();
+                return;
+            }
+        }
+        io_.delivered();
+        io_.send();
+    }
+    rearm(now);
 }
 
 // nchan: deleting any channel of a multiplexed subscription ends it.

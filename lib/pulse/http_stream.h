@@ -6,12 +6,15 @@
 // that and what a stream does with its messages. The glue (StreamIo) owns
 // the socket, the timers and the response's lifetime.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "pulse/encoder.h"
 #include "pulse/frame.h"
+#include "pulse/pacing.h"
 #include "pulse/subscription.h"
 #include "pulse/transport.h"
 
@@ -31,6 +34,15 @@ public:
     virtual void fail() = 0;
     /// A message was queued: restart pulse_subscriber_timeout.
     virtual void delivered() = 0;
+    /// Pacing: nothing queued is unsent.
+    virtual bool idle() const = 0;
+    /// Pacing: bytes push() takes before its limit.
+    virtual size_t room() const = 0;
+    /// Pacing: call HttpStream::on_pace() in `ms` milliseconds (nullopt:
+    /// no timer). The glue also calls it when the socket drains.
+    virtual void pace_in(std::optional<uint64_t> ms) = 0;
+    /// Pacing: a monotonic clock in milliseconds.
+    virtual uint64_t clock_ms() const = 0;
 
 protected:
     ~StreamIo() = default;
@@ -45,6 +57,10 @@ struct StreamOptions {
     /// when the resume id was older than a channel's buffer, its data the
     /// id resumed from; empty: none (as nchan).
     std::string gap_event;
+    /// lib/pulse/pacing.h: this subscriber's pace (bounded by the
+    /// location) and queue.
+    pacing::Pace pace;
+    pacing::Bounds bounds;
 };
 
 class HttpStream final : public MemberOwner {
@@ -76,6 +92,9 @@ public:
     /// (EventSource `:410: 410 Gone`, the closing multipart boundary) and
     /// finishes.
     void end(int status);
+    /// Pacing: the timer from StreamIo::pace_in fired, or the socket
+    /// drained: writes what is due.
+    void on_pace();
     /// Leaves every channel; no message arrives after.
     void leave() { sub_.leave(); }
     bool finishing() const { return finishing_; }
@@ -87,7 +106,10 @@ public:
     void member_failure() noexcept override;
 
 private:
+    void paced_messages(size_t index, const std::vector<MsgPtr>& msgs);
+    void rearm(uint64_t now);
     bool push_message(size_t index, Msg& m);
+    size_t frame_size(Msg& m);
     bool push_text(std::string text);
 
     Fanout& fanout_;
@@ -96,6 +118,8 @@ private:
     Subscription sub_;
     std::vector<Subscription::CatchUp> pending_;  // joined, not yet sent
     std::string gap_from_;  // the resume id, when it missed messages
+    std::optional<pacing::Pacer> pacer_;  // none: live, as nchan
+    std::string last_written_;  // paced: the last id written (gap events)
     Framing framing_;
     uint32_t framing_id_ = 0;
     bool own_frames_ = false;  // multiplexed ids: frames of its own

@@ -10,6 +10,7 @@ Msg::Msg(const MessageView& m)
       event(m.event),
       body(m.body),
       deflated(m.deflated),
+      conflation_key(m.conflation_key),
       id_text_(to_string(m.id))
 {}
 

@@ -59,6 +59,9 @@ public:
     std::string event;
     std::string body;
     std::string deflated;  // the body compressed at publish time, or empty
+    /// Pulse-Key: of the messages of a channel with the same key, a paced
+    /// subscriber gets only the latest (lib/pulse/pacing.h); empty: none.
+    std::string conflation_key;
 
 private:
     Frame* encode_slow(uint32_t framing_id, const Framing& f,

@@ -58,6 +58,9 @@ void Counters::add(const Counters& o)
     latency.add(o.latency);
     resumes += o.resumes;
     gaps += o.gaps;
+    conflated += o.conflated;
+    dropped += o.dropped;
+    overflow_closes += o.overflow_closes;
     for (size_t i = 0; i < kDenials; ++i) {
         denials[i] += o.denials[i];
     }
@@ -260,6 +263,18 @@ std::string render(const Snapshot& s)
     w.family("pulse_resume_gaps_total", "counter",
              "Resumes whose id was older than the channel's buffer.");
     w.sample("pulse_resume_gaps_total", "", c.gaps);
+    w.family("pulse_messages_conflated_total", "counter",
+             "Messages a paced subscriber skipped for a newer one of their "
+             "key.");
+    w.sample("pulse_messages_conflated_total", "", c.conflated);
+    w.family("pulse_messages_dropped_total", "counter",
+             "Messages dropped from a subscriber's full queue, by reason.");
+    w.sample("pulse_messages_dropped_total", label("reason", "queue_full"),
+             c.dropped);
+    w.family("pulse_queue_overflow_closes_total", "counter",
+             "Subscribers closed for passing their queue's bound "
+             "(overflow=close).");
+    w.sample("pulse_queue_overflow_closes_total", "", c.overflow_closes);
     w.family("pulse_auth_denials_total", "counter",
              "Requests refused by auth, by reason.");
     per_label(w, "pulse_auth_denials_total", "reason", c.denials,

@@ -115,6 +115,12 @@ struct Counters {
     Histogram<kLatencyBounds.size()> latency;        // ns, per delivery
     uint64_t resumes = 0;  // subscribes with a message id to resume from
     uint64_t gaps = 0;     // of which the id was older than the buffer
+    /// Pacing (lib/pulse/pacing.h): messages superseded by a newer one of
+    /// their key, dropped by the drop-oldest policy, and subscribers closed
+    /// for passing their queue's bound.
+    uint64_t conflated = 0;
+    uint64_t dropped = 0;
+    uint64_t overflow_closes = 0;
     std::array<uint64_t, kDenials> denials{};
     std::array<uint64_t, kEndings> ended{};
 

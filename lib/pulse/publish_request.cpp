@@ -43,6 +43,10 @@ Status validate(const PublishFields& f)
     {
         return s;
     }
+    if (Status s = validate_field(f.key_name, f.key, kMaxKeyLength); !s.is_ok())
+    {
+        return s;
+    }
     return validate_field(f.content_type_name, f.content_type,
                           kMaxContentTypeLength);
 }

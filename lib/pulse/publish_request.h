@@ -21,6 +21,8 @@ namespace pulse {
 constexpr size_t kMaxEventLength = 256;
 /// Longest content type of a message.
 constexpr size_t kMaxContentTypeLength = 256;
+/// Longest conflation key (Pulse-Key, pulse.v1 "key"; lib/pulse/pacing.h).
+constexpr size_t kMaxKeyLength = 256;
 /// Longest channel name a header may carry (pulse.v1 commands).
 constexpr size_t kMaxHeaderChannelLength = 1024;
 
@@ -35,9 +37,11 @@ Status validate_field(std::string_view what, std::string_view value,
 struct PublishFields {
     std::string_view event;
     std::string_view content_type;
+    std::string_view key;  // conflation key
     /// Names for errors: what the path calls each field.
     std::string_view event_name = "event";
     std::string_view content_type_name = "content type";
+    std::string_view key_name = "key";
 };
 
 /// validate_field over every field of `f`.

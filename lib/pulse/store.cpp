@@ -202,13 +202,16 @@ MessageView Store::view(Message* m)
     v.body = std::string_view(bytes + m->ctype_len + m->event_len, m->body_len);
     v.deflated = std::string_view(
         bytes + m->ctype_len + m->event_len + m->body_len, m->deflated_len);
+    v.conflation_key = std::string_view(
+        bytes + m->ctype_len + m->event_len + m->body_len + m->deflated_len,
+        m->ckey_len);
     return v;
 }
 
 Message* Store::alloc_message(const PublishParams& p)
 {
     size_t size = sizeof(Message) + p.content_type.size() + p.event.size()
-                  + p.body.size() + p.deflated.size();
+                  + p.body.size() + p.deflated.size() + p.conflation_key.size();
     auto* m = static_cast<Message*>(arena_.alloc_locked(size));
     if (m == nullptr) {
         return nullptr;
@@ -218,8 +221,10 @@ Message* Store::alloc_message(const PublishParams& p)
     m->event_len = static_cast<uint16_t>(p.event.size());
     m->body_len = static_cast<uint32_t>(p.body.size());
     m->deflated_len = static_cast<uint32_t>(p.deflated.size());
+    m->ckey_len = static_cast<uint16_t>(p.conflation_key.size());
     char* out = reinterpret_cast<char*>(m + 1);
-    for (std::string_view part : {p.content_type, p.event, p.body, p.deflated})
+    for (std::string_view part :
+         {p.content_type, p.event, p.body, p.deflated, p.conflation_key})
     {
         if (!part.empty()) {
             std::memcpy(out, part.data(), part.size());
@@ -352,6 +357,7 @@ Result<Store::PublishResult> Store::publish(const Guard&,
                                             const PublishParams& p)
 {
     if (p.content_type.size() > UINT16_MAX || p.event.size() > UINT16_MAX
+        || p.conflation_key.size() > kMaxConflationKey
         || p.body.size() > UINT32_MAX / 2 || p.deflated.size() > UINT32_MAX / 2)
     {
         return Status(Code::kTooLarge, "message too large");

@@ -26,7 +26,9 @@ constexpr uint32_t kMailboxSize = 512;
 /// (nchan's NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
-constexpr uint32_t kStoreLayoutVersion = 5;
+constexpr uint32_t kStoreLayoutVersion = 6;
+/// Longest Pulse-Key (a conflation key, lib/pulse/pacing.h).
+constexpr size_t kMaxConflationKey = 256;
 /// Hash buckets of the tenant table (per-tenant limits).
 constexpr uint32_t kTenantBuckets = 256;
 
@@ -63,6 +65,7 @@ struct MessageView {
     /// permessage-deflate payload, compressed once at publish time; empty
     /// otherwise.
     std::string_view deflated;
+    std::string_view conflation_key;  // Pulse-Key; empty: none
 };
 
 /// Where a subscriber with no message id starts
@@ -151,6 +154,8 @@ public:
         /// The body compressed for permessage-deflate subscribers
         /// (ws::deflate_message), stored beside it; empty: not offered.
         std::string_view deflated;
+        /// Pulse-Key (lib/pulse/pacing.h), at most kMaxConflationKey bytes.
+        std::string_view conflation_key;
     };
     struct PublishResult {
         MsgId id;
@@ -326,9 +331,9 @@ struct Message {
     uint16_t event_len;
     uint8_t evicted;  // out of the buffer, kept only for pending readers
     uint8_t flags;    // none yet, 0
-    uint8_t pad[2];
+    uint16_t ckey_len;
     uint32_t deflated_len;
-    // followed by content type, event, body, deflated body bytes
+    // followed by content type, event, body, deflated body, key bytes
 };
 
 struct Channel {

@@ -28,7 +28,12 @@ public:
     Sub& operator=(const Sub&) = delete;
     Sub(Sub&&) = delete;
     Sub& operator=(Sub&&) = delete;
-    ~Sub() override = default;
+    ~Sub() override
+    {
+        if (pacer) {
+            conn_->paced_--;
+        }
+    }
 
     void on_messages(const std::vector<MsgPtr>& msgs) override
     {
@@ -41,6 +46,8 @@ public:
     size_t index() const { return index_; }
     const Framing& framing() const { return framing_; }
     uint32_t framing_id() const { return framing_id_; }
+    /// none: live, as nchan
+    std::optional<pacing::Pacer> pacer;
 
 private:
     WsConnection* conn_;
@@ -131,6 +138,9 @@ Status WsConnection::join(int64_t now)
 void WsConnection::start()
 {
     started_ = true;
+    for (auto& s : subs_) {
+        set_pace(*s, set_.url_pace);  // the catch-up goes at once
+    }
     std::vector<Pending> catch_up = std::move(pending_);
     for (Pending& p : catch_up) {
         if (session_.closing()) {
@@ -180,6 +190,10 @@ void WsConnection::deliver(Sub& s, const std::vector<MsgPtr>& msgs)
         }
         return;
     }
+    if (s.pacer) {
+        paced(s, msgs);
+        return;
+    }
     bool any = false;
     for (const MsgPtr& m : msgs) {
         if (!s.take(m->id)) {
@@ -194,6 +208,132 @@ void WsConnection::deliver(Sub& s, const std::vector<MsgPtr>& msgs)
         session_.touch();
         session_.flush();
     }
+}
+
+// ------------------------------------------------------------- pacing
+
+void WsConnection::set_pace(Sub& s, pacing::Pace p)
+{
+    if (s.pacer) {
+        s.pacer->set_pace(p, host_.clock_ms());
+        return;
+    }
+    if (p.mode == pacing::Mode::kLive
+        && set_.queue.overflow == pacing::Overflow::kClose)
+    {
+        return;  // live, as nchan
+    }
+    s.pacer.emplace(p, set_.queue, host_.clock_ms(),
+                    &fanout_.metrics().counters);
+    paced_++;
+}
+
+void WsConnection::paced(Sub& s, const std::vector<MsgPtr>& msgs)
+{
+    uint64_t now = host_.clock_ms();
+    bool writable = host_.idle();
+    bool any = false;
+    for (const MsgPtr& m : msgs) {
+        if (!s.take(m->id)) {
+            continue;
+        }
+        switch (s.pacer->offer(s.index(), m, now, writable)) {
+            case pacing::Pacer::Offer::kSend:
+                if (!push_message(s, *m, true)) {
+                    return;  // too slow: the session aborted
+                }
+                any = true;
+                break;
+            case pacing::Pacer::Offer::kHeld:
+                break;
+            case pacing::Pacer::Offer::kOverflow:
+                session_.close(kPolicy,
+                               "Subscriber queue over its bound "
+                               "(pulse_subscriber_queue): resume from the "
+                               "last id.");
+                return;
+        }
+    }
+    if (any) {
+        session_.touch();
+        session_.flush();
+    }
+    rearm(now);
+}
+
+// A batch of one channel; a gap first when messages were dropped (pulse.v1
+// says so; nchan's framings have no way to).
+bool WsConnection::push_batch(Sub& s, const pacing::Pacer::Batch& b)
+{
+    if (b.gap && set_.mode == WsMode::kJson) {
+        if (!session_.send_text(ws::reply_frame("gap", "", s.channel()))) {
+            return false;
+        }
+    }
+    for (auto it = b.items.begin(); it != b.items.end(); ++it) {
+        Msg& m = *it->msg;
+        // near the frame's size: a multiplexed id's frame is made when sent
+        size_t size = set_.mode == WsMode::kMeta && set_.sub_keys.size() > 1
+                          ? m.body.size() + m.content_type.size() + 256
+                          : m.encoded(s.framing_id(), s.framing(),
+                                      fanout_.deflate_options())
+                                ->size();
+        if (!host_.idle() && size > host_.room()) {
+            // no room for the rest: it goes when the socket drains
+            s.pacer->give_back(it, b.items.cend());
+            break;
+        }
+        if (!push_message(s, m, true)) {
+            return false;  // the session aborted
+        }
+    }
+    return true;
+}
+
+void WsConnection::on_pace()
+{
+    if (!started_ || session_.closing() || paced_ == 0) {
+        return;
+    }
+    uint64_t now = host_.clock_ms();
+    bool writable = host_.idle();
+    bool any = false;
+    for (auto& s : subs_) {
+        if (!s->pacer) {
+            continue;
+        }
+        pacing::Pacer::Batch b = s->pacer->take(now, writable);
+        if (b.items.empty()) {
+            continue;
+        }
+        if (!push_batch(*s, b)) {
+            return;
+        }
+        any = true;
+    }
+    if (any) {
+        session_.touch();
+        session_.flush();
+    }
+    rearm(now);
+}
+
+void WsConnection::rearm(uint64_t now)
+{
+    if (session_.closing()) {
+        return;
+    }
+    bool writable = host_.idle();
+    std::optional<uint64_t> next;
+    for (auto& s : subs_) {
+        if (s->pacer) {
+            auto d = s->pacer->due(now, writable);
+            if (d && (!next || *d < *next)) {
+                next = d;
+            }
+        }
+    }
+    host_.pace_in(next);
 }
 
 // The buffered messages a new subscription asked for. What does not fit
@@ -361,7 +501,7 @@ void WsConnection::publish_now(std::string_view payload, std::string_view ctype)
 {
     auto out = fanout_.publish(
         set_.pub_keys, set_.spec,
-        PublishInput{payload, ctype, "", std::nullopt, tenant()},
+        PublishInput{payload, ctype, "", std::nullopt, tenant(), {}},
         fanout_.now());
     if (!out.is_ok()) {
         auto [code, reason] =
@@ -419,6 +559,12 @@ void WsConnection::handle_request(std::string_view text)
             return;
         case ws::Request::Type::kCommand:
             json_command(*req);
+            return;
+        case ws::Request::Type::kPace:
+            json_pace(*req);
+            return;
+        case ws::Request::Type::kFetch:
+            json_fetch(*req);
             return;
     }
 }
@@ -557,9 +703,53 @@ void WsConnection::json_subscribe(const ws::Request& req)
     }
     Sub& s = *sub;
     subs_.push_back(std::move(sub));
-    session_.send_text(ws::subscribed_frame(req.id, req.channel, j->gap));
-    push_catch_up(s, j->catch_up);
+    pacing::Pace pace = pacing::bounded(set_.pace_limits, req.pace);
+    session_.send_text(ws::subscribed_frame(req.id, req.channel, j->gap, pace));
+    push_catch_up(s, j->catch_up);  // at once; what follows is paced
+    set_pace(s, pace);
     session_.touch();
+}
+
+// A subscribed channel's new pace; held messages go out at it.
+void WsConnection::json_pace(const ws::Request& req)
+{
+    Sub* s = find(req.channel);
+    if (s == nullptr) {
+        session_.send_text(ws::error_frame("not_subscribed",
+                                           "Not subscribed to this channel.",
+                                           req.id, req.channel));
+        return;
+    }
+    pacing::Pace pace = pacing::bounded(set_.pace_limits, req.pace);
+    set_pace(*s, pace);
+    session_.send_text(ws::reply_frame(
+        "paced", req.id, req.channel,
+        R"("pace":)" + ws::json_string(pacing::to_string(pace))));
+    on_pace();
+}
+
+// What a channel holds, now (manual mode's refresh; any pace's).
+void WsConnection::json_fetch(const ws::Request& req)
+{
+    Sub* s = find(req.channel);
+    if (s == nullptr) {
+        session_.send_text(ws::error_frame("not_subscribed",
+                                           "Not subscribed to this channel.",
+                                           req.id, req.channel));
+        return;
+    }
+    size_t n = 0;
+    if (s->pacer) {
+        pacing::Pacer::Batch b = s->pacer->fetch(host_.clock_ms());
+        n = b.items.size();
+        if (!push_batch(*s, b)) {
+            return;
+        }
+    }
+    session_.send_text(ws::reply_frame("fetched", req.id, req.channel,
+                                       R"("messages":)" + std::to_string(n)));
+    session_.touch();
+    rearm(host_.clock_ms());
 }
 
 void WsConnection::json_unsubscribe(const ws::Request& req)
@@ -590,10 +780,11 @@ void WsConnection::json_publish(const ws::Request& req)
         send_error(req, key.status());
         return;
     }
-    auto out = fanout_.publish({key.value()}, set_.spec,
-                               PublishInput{req.data, req.content_type,
-                                            req.event, std::nullopt, tenant()},
-                               fanout_.now());
+    auto out =
+        fanout_.publish({key.value()}, set_.spec,
+                        PublishInput{req.data, req.content_type, req.event,
+                                     std::nullopt, tenant(), req.key},
+                        fanout_.now());
     if (!out.is_ok()) {
         send_error(req, out.status());
         return;

@@ -74,6 +74,11 @@ struct WsSettings {
     /// by frame takes its seat among its tenant's then (the handshake's
     /// token takes it in the host, before the upgrade).
     uint32_t max_tenant_subscribers = 0;
+    /// lib/pulse/pacing.h: the URL channels' pace (bounded already), what
+    /// pulse.v1 subscribers may ask, and every channel's queue.
+    pacing::Pace url_pace;
+    pacing::Limits pace_limits;
+    pacing::Bounds queue;
 };
 
 class WsConnectionHost : public ws::SessionHost {
@@ -99,6 +104,15 @@ public:
     /// False when it cannot start.
     virtual bool publish_upstream(uint64_t token, std::string_view body,
                                   std::string_view content_type) = 0;
+    /// Pacing: call WsConnection::on_pace() in `ms` milliseconds (nullopt:
+    /// no timer).
+    virtual void pace_in(std::optional<uint64_t> ms) = 0;
+    /// Pacing: a monotonic clock in milliseconds.
+    virtual uint64_t clock_ms() const = 0;
+    /// Pacing: nothing queued is unsent.
+    virtual bool idle() const = 0;
+    /// Pacing: bytes push() takes before its limit.
+    virtual size_t room() const = 0;
 
 protected:
     ~WsConnectionHost() = default;
@@ -123,7 +137,15 @@ public:
     // Inputs from the glue
     bool on_bytes(std::string_view data) { return session_.on_bytes(data); }
     void on_timer(ws::Timer t) { session_.on_timer(t); }
-    void on_flushed() { session_.on_flushed(); }
+    void on_flushed()
+    {
+        session_.on_flushed();
+        if (paced_ != 0) {
+            on_pace();
+        }
+    }
+    /// The pacing timer fired (or the socket drained): writes what is due.
+    void on_pace();
     void on_gone(bool error) { session_.on_gone(error); }
     /// A command's answer: `failed` when the upstream could not be reached
     /// or answered an error status.
@@ -161,6 +183,12 @@ private:
     void json_unsubscribe(const ws::Request& req);
     void json_publish(const ws::Request& req);
     void json_command(const ws::Request& req);
+    void json_pace(const ws::Request& req);
+    void json_fetch(const ws::Request& req);
+    void paced(Sub& s, const std::vector<MsgPtr>& msgs);
+    bool push_batch(Sub& s, const pacing::Pacer::Batch& b);
+    void rearm(uint64_t now);
+    void set_pace(Sub& s, pacing::Pace p);
     Result<std::string> json_key(std::string_view channel,
                                  acl::Direction d) const;
     void json_auth(const ws::Request& req);
@@ -183,6 +211,7 @@ private:
     std::unordered_map<uint64_t, std::string> commands_;  // token -> id
     uint64_t next_command_ = 1;
     bool started_ = false;
+    size_t paced_ = 0;  // subs with a pacer
     // frames waiting for pulse_publisher_upstream_request, oldest first;
     // the front one is with the upstream while upstream_token_ is set
     struct Upstreamed {

@@ -138,6 +138,10 @@ std::optional<Request> parse_request(std::string_view text, RequestError* err)
     } else if (t == "auth") {
         r.type = Request::Type::kAuth;
         needs_channel = false;
+    } else if (t == "pace") {
+        r.type = Request::Type::kPace;
+    } else if (t == "fetch") {
+        r.type = Request::Type::kFetch;
     } else {
         *err = {"unknown_type", "Unknown request type \"" + t + "\".", r.id};
         return std::nullopt;
@@ -171,18 +175,48 @@ std::optional<Request> parse_request(std::string_view text, RequestError* err)
         return std::nullopt;
     }
     if (!string_member(j, "content_type", &r.content_type)
-        || !string_member(j, "event", &r.event))
+        || !string_member(j, "event", &r.event)
+        || !string_member(j, "key", &r.key))
     {
-        *err = {"bad_request", "\"content_type\" and \"event\" are strings.",
-                r.id};
+        *err = {"bad_request",
+                "\"content_type\", \"event\" and \"key\" are strings.", r.id};
         return std::nullopt;
+    }
+    if (r.type == Request::Type::kSubscribe || r.type == Request::Type::kPace) {
+        std::optional<std::string> ask[3];
+        const char* names[3] = {"throttle", "interval", "mode"};
+        for (int i = 0; i < 3; ++i) {
+            std::string v;
+            if (!string_member(j, names[i], &v)) {
+                *err = {"bad_request",
+                        "\"" + std::string(names[i]) + "\" must be a string.",
+                        r.id};
+                return std::nullopt;
+            }
+            if (j.contains(names[i]) && !j[names[i]].is_null()) {
+                ask[i] = std::move(v);
+            }
+        }
+        auto pace = pacing::parse_ask(ask[0], ask[1], ask[2]);
+        if (!pace.is_ok()) {
+            *err = {"bad_request", pace.status().message(), r.id};
+            return std::nullopt;
+        }
+        r.pace = pace.value();
+        if (r.type == Request::Type::kPace && !r.pace) {
+            *err = {"bad_request",
+                    "A pace request gives \"throttle\", \"interval\" or "
+                    "\"mode\".",
+                    r.id};
+            return std::nullopt;
+        }
     }
     // The channel goes into frames, logs and, for commands, a header of
     // the upstream request; the event and content type into every
     // subscriber's wire format.
     Status valid = validate_field("channel", r.channel, SIZE_MAX);
     if (valid.is_ok()) {
-        valid = validate(PublishFields{r.event, r.content_type});
+        valid = validate(PublishFields{r.event, r.content_type, r.key});
     }
     if (!valid.is_ok()) {
         *err = {"bad_request", valid.message(), r.id};
@@ -241,9 +275,14 @@ std::string_view error_code(Code code)
 }
 
 std::string subscribed_frame(std::string_view id, std::string_view channel,
-                             bool gap)
+                             bool gap, const pacing::Pace& pace)
 {
-    return reply_frame("subscribed", id, channel, gap ? R"("gap":true)" : "");
+    std::string extra = gap ? R"("gap":true)" : "";
+    if (pace.mode != pacing::Mode::kLive) {
+        extra += extra.empty() ? "" : ",";
+        extra += R"("pace":)" + json_string(pacing::to_string(pace));
+    }
+    return reply_frame("subscribed", id, channel, extra);
 }
 
 std::string published_frame(std::string_view id, std::string_view channel,

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "pulse/message_id.h"
+#include "pulse/pacing.h"
 #include "pulse/status.h"
 
 namespace pulse::ws {
@@ -40,7 +41,9 @@ struct Request {
         kPing,
         kPublish,
         kCommand,
-        kAuth
+        kAuth,
+        kPace,   // a subscribed channel's new pace
+        kFetch,  // a paced channel's held messages, now
     };
     Type type = Type::kPing;
     /// The request's "id" as JSON text (any scalar), echoed in the reply;
@@ -51,7 +54,11 @@ struct Request {
     std::string data;                          // publish, command
     std::string content_type;                  // publish
     std::string event;                         // publish
+    std::string key;                           // publish: conflation key
     std::string token;                         // auth
+    /// subscribe, pace: "throttle", "interval" or "mode" (pacing::parse_ask);
+    /// nullopt: none given (subscribe: the location's; pace: an error).
+    std::optional<pacing::Pace> pace;
 };
 
 /// Parses a request. Errors carry a pulse.v1 error code in their message
@@ -81,8 +88,9 @@ std::string json_string(std::string_view s);
 std::string_view error_code(Code code);
 
 // The replies, each {"type":..,["id":..,]["channel":..,]...}:
+/// `pace` is said when it is not live ("pace":"throttle=250ms").
 std::string subscribed_frame(std::string_view id, std::string_view channel,
-                             bool gap);
+                             bool gap, const pacing::Pace& pace = {});
 std::string published_frame(std::string_view id, std::string_view channel,
                             MsgId message_id, uint32_t subscribers);
 /// A command's answer: {"type":"reply","id":..,"status":N[,"data":body]}

@@ -78,16 +78,16 @@ TEST(Fanout, AMessageOverTheSizeBoundIsRefused)
     PublishSpec spec;
     spec.max_size = 4;
     auto big = w.fanout->publish(
-        {"/c"}, spec, PublishInput{"12345", "", "", std::nullopt, {}},
+        {"/c"}, spec, PublishInput{"12345", "", "", std::nullopt, {}, {}},
         w.host.clock);
     ASSERT_FALSE(big.is_ok());
     EXPECT_EQ(big.status().code(), Code::kTooLarge);
     EXPECT_EQ(
         big.status().message(),
         "Message too large: 5 bytes, at most 4 (pulse_max_message_size).");
-    auto ok = w.fanout->publish({"/c"}, spec,
-                                PublishInput{"1234", "", "", std::nullopt, {}},
-                                w.host.clock);
+    auto ok = w.fanout->publish(
+        {"/c"}, spec, PublishInput{"1234", "", "", std::nullopt, {}, {}},
+        w.host.clock);
     ASSERT_TRUE(ok.is_ok());
     w.deliver();
     EXPECT_EQ(a.got, (std::vector<std::string>{"1234"}));
@@ -322,13 +322,14 @@ TEST(Fanout, AFullZoneFailsThePublishAndAlertsOncePerEpisode)
     keep.timeout = 0;
     do {
         r = w.fanout->publish({"/c" + std::to_string(tries)}, keep,
-                              PublishInput{big, "", "", {}, {}}, w.host.clock);
+                              PublishInput{big, "", "", {}, {}, {}},
+                              w.host.clock);
     } while (r.is_ok() && ++tries < 100);
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().code(), Code::kNoMemory);
     // again, still full: no second alert
-    (void) w.fanout->publish({"/more"}, keep, PublishInput{big, "", "", {}, {}},
-                             w.host.clock);
+    (void) w.fanout->publish(
+        {"/more"}, keep, PublishInput{big, "", "", {}, {}, {}}, w.host.clock);
     size_t alerts = 0;
     for (auto& [level, text] : w.host.logs) {
         alerts += level == FanoutHost::Level::kAlert
@@ -343,8 +344,9 @@ TEST(Fanout, SeveralChannelsAggregateAsNchan)
     Rec a;
     ASSERT_TRUE(w.fanout->join(&a, "/a", w.opts()).is_ok());
     PublishSpec spec;
-    auto r = w.fanout->publish({"/a", "/b"}, spec,
-                               PublishInput{"x", "", "", {}, {}}, w.host.clock);
+    auto r =
+        w.fanout->publish({"/a", "/b"}, spec,
+                          PublishInput{"x", "", "", {}, {}, {}}, w.host.clock);
     ASSERT_TRUE(r.is_ok());
     EXPECT_EQ(r->info.subscribers, 1u);  // summed
     EXPECT_EQ(r->info.messages, 1u);     // max

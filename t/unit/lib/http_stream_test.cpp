@@ -30,6 +30,10 @@ public:
     void finish() override { finished = true; }
     void fail() override { failed = true; }
     void delivered() override { ++deliveries; }
+    bool idle() const override { return is_idle; }
+    size_t room() const override { return SIZE_MAX; }
+    void pace_in(std::optional<uint64_t> ms) override { pace_timer = ms; }
+    uint64_t clock_ms() const override { return clock; }
 
     std::string bytes;
     size_t queued = 0;
@@ -38,6 +42,9 @@ public:
     int deliveries = 0;
     bool finished = false;
     bool failed = false;
+    bool is_idle = true;
+    std::optional<uint64_t> pace_timer;
+    uint64_t clock = 0;
 };
 
 struct StreamWorld : FanoutWorld {
@@ -417,6 +424,81 @@ TEST(Poll, MultiplexedAnswersCarryEveryTag)
     ASSERT_EQ(io.bodies, (std::vector<std::string>{"x"}));
     EXPECT_EQ(io.answers[0].etag, "-,[0]");
     EXPECT_EQ(w.subscribers("/a"), 0u);
+}
+
+TEST(HttpStreamPacing, ThrottledEventSourceGetsTheLatestPerKey)
+{
+    StreamWorld w;
+    FakeIo io;
+    StreamOptions o;
+    o.pace = pacing::Pace{pacing::Mode::kThrottle, 250};
+    HttpStream s(*w.fanout, io, o);
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    w.publish("/c", "a1", 100, "", "", "a");
+    w.deliver();
+    EXPECT_EQ(io.bytes, "id: " + w.id("/c") + "\ndata: a1\n\n");
+    io.bytes.clear();
+    io.clock = 5;
+    w.publish("/c", "a2", 100, "", "", "a");
+    w.publish("/c", "b1", 100, "", "", "b");
+    std::string b1 = w.id("/c");
+    w.publish("/c", "a3", 100, "", "", "a");
+    std::string a3 = w.id("/c");
+    w.deliver();
+    EXPECT_EQ(io.bytes, "");
+    EXPECT_EQ(io.pace_timer, 245U);
+    io.clock = 250;
+    s.on_pace();
+    EXPECT_EQ(io.bytes,
+              "id: " + b1 + "\ndata: b1\n\n" + "id: " + a3 + "\ndata: a3\n\n");
+    EXPECT_EQ(io.sends, 2);  // one write per batch
+}
+
+TEST(HttpStreamPacing, DropOldestSendsTheGapEventWithTheLastIdWritten)
+{
+    StreamWorld w;
+    FakeIo io;
+    StreamOptions o;
+    o.gap_event = "pulse-gap";
+    o.bounds = pacing::Bounds{1, 0, pacing::Overflow::kDropOldest};
+    HttpStream s(*w.fanout, io, o);
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    w.publish("/c", "m0", 100);
+    std::string m0 = w.id("/c");
+    w.deliver();
+    io.is_idle = false;
+    w.publish("/c", "m1", 100);
+    w.publish("/c", "m2", 100);
+    std::string m2 = w.id("/c");
+    w.deliver();
+    EXPECT_EQ(io.bytes, "id: " + m0 + "\ndata: m0\n\n");
+    EXPECT_FALSE(io.pace_timer.has_value());  // waits for the socket
+    io.bytes.clear();
+    io.is_idle = true;
+    s.on_pace();
+    EXPECT_EQ(io.bytes, "event: pulse-gap\ndata: " + m0 + "\n\nid: " + m2
+                            + "\ndata: m2\n\n");
+    EXPECT_FALSE(io.failed);
+}
+
+TEST(HttpStreamPacing, ClosePolicyFailsTheStream)
+{
+    StreamWorld w;
+    FakeIo io;
+    StreamOptions o;
+    o.pace = pacing::Pace{pacing::Mode::kInterval, 1000};
+    o.bounds = pacing::Bounds{2, 0, pacing::Overflow::kClose};
+    HttpStream s(*w.fanout, io, o);
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    for (int i = 0; i < 3; ++i) {
+        w.publish("/c", "m" + std::to_string(i), 100);
+    }
+    w.deliver();
+    EXPECT_TRUE(io.failed);
+    EXPECT_EQ(w.subscribers("/c"), 0U);
 }
 
 }  // namespace

@@ -50,23 +50,38 @@ TEST(ValidateField, LengthIsBounded)
 
 TEST(ValidatePublish, EventAndContentTypeWithTheirLimits)
 {
-    EXPECT_TRUE(validate(PublishFields{"tick", "text/plain"}).is_ok());
+    EXPECT_TRUE(validate(PublishFields{"tick", "text/plain", ""}).is_ok());
     EXPECT_TRUE(
-        validate(PublishFields{std::string(kMaxEventLength, 'e'), ""}).is_ok());
+        validate(PublishFields{std::string(kMaxEventLength, 'e'), "", ""})
+            .is_ok());
     EXPECT_FALSE(
-        validate(PublishFields{std::string(kMaxEventLength + 1, 'e'), ""})
+        validate(PublishFields{std::string(kMaxEventLength + 1, 'e'), "", ""})
             .is_ok());
     EXPECT_TRUE(
-        validate(PublishFields{"", std::string(kMaxContentTypeLength, 'c')})
+        validate(PublishFields{"", std::string(kMaxContentTypeLength, 'c'), ""})
             .is_ok());
     Status s = validate(
-        PublishFields{"", std::string(kMaxContentTypeLength + 1, 'c')});
+        PublishFields{"", std::string(kMaxContentTypeLength + 1, 'c'), ""});
     EXPECT_NE(s.message().find("content type"), std::string::npos);
-    PublishFields named{"a\r\nb", "", "X-EventSource-Event header"};
+    PublishFields named{"a\r\nb", "", "", "X-EventSource-Event header"};
     EXPECT_NE(validate(named).message().find("X-EventSource-Event"),
               std::string::npos);
     EXPECT_FALSE(
-        validate(PublishFields{"", "text/plain\r\nSet-Cookie: a=1"}).is_ok());
+        validate(PublishFields{"", "text/plain\r\nSet-Cookie: a=1", ""})
+            .is_ok());
+}
+
+TEST(ValidatePublish, ConflationKey)
+{
+    EXPECT_TRUE(validate(PublishFields{"", "", "eth0/rx"}).is_ok());
+    EXPECT_TRUE(validate(PublishFields{"", "", std::string(kMaxKeyLength, 'k')})
+                    .is_ok());
+    std::string long_key(kMaxKeyLength + 1, 'k');
+    PublishFields f{"", "", long_key};
+    f.key_name = "Pulse-Key header";
+    EXPECT_EQ(validate(f).message(),
+              "Invalid Pulse-Key header: longer than 256 bytes.");
+    EXPECT_FALSE(validate(PublishFields{"", "", "a\nb"}).is_ok());
 }
 
 std::string deep(size_t n, char open = '[', char close = ']')

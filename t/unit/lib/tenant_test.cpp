@@ -195,7 +195,7 @@ TEST(FanoutTenants, PublishesPastTheRateAre429WithRetryAfter)
     FanoutWorld w;
     PublishSpec spec;
     spec.tenant_rate = TenantRate{1000, 2};
-    PublishInput in{"m", "", "", {}, "acme"};
+    PublishInput in{"m", "", "", {}, "acme", {}};
     EXPECT_TRUE(w.fanout->publish({"/c"}, spec, in, w.host.clock).is_ok());
     EXPECT_TRUE(w.fanout->publish({"/c", "/d"}, spec, in, w.host.clock)
                     .is_ok());  // a multi-channel publish is one
@@ -210,7 +210,7 @@ TEST(FanoutTenants, PublishesPastTheRateAre429WithRetryAfter)
         EXPECT_EQ(w.store.info(g, "/c", w.host.clock)->messages, 2u);
     }
     // without a tenant, or without a rate, nothing is limited
-    PublishInput anon{"m", "", "", {}, ""};
+    PublishInput anon{"m", "", "", {}, "", {}};
     EXPECT_TRUE(w.fanout->publish({"/c"}, spec, anon, w.host.clock).is_ok());
     EXPECT_TRUE(
         w.fanout->publish({"/c"}, PublishSpec{}, in, w.host.clock).is_ok());

@@ -91,6 +91,10 @@ public:
     {
         expiry.push_back(deadline);
     }
+    void pace_in(std::optional<uint64_t> ms) override { pace_timer = ms; }
+    uint64_t clock_ms() const override { return clock; }
+    bool idle() const override { return is_idle; }
+    size_t room() const override { return SIZE_MAX; }
 
     json next_json()
     {
@@ -113,6 +117,9 @@ public:
     std::vector<std::optional<int64_t>> expiry;
     bool accept_commands = true;
     bool destroyed = false;
+    std::optional<uint64_t> pace_timer;
+    uint64_t clock = 0;
+    bool is_idle = true;
 };
 
 struct V1 {
@@ -594,6 +601,167 @@ TEST(WsConnection, FirstFrameAuthTakesATenantSeat)
     one.reset();
     Store::Guard g(w.store);
     EXPECT_EQ(w.store.tenant_subscribers(g, "acme"), 0U);
+}
+
+}  // namespace
+}  // namespace pulse
+
+namespace pulse {
+namespace {
+
+// Publishes `body` to /bw with a conflation key.
+void keyed(FanoutWorld& w, const std::string& body, const std::string& key)
+{
+    w.publish("/bw", body, 100, "", "", key);
+}
+
+TEST(WsConnectionPacing, ThrottleConflatesKeysIntoOneBatch)
+{
+    FanoutWorld w;
+    V1 c(w);
+    json s = c.ask(
+        {{"type", "subscribe"}, {"channel", "bw"}, {"throttle", "250ms"}});
+    EXPECT_EQ(s["pace"], "throttle=250ms");
+    EXPECT_FALSE(c.sock.pace_timer.has_value());
+    keyed(w, "a1", "a");
+    w.deliver();  // after a quiet interval: at once
+    EXPECT_EQ(c.sock.next_json()["data"], "a1");
+    c.sock.clock = 10;
+    keyed(w, "a2", "a");
+    keyed(w, "b1", "b");
+    keyed(w, "a3", "a");
+    w.publish("/bw", "plain", 100);
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    ASSERT_TRUE(c.sock.pace_timer.has_value());
+    EXPECT_EQ(*c.sock.pace_timer, 240U);
+    c.sock.clock = 250;
+    c.conn.on_pace();
+    // the latest per key, in publish order, then the keyless one
+    EXPECT_EQ(c.sock.next_json()["data"], "b1");
+    EXPECT_EQ(c.sock.next_json()["data"], "a3");
+    EXPECT_EQ(c.sock.next_json()["data"], "plain");
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_FALSE(c.sock.pace_timer.has_value());
+    EXPECT_EQ(w.fanout->metrics().counters.conflated, 1U);
+}
+
+TEST(WsConnectionPacing, ManualHoldsUntilFetchAndPaceChangesLive)
+{
+    FanoutWorld w;
+    V1 c(w);
+    EXPECT_EQ(c.ask({{"type", "subscribe"},
+                     {"channel", "bw"},
+                     {"mode", "manual"}})["pace"],
+              "manual");
+    keyed(w, "a1", "a");
+    keyed(w, "a2", "a");
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_EQ(c.ask({{"type", "fetch"}, {"channel", "bw"}})["data"], "a2");
+    EXPECT_EQ(c.sock.next_json(),
+              (json{{"type", "fetched"}, {"channel", "bw"}, {"messages", 1}}));
+    keyed(w, "a3", "a");
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    // to live on the open socket: the held message goes at once
+    EXPECT_EQ(c.ask({{"type", "pace"}, {"channel", "bw"}, {"mode", "live"}}),
+              (json{{"type", "paced"}, {"channel", "bw"}, {"pace", "live"}}));
+    EXPECT_EQ(c.sock.next_json()["data"], "a3");
+    keyed(w, "a4", "a");
+    w.deliver();
+    EXPECT_EQ(c.sock.next_json()["data"], "a4");
+    // errors keep the socket
+    EXPECT_EQ(
+        c.ask(
+            {{"type", "pace"}, {"channel", "nope"}, {"mode", "live"}})["code"],
+        "not_subscribed");
+    EXPECT_EQ(c.ask({{"type", "pace"}, {"channel", "bw"}})["code"],
+              "bad_request");
+    EXPECT_EQ(c.ask({{"type", "pace"},
+                     {"channel", "bw"},
+                     {"throttle", "soon"}})["code"],
+              "bad_request");
+    EXPECT_EQ(c.ask({{"type", "fetch"}, {"channel", "nope"}})["code"],
+              "not_subscribed");
+    EXPECT_FALSE(c.sock.destroyed);
+}
+
+TEST(WsConnectionPacing, LocationLimitsBoundTheAsk)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.pace_limits.min_ms = 100;
+    s.pace_limits.max_ms = 5000;
+    V1 c(w, s);
+    EXPECT_EQ(c.ask({{"type", "subscribe"},
+                     {"channel", "a"},
+                     {"throttle", "1ms"}})["pace"],
+              "throttle=100ms");
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "b"}})["pace"],
+              "throttle=100ms");
+    EXPECT_EQ(
+        c.ask({{"type", "pace"}, {"channel", "b"}, {"interval", "1h"}})["pace"],
+        "interval=5s");
+}
+
+TEST(WsConnectionPacing, DropOldestSignalsAGapToASlowSocket)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.queue = pacing::Bounds{2, 0, pacing::Overflow::kDropOldest};
+    V1 c(w, s);
+    c.ask({{"type", "subscribe"}, {"channel", "bw"}});
+    c.sock.is_idle = false;  // the socket has unsent bytes
+    for (int i = 0; i < 5; ++i) {
+        w.publish("/bw", "m" + std::to_string(i), 100);
+    }
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_EQ(w.fanout->metrics().counters.dropped, 3U);
+    c.sock.is_idle = true;
+    c.conn.on_flushed();
+    EXPECT_EQ(c.sock.next_json(), (json{{"type", "gap"}, {"channel", "bw"}}));
+    EXPECT_EQ(c.sock.next_json()["data"], "m3");
+    EXPECT_EQ(c.sock.next_json()["data"], "m4");
+}
+
+TEST(WsConnectionPacing, ClosePolicyClosesWithAClearReason)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.queue = pacing::Bounds{2, 0, pacing::Overflow::kClose};
+    V1 c(w, s);
+    c.ask({{"type", "subscribe"}, {"channel", "bw"}, {"mode", "manual"}});
+    for (int i = 0; i < 3; ++i) {
+        w.publish("/bw", "m" + std::to_string(i), 100);
+    }
+    w.deliver();
+    ASSERT_EQ(c.sock.frames.size(), 1U);
+    EXPECT_EQ(c.sock.frames[0].first, 0x8);  // close
+    EXPECT_NE(c.sock.frames[0].second.find("pulse_subscriber_queue"),
+              std::string::npos);
+    EXPECT_EQ(w.fanout->metrics().counters.overflow_closes, 1U);
+}
+
+TEST(WsConnectionPacing, UrlChannelsOfNchanFramingsArePacedToo)
+{
+    FanoutWorld w;
+    WsSettings s;
+    s.mode = WsMode::kPlain;
+    s.roles = role::kSubWebSocket;
+    s.sub_keys = {"/bw"};
+    s.url_pace = pacing::Pace{pacing::Mode::kInterval, 1000};
+    V1 c(w, s);
+    keyed(w, "a1", "a");
+    keyed(w, "a2", "a");
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_EQ(c.sock.pace_timer, 1000U);
+    c.sock.clock = 1000;
+    c.conn.on_pace();
+    ASSERT_EQ(c.sock.frames.size(), 1U);
+    EXPECT_EQ(c.sock.frames[0].second, "a2");
 }
 
 }  // namespace

@@ -48,12 +48,15 @@ struct FanoutWorld {
     /// mailbox when this worker's bell rang.
     Published publish(const std::string& key, std::string_view body,
                       uint32_t buffer = 10, std::string_view event = "",
-                      std::string_view ctype = "")
+                      std::string_view ctype = "",
+                      std::string_view conflation_key = "")
     {
         PublishSpec spec;
         spec.max_messages = buffer;
         auto r = fanout->publish(
-            {key}, spec, PublishInput{body, ctype, event, {}, {}}, host.clock);
+            {key}, spec,
+            PublishInput{body, ctype, event, {}, {}, conflation_key},
+            host.clock);
         return r.is_ok() ? r.value() : Published{};
     }
     void deliver()
