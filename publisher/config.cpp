@@ -174,8 +174,8 @@ Config Config::parse(const std::string& text, const std::string& path)
         std::string where = "sources[" + std::to_string(i) + "]";
         rd.only(n, where,
                 {"name", "type", "channels", "patterns", "keys", "target",
-                 "event", "body_field", "event_field", "content_type_field",
-                 "group", "consumer", "replay"});
+                 "event", "key", "body_field", "event_field",
+                 "content_type_field", "group", "consumer", "replay"});
         Source s;
         s.name = rd.str(n, where, "name", where);
         if (!names.insert(s.name).second) {
@@ -195,6 +195,7 @@ Config Config::parse(const std::string& text, const std::string& path)
         s.keys = rd.list(n, where, "keys");
         s.target = rd.str(n, where, "target", s.target);
         s.event = rd.str(n, where, "event", "");
+        s.key = rd.str(n, where, "key", "");
         s.body_field = rd.str(n, where, "body_field", s.body_field);
         s.event_field = rd.str(n, where, "event_field", "");
         s.content_type_field = rd.str(n, where, "content_type_field", "");

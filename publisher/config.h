@@ -45,6 +45,8 @@ struct Source {
     std::string target = "{channel}";
     /// EventSource event name template (same placeholders); empty: none.
     std::string event;
+    /// Conflation key template (Pulse-Key, same placeholders); empty: none.
+    std::string key;
     std::string body_field = "data";
     std::string event_field;
     std::string content_type_field;

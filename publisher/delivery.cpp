@@ -92,7 +92,8 @@ std::optional<Delivery::Pending> Delivery::route_pubsub(const PubSubMessage& m)
         n_.in(s.name);
         auto target = expand(s.target, m.channel, caps);
         auto event = expand(s.event, m.channel, caps);
-        if (!target || target->empty() || !event) {
+        auto key = expand(s.key, m.channel, caps);
+        if (!target || target->empty() || !event || !key) {
             n_.drop(s.name);
             log_.set("dropping", "no target channel for '"
                                      + printable(m.channel) + "' in source "
@@ -101,14 +102,14 @@ std::optional<Delivery::Pending> Delivery::route_pubsub(const PubSubMessage& m)
         }
         // A channel name is publisher input: it must not carry a line
         // break into the event header of the publish.
-        if (Status v = validate(PublishFields{*event, "", ""}); !v.is_ok()) {
+        if (Status v = validate(PublishFields{*event, "", *key}); !v.is_ok()) {
             n_.drop(s.name);
             log_.set("dropping", "channel '" + printable(m.channel)
                                      + "' in source " + s.name + ": "
                                      + v.message());
             return std::nullopt;
         }
-        return Pending{&s, {*target, m.payload, "", *event, ""}};
+        return Pending{&s, {*target, m.payload, "", *event, "", *key}};
     }
     return std::nullopt;
 }
@@ -181,15 +182,17 @@ std::optional<PublishClient::Request> Delivery::route_entry(
     const std::string* ctype = s.content_type_field.empty()
                                    ? nullptr
                                    : field(e.fields, s.content_type_field);
-    if (body == nullptr || !target || target->empty() || !event) {
+    auto key = expand(s.key, e.key, {}, e.fields);
+    if (body == nullptr || !target || target->empty() || !event || !key) {
         *why = body == nullptr ? "no field '" + s.body_field + "'"
+               : !key          ? std::string("no field for the key template")
                                : std::string("no target channel");
         return std::nullopt;
     }
     // The fields become headers of the publish: the module's rule, checked
     // here so that a line break can never reach the request.
     Status v =
-        validate(PublishFields{*event, ctype == nullptr ? "" : *ctype, ""});
+        validate(PublishFields{*event, ctype == nullptr ? "" : *ctype, *key});
     if (!v.is_ok()) {
         *why = v.message();
         return std::nullopt;
@@ -203,7 +206,7 @@ std::optional<PublishClient::Request> Delivery::route_entry(
         return std::nullopt;
     }
     return PublishClient::Request{
-        *target, *body, ctype == nullptr ? "" : *ctype, *event, *msg_id};
+        *target, *body, ctype == nullptr ? "" : *ctype, *event, *msg_id, *key};
 }
 
 void Delivery::drop_entry(const StreamEntry& e, const std::string& why)

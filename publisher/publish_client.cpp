@@ -217,6 +217,9 @@ std::string PublishClient::format(const Request& r) const
     if (!r.msg_id.empty()) {
         req.append("Pulse-Message-Id: ").append(r.msg_id).append("\r\n");
     }
+    if (!r.key.empty()) {
+        req.append("Pulse-Key: ").append(r.key).append("\r\n");
+    }
     req += "Content-Length: " + std::to_string(r.body.size()) + "\r\n\r\n";
     req.append(r.body);
     return req;

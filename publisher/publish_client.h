@@ -16,6 +16,7 @@ struct PublishRequest {
     std::string content_type;
     std::string event;
     std::string msg_id;  // Pulse-Message-Id when not empty
+    std::string key;     // Pulse-Key (conflation) when not empty
 };
 
 /// Where publishes go: the nginx client, or a fake in tests.

@@ -419,3 +419,26 @@ sources:
         shutil.rmtree(sock_dir, ignore_errors=True)
     assert pub.returncode == 0
     assert "publisher: stopping: 1 published, 0 dropped" in err, err
+
+
+def test_a_key_template_makes_entries_conflate(request, nginx, r, tmp_path,
+                                               redis_server):
+    # `key: "{iface}"`: the sidecar sends each entry's field as Pulse-Key,
+    # so a throttled subscriber gets the latest sample per interface
+    pub = Publisher(request.config.getoption("--publisher"), tmp_path, nginx,
+                    redis_server["port"], "kv", name="k",
+                    extra='key: "{iface}"')
+    try:
+        started(r, pub, "kv")
+        s = sse(nginx.url("/sub/acme.bw?throttle=2s"))
+        xadd(r, "kv", "eth0=0", iface="eth0")
+        s.read_until(lambda b: b"eth0=0" in b)
+        for i in range(1, 6):
+            xadd(r, "kv", "eth0=%d" % i, iface="eth0")
+            xadd(r, "kv", "eth1=%d" % i, iface="eth1")
+        body = s.read_until(lambda b: b"eth1=5" in b, timeout=10)
+        s.close()
+        assert [e["data"] for e in datas(body)] == ["eth0=0", "eth0=5",
+                                                    "eth1=5"]
+    finally:
+        pub.stop()

@@ -45,6 +45,7 @@ struct World {
         pat.kind = SourceKind::kPubSub;
         pat.patterns = {"bw:*"};
         pat.event = "{1}";
+        pat.key = "if-{1}";
         Source st;
         st.name = "st";
         st.kind = SourceKind::kStream;
@@ -52,6 +53,7 @@ struct World {
         st.target = "{tenant}.{widget}";
         st.event_field = "kind";
         st.content_type_field = "ctype";
+        st.key = "{widget}";
         config.sources = {ps, st, pat};
         config.queue_size = 3;
     }
@@ -85,6 +87,8 @@ TEST(Delivery, PubSubRoutesByChannelAndPattern)
     EXPECT_EQ(w.nginx.sent[0].channel, "faults");
     EXPECT_EQ(w.nginx.sent[1].channel, "bw:eth0");
     EXPECT_EQ(w.nginx.sent[1].event, "eth0");  // the pattern's capture
+    EXPECT_EQ(w.nginx.sent[0].key, "");        // no key template
+    EXPECT_EQ(w.nginx.sent[1].key, "if-eth0");
     EXPECT_EQ(w.metrics.published, 2u);
     EXPECT_EQ(w.metrics.sources["ps"].in, 2u);
 }
@@ -134,6 +138,7 @@ TEST(Delivery, StreamBatchesArePipelinedWithTheirIds)
     EXPECT_EQ(w.nginx.sent[0].msg_id, "1764000000:123000000");
     EXPECT_EQ(w.nginx.sent[1].msg_id, "1764000000:123000001");
     EXPECT_EQ(w.nginx.sent[0].event, "sample");
+    EXPECT_EQ(w.nginx.sent[0].key, "bw");  // the key template's field
     EXPECT_EQ(w.metrics.published, 2u);
 }
 
