@@ -2,11 +2,23 @@
 
 #include "ngx.h"
 
+#include <cstdint>
 #include <exception>
 #include <new>
+#include <optional>
 #include <utility>
 
 namespace pulse::ngx {
+
+/// Arms `ev` in `ms` milliseconds, or disarms it (nullopt).
+inline void arm_timer(ngx_event_t* ev, std::optional<uint64_t> ms)
+{
+    if (ms) {
+        ngx_add_timer(ev, static_cast<ngx_msec_t>(*ms));
+    } else if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+}
 
 /// A subscriber connection that lives across events: an EventSource or
 /// other HTTP stream, a WebSocket. The one place of its lifecycle:

@@ -114,14 +114,7 @@ public:
             ngx_add_timer(&expire_, ms_until(*deadline));
         }
     }
-    void pace_in(std::optional<uint64_t> ms) override
-    {
-        if (ms) {
-            ngx_add_timer(&pace_, static_cast<ngx_msec_t>(*ms));
-        } else if (pace_.timer_set) {
-            ngx_del_timer(&pace_);
-        }
-    }
+    void pace_in(std::optional<uint64_t> ms) override { arm_timer(&pace_, ms); }
     uint64_t clock_ms() const override { return ngx_current_msec; }
     bool idle() const override { return writer_.empty(); }
     size_t room() const override { return writer_.room(); }

@@ -9,6 +9,15 @@ namespace {
 
 constexpr uint64_t kMaxDurationMs = 24ULL * 3600 * 1000;
 
+// What conflates: the same key in the same channel of the subscriber.
+std::string slot_key(size_t index, const Msg& m)
+{
+    std::string key = std::to_string(index);
+    key += '\0';
+    key += m.conflation_key;
+    return key;
+}
+
 std::string duration_text(uint64_t ms)
 {
     if (ms % 1000 == 0) {
@@ -197,10 +206,8 @@ Pacer::Offer Pacer::offer(size_t index, const MsgPtr& m, uint64_t now_ms,
 void Pacer::hold(size_t index, const MsgPtr& m)
 {
     if (conflating() && !m->conflation_key.empty()) {
-        std::string key = std::to_string(index);
-        key += '\0';
-        key += m->conflation_key;
-        auto [it, fresh] = by_key_.try_emplace(std::move(key), queue_.size());
+        auto [it, fresh] =
+            by_key_.try_emplace(slot_key(index, *m), queue_.size());
         if (!fresh) {
             Slot& old = queue_[it->second];
             old.live = false;
@@ -234,10 +241,7 @@ void Pacer::drop_oldest()
     Slot& s = queue_[head_++];
     const Msg& m = *s.item.msg;
     if (!m.conflation_key.empty()) {
-        std::string key = std::to_string(s.item.index);
-        key += '\0';
-        key += m.conflation_key;
-        auto it = by_key_.find(key);
+        auto it = by_key_.find(slot_key(s.item.index, m));
         if (it != by_key_.end() && it->second == head_ - 1) {
             by_key_.erase(it);
         }
@@ -271,10 +275,7 @@ void Pacer::compact()
     for (size_t i = 0; i < queue_.size(); ++i) {
         const Msg& m = *queue_[i].item.msg;
         if (!m.conflation_key.empty()) {
-            std::string key = std::to_string(queue_[i].item.index);
-            key += '\0';
-            key += m.conflation_key;
-            by_key_[key] = i;
+            by_key_[slot_key(queue_[i].item.index, m)] = i;
         }
     }
 }

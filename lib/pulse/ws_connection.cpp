@@ -710,14 +710,22 @@ void WsConnection::json_subscribe(const ws::Request& req)
     session_.touch();
 }
 
-// A subscribed channel's new pace; held messages go out at it.
-void WsConnection::json_pace(const ws::Request& req)
+WsConnection::Sub* WsConnection::subscribed(const ws::Request& req)
 {
     Sub* s = find(req.channel);
     if (s == nullptr) {
         session_.send_text(ws::error_frame("not_subscribed",
                                            "Not subscribed to this channel.",
                                            req.id, req.channel));
+    }
+    return s;
+}
+
+// A subscribed channel's new pace; held messages go out at it.
+void WsConnection::json_pace(const ws::Request& req)
+{
+    Sub* s = subscribed(req);
+    if (s == nullptr) {
         return;
     }
     pacing::Pace pace = pacing::bounded(set_.pace_limits, req.pace);
@@ -731,11 +739,8 @@ void WsConnection::json_pace(const ws::Request& req)
 // What a channel holds, now (manual mode's refresh; any pace's).
 void WsConnection::json_fetch(const ws::Request& req)
 {
-    Sub* s = find(req.channel);
+    Sub* s = subscribed(req);
     if (s == nullptr) {
-        session_.send_text(ws::error_frame("not_subscribed",
-                                           "Not subscribed to this channel.",
-                                           req.id, req.channel));
         return;
     }
     size_t n = 0;

@@ -193,6 +193,8 @@ private:
                                  acl::Direction d) const;
     void json_auth(const ws::Request& req);
     Sub* find(std::string_view channel);
+    /// The request's channel, or nullptr after a not_subscribed error.
+    Sub* subscribed(const ws::Request& req);
     void send_error(const ws::Request& req, const Status& st);
 
     Fanout& fanout_;
