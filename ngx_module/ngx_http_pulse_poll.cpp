@@ -11,7 +11,9 @@
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_metrics.h"
+#include "ngx_http_pulse_pacing.h"
 #include "ngx_http_pulse_request.h"
+#include "ngx_http_pulse_stream.h"
 #include "ngx_http_pulse_variables.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/http_date.h"
@@ -27,17 +29,20 @@ ngx_str_t kVary = ngx_string("If-None-Match, If-Modified-Since");
 class PollRequest final : public PollIo {
 public:
     PollRequest(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
-                bool interval)
+                bool interval, pacing::Pace pace)
         : r_(r),
           lcf_(lcf),
           gauge_(interval ? metrics::Tp::kIntervalPoll
                           : metrics::Tp::kLongPoll),
           poll_(Worker::get()->fanout(), *this, interval,
-                lcf->compound_etag != 0)
+                lcf->compound_etag != 0, pace)
     {
         timeout_.handler = on_timeout;
-        timeout_.data = this;
-        timeout_.log = r->connection->log;
+        pace_.handler = on_pace;
+        for (ngx_event_t* ev : {&timeout_, &pace_}) {
+            ev->data = this;
+            ev->log = r->connection->log;
+        }
     }
     PollRequest(const PollRequest&) = delete;
     PollRequest& operator=(const PollRequest&) = delete;
@@ -45,9 +50,8 @@ public:
     PollRequest& operator=(PollRequest&&) = delete;
     ~PollRequest()
     {
-        if (timeout_.timer_set) {
-            ngx_del_timer(&timeout_);
-        }
+        arm_timer(&timeout_, std::nullopt);
+        arm_timer(&pace_, std::nullopt);
     }
 
     ngx_int_t start(const std::vector<std::string>& keys,
@@ -56,9 +60,11 @@ public:
     // PollIo
     void respond(const PollAnswer& a) override;
     void fail() noexcept override;
+    void pace_in(uint64_t ms) override { arm_timer(&pace_, ms); }
 
 private:
     static void on_timeout(ngx_event_t* ev) noexcept;
+    static void on_pace(ngx_event_t* ev) noexcept;
     ngx_int_t write(const PollAnswer& a);
     ngx_int_t send_message(const MsgPtr& m);
     void add_id_headers(const PollAnswer& a);
@@ -68,6 +74,7 @@ private:
     ConnectionGauge gauge_;
     Poll poll_;
     ngx_event_t timeout_{};
+    ngx_event_t pace_{};    // pacing (lib/pulse/pacing.h)
     MsgPtr msg_;            // the answer's message: its body is the response's
     bool held_ = false;     // waiting: answers finalize the request
     bool expires_ = false;  // timeout_ is the token's deadline
@@ -236,9 +243,8 @@ void PollRequest::respond(const PollAnswer& a)
         return;
     }
     held_ = false;
-    if (timeout_.timer_set) {
-        ngx_del_timer(&timeout_);
-    }
+    arm_timer(&timeout_, std::nullopt);
+    arm_timer(&pace_, std::nullopt);
     ngx_http_request_t* r = r_;
     r->connection->idle = 0;
     ngx_http_finalize_request(r, write(a));
@@ -256,12 +262,13 @@ void PollRequest::fail() noexcept
     ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
-void PollRequest::on_timeout(ngx_event_t* ev) noexcept
+// An exception from the poll ends the request with an error.
+template <typename F>
+void guarded_poll(ngx_event_t* ev, F&& f) noexcept
 {
     auto* p = static_cast<PollRequest*>(ev->data);
     try {
-        p->poll_.end(p->expires_ ? end_status::kUnauthorized
-                                 : end_status::kTimeout);
+        f(p);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ALERT, ev->log, 0, PULSE_LOG_PREFIX "%s",
                       e.what());
@@ -269,6 +276,19 @@ void PollRequest::on_timeout(ngx_event_t* ev) noexcept
     } catch (...) {
         p->fail();
     }
+}
+
+void PollRequest::on_timeout(ngx_event_t* ev) noexcept
+{
+    guarded_poll(ev, [](PollRequest* p) {
+        p->poll_.end(p->expires_ ? end_status::kUnauthorized
+                                 : end_status::kTimeout);
+    });
+}
+
+void PollRequest::on_pace(ngx_event_t* ev) noexcept
+{
+    guarded_poll(ev, [](PollRequest* p) { p->poll_.on_pace(); });
 }
 
 }  // namespace
@@ -291,11 +311,15 @@ ngx_int_t poll_subscribe(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     if (!after.is_ok()) {
         return send_status(r, after.status());
     }
+    auto pace = request_pace(r, lcf);
+    if (!pace.is_ok()) {
+        return send_status(r, pace.status());
+    }
     auto seat = tenant_seat(r, lcf, Worker::get()->fanout());
     if (!seat.is_ok()) {
         return send_status(r, seat.status());
     }
-    return pool_new<PollRequest>(r, r, lcf, interval)
+    return pool_new<PollRequest>(r, r, lcf, interval, pace.value())
         ->start(keys.value(), std::move(after.value()),
                 std::move(seat.value()));
 }

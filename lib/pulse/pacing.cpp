@@ -138,6 +138,25 @@ Result<std::optional<Pace>> parse_ask(std::optional<std::string_view> throttle,
     return std::optional<Pace>();
 }
 
+std::vector<Item> conflate(const std::vector<Item>& items)
+{
+    std::unordered_map<std::string, size_t> last;
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (!items[i].msg->conflation_key.empty()) {
+            last[slot_key(items[i].index, *items[i].msg)] = i;
+        }
+    }
+    std::vector<Item> kept;
+    for (size_t i = 0; i < items.size(); ++i) {
+        const Item& it = items[i];
+        if (it.msg->conflation_key.empty()
+            || last[slot_key(it.index, *it.msg)] == i) {
+            kept.push_back(it);
+        }
+    }
+    return kept;
+}
+
 // ----------------------------------------------------------------- Pacer
 
 Pacer::Pacer(Pace p, Bounds b, uint64_t now_ms, metrics::Counters* counters)

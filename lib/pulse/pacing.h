@@ -96,6 +96,11 @@ struct Item {
     size_t index = 0;
 };
 
+/// Of `items` (in publish order), those no later item of the same channel
+/// and key supersedes: the latest per key, every keyless one, in publish
+/// order. What a paced poll answers from (lib/pulse/poll.h).
+std::vector<Item> conflate(const std::vector<Item>& items);
+
 class Pacer {
 public:
     /// `counters`: where conflations and drops are also counted (the

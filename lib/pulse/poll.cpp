@@ -20,14 +20,25 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
 {
     asked_ = std::move(after);
     Fanout::JoinOptions one = o;
-    one.limit = 1;  // the oldest newer message of each channel is enough
+    // the oldest newer message of each channel is enough, unless later
+    // ones of its key may supersede it
+    one.limit = paced() ? kMaxPollConflation : 1;
     auto catch_up = sub_.join(fanout_, keys, asked_, one, &gap_);
     if (!catch_up.is_ok()) {
         return catch_up.status();
     }
     if (!catch_up->empty()) {
         // in id order: the first is the oldest of any channel
-        const Subscription::CatchUp& first = catch_up->front();
+        Subscription::CatchUp first = catch_up->front();
+        if (paced()) {
+            std::vector<pacing::Item> items;
+            items.reserve(catch_up->size());
+            for (const Subscription::CatchUp& c : catch_up.value()) {
+                items.push_back(pacing::Item{c.msg, c.index});
+            }
+            pacing::Item kept = pacing::conflate(items).front();
+            first = Subscription::CatchUp{kept.msg, kept.index};
+        }
         sub_.leave();
         answer(first.msg, first.index);
         return false;
@@ -78,12 +89,32 @@ void Poll::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
     }
     Member& who = sub_.member(index);
     for (const MsgPtr& m : msgs) {
-        if (who.take(m->id)) {
+        if (!who.take(m->id)) {
+            continue;
+        }
+        if (!paced()) {
             sub_.leave();
             answer(m, index);
             return;
         }
+        if (held_.empty()) {
+            io_.pace_in(pace_.every_ms);
+        }
+        if (held_.size() < kMaxPollConflation) {
+            held_.push_back(pacing::Item{m, index});
+        }
     }
+}
+
+void Poll::on_pace()
+{
+    if (!waiting_ || held_.empty()) {
+        return;
+    }
+    pacing::Item kept = pacing::conflate(held_).front();
+    held_.clear();
+    sub_.leave();
+    answer(kept.msg, kept.index);
 }
 
 void Poll::end(int status)

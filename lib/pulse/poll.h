@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pulse/pacing.h"
 #include "pulse/subscription.h"
 
 namespace pulse {
@@ -35,6 +36,8 @@ public:
     /// The answer could not be made (respond threw): end the request with
     /// an error. Must not throw.
     virtual void fail() noexcept = 0;
+    /// Pacing: call Poll::on_pace() in `ms` milliseconds.
+    virtual void pace_in(uint64_t ms) = 0;
 
 protected:
     ~PollIo() = default;
@@ -44,13 +47,22 @@ protected:
 /// time, or Etag the whole id in compound mode.
 void id_headers(const MultiMsgId& id, bool compound, PollAnswer* a);
 
+/// Most buffered messages a paced poll conflates over.
+constexpr uint32_t kMaxPollConflation = 1024;
+
+/// A poll with a pace (docs/pacing.md): it answers with the first message
+/// after its id that no later one of the same key supersedes, and a
+/// waiting long-poll answers `every_ms` after the first new message, from
+/// what came meanwhile. Live: nchan's poll.
 class Poll final : public MemberOwner {
 public:
-    Poll(Fanout& f, PollIo& io, bool interval, bool compound_etag)
+    Poll(Fanout& f, PollIo& io, bool interval, bool compound_etag,
+         pacing::Pace pace = {})
         : fanout_(f),
           io_(io),
           interval_(interval),
           compound_(compound_etag),
+          pace_(pace),
           sub_(this)
     {}
     Poll(const Poll&) = delete;
@@ -66,6 +78,8 @@ public:
                        const Fanout::JoinOptions& o);
     /// Ends a waiting poll (timeout: 408).
     void end(int status);
+    /// Pacing: the timer from PollIo::pace_in fired.
+    void on_pace();
     bool waiting() const { return waiting_; }
 
     void member_messages(size_t index,
@@ -75,11 +89,14 @@ public:
 
 private:
     void answer(const MsgPtr& m, size_t index);
+    bool paced() const { return pace_.mode != pacing::Mode::kLive; }
 
     Fanout& fanout_;
     PollIo& io_;
     bool interval_;
     bool compound_;
+    pacing::Pace pace_;
+    std::vector<pacing::Item> held_;  // paced and waiting: what came
     Subscription sub_;
     std::optional<MultiMsgId> asked_;
     bool waiting_ = false;

@@ -402,3 +402,49 @@ def test_bad_directives_fail_the_config_test(nginx_factory, directive, error):
     res = n.test_config()
     assert res.returncode != 0
     assert error in res.stderr
+
+
+def poll(n, path, etag=None, last_modified=None, timeout=10):
+    h = {}
+    if etag is not None:
+        h = {"If-None-Match": etag, "If-Modified-Since": last_modified}
+    return requests.get(n.url(path), headers=h, timeout=timeout)
+
+
+def test_a_paced_long_poll_answers_with_what_is_conflated(nginx):
+    c = uuid.uuid4().hex
+    requests.post(nginx.url("/pub/" + c), data="start", timeout=5)
+    first = poll(nginx, "/sub/" + c, "0",
+                 "Thu, 01 Jan 1970 00:00:00 GMT")
+    assert first.text == "start"
+    etag, lm = first.headers["Etag"], first.headers["Last-Modified"]
+    # a waiting paced poll answers a while after the first new message,
+    # with the latest of its key
+    out = {}
+    t = threading.Thread(target=lambda: out.update(
+        r=poll(nginx, "/sub/%s?throttle=300ms" % c, etag, lm)))
+    t.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    for i in range(5):
+        requests.post(nginx.url("/pub/" + c), data="v%d" % i, timeout=5,
+                      headers={"Pulse-Key": "temp"})
+    t.join()
+    assert out["r"].text == "v4"
+    assert time.monotonic() - start >= 0.2
+    # a resume skips what a later message of its key superseded
+    for i in range(3):
+        requests.post(nginx.url("/pub/" + c), data="a%d" % i, timeout=5,
+                      headers={"Pulse-Key": "a"})
+        requests.post(nginx.url("/pub/" + c), data="n%d" % i, timeout=5)
+    got = []
+    etag, lm = out["r"].headers["Etag"], out["r"].headers["Last-Modified"]
+    while not got or got[-1] != "n2":
+        r = poll(nginx, "/sub/%s?throttle=1s" % c, etag, lm)
+        got.append(r.text)
+        etag, lm = r.headers["Etag"], r.headers["Last-Modified"]
+    assert got == ["n0", "n1", "a2", "n2"]
+    # live, as nchan: every one
+    r = poll(nginx, "/sub/" + c, out["r"].headers["Etag"],
+             out["r"].headers["Last-Modified"])
+    assert r.text == "a0"

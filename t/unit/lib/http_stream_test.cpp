@@ -298,8 +298,10 @@ public:
         }
     }
     void fail() noexcept override { failed = true; }
+    void pace_in(uint64_t ms) override { timers.push_back(ms); }
     std::vector<PollAnswer> answers;
     std::vector<std::string> bodies;
+    std::vector<uint64_t> timers;
     bool failed = false;
 };
 
@@ -499,6 +501,79 @@ TEST(HttpStreamPacing, ClosePolicyFailsTheStream)
     w.deliver();
     EXPECT_TRUE(io.failed);
     EXPECT_EQ(w.subscribers("/c"), 0U);
+}
+
+TEST(PollPacing, AResumeAnswersWithTheFirstMessageNoLaterOneSupersedes)
+{
+    StreamWorld w;
+    w.publish("/c", "m0");
+    std::string after = w.id("/c");
+    w.publish("/c", "a1", 100, "", "", "a");
+    w.publish("/c", "b1", 100, "", "", "b");
+    w.publish("/c", "a2", 100, "", "", "a");
+    std::string a2 = w.id("/c");
+    pacing::Pace throttle{pacing::Mode::kThrottle, 500};
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false, throttle);
+    ASSERT_FALSE(
+        p.start({"/c"}, parse_msg_id(after).value(), w.opts()).value());
+    EXPECT_EQ(io.bodies, (std::vector<std::string>{"b1"}));
+    // the next poll, from b1's id, gets a2; a1 was superseded
+    FakePollIo io2;
+    Poll next(*w.fanout, io2, false, false, throttle);
+    MultiMsgId b1 = parse_msg_id(after).value();
+    b1.tags[0] = std::stoi(*io.answers[0].etag);
+    ASSERT_FALSE(next.start({"/c"}, b1, w.opts()).value());
+    EXPECT_EQ(io2.bodies, (std::vector<std::string>{"a2"}));
+    // live: nchan's poll, the oldest newer message
+    FakePollIo io3;
+    Poll live(*w.fanout, io3, false, false);
+    ASSERT_FALSE(
+        live.start({"/c"}, parse_msg_id(after).value(), w.opts()).value());
+    EXPECT_EQ(io3.bodies, (std::vector<std::string>{"a1"}));
+}
+
+TEST(PollPacing, AWaitingPollAnswersAfterTheIntervalWithTheLatest)
+{
+    StreamWorld w;
+    w.publish("/c", "m0");
+    std::string after = w.id("/c");
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false,
+           pacing::Pace{pacing::Mode::kThrottle, 250});
+    ASSERT_TRUE(p.start({"/c"}, parse_msg_id(after).value(), w.opts()).value());
+    w.publish("/c", "a1", 100, "", "", "a");
+    w.deliver();
+    w.publish("/c", "a2", 100, "", "", "a");
+    w.publish("/c", "a3", 100, "", "", "a");
+    w.deliver();
+    EXPECT_TRUE(io.answers.empty());
+    EXPECT_EQ(io.timers, (std::vector<uint64_t>{250}));  // armed once
+    p.on_pace();
+    EXPECT_EQ(io.bodies, (std::vector<std::string>{"a3"}));
+    EXPECT_EQ(w.subscribers("/c"), 0u);
+    p.on_pace();  // answered already: nothing more
+    EXPECT_EQ(io.answers.size(), 1u);
+}
+
+TEST(PacingConflate, LatestPerChannelAndKeyInPublishOrder)
+{
+    auto m = [](int n, const char* key) {
+        MessageView v;
+        v.id = MsgId{1, n};
+        v.conflation_key = key;
+        return std::make_shared<Msg>(v);
+    };
+    std::vector<pacing::Item> items = {{m(1, "a"), 0},
+                                       {m(2, ""), 0},
+                                       {m(3, "a"), 1},
+                                       {m(4, "a"), 0},
+                                       {m(5, ""), 0}};
+    std::vector<int> tags;
+    for (const pacing::Item& it : pacing::conflate(items)) {
+        tags.push_back(it.msg->id.tag);
+    }
+    EXPECT_EQ(tags, (std::vector<int>{2, 3, 4, 5}));
 }
 
 }  // namespace
