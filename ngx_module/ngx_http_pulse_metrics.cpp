@@ -59,37 +59,9 @@ void count_denial(metrics::Denial d)
 
 void count_token_denial(int refusal)
 {
-    using jwt::Refusal;
-    using metrics::Denial;
-    switch (static_cast<Refusal>(refusal)) {
-        case Refusal::kNone:
-            return;
-        case Refusal::kMissing:
-            return count_denial(Denial::kMissing);
-        case Refusal::kTooLarge:
-            return count_denial(Denial::kTooLarge);
-        case Refusal::kMalformed:
-            return count_denial(Denial::kMalformed);
-        case Refusal::kAlgorithm:
-            return count_denial(Denial::kAlgorithm);
-        case Refusal::kUnknownKid:
-            return count_denial(Denial::kUnknownKid);
-        case Refusal::kBadSignature:
-            return count_denial(Denial::kBadSignature);
-        case Refusal::kExpired:
-            return count_denial(Denial::kExpired);
-        case Refusal::kNotYetValid:
-            return count_denial(Denial::kNotYetValid);
-        case Refusal::kIssuedInFuture:
-            return count_denial(Denial::kIssuedInFuture);
-        case Refusal::kIssuer:
-            return count_denial(Denial::kIssuer);
-        case Refusal::kAudience:
-            return count_denial(Denial::kAudience);
-        case Refusal::kNoTenant:
-            return count_denial(Denial::kNoTenant);
-        case Refusal::kBadAcl:
-            return count_denial(Denial::kBadAcl);
+    auto r = static_cast<jwt::Refusal>(refusal);
+    if (r != jwt::Refusal::kNone) {
+        count_denial(metrics::token_denial(r));
     }
 }
 
@@ -97,17 +69,9 @@ void count_token_denial(int refusal)
 
 ngx_int_t ngx_http_pulse_metrics_handler(ngx_http_request_t* r) noexcept
 try {
-    using pulse::ngx::Worker;
-    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-    ngx_int_t rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
+    pulse::ngx::Worker* w = nullptr;
+    if (ngx_int_t rc = pulse::ngx::report_request(r, &w); rc != NGX_OK) {
         return rc;
-    }
-    Worker* w = Worker::get();
-    if (w == nullptr) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
     auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(
         ngx_http_get_module_loc_conf(r, ngx_http_pulse_module));

@@ -6,6 +6,7 @@
 
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_metrics.h"
+#include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
 #include "pulse/text.h"
 
@@ -444,6 +445,19 @@ Result<PublishSpec> publish_spec(ngx_http_request_t* r,
     spec.tenant_rate.per_second_milli = lcf->tenant_rate_milli;
     spec.tenant_rate.burst = static_cast<uint32_t>(lcf->tenant_burst);
     return spec;
+}
+
+ngx_int_t report_request(ngx_http_request_t* r, Worker** w)
+{
+    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    *w = Worker::get();
+    return *w == nullptr ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_OK;
 }
 
 }  // namespace pulse::ngx

@@ -20,6 +20,13 @@
 
 namespace pulse::ngx {
 
+class Worker;
+
+/// A GET or HEAD of a report location (pulse_stub_status, pulse_metrics):
+/// its body discarded, and this process's worker. NGX_OK with *w set, or
+/// the status to answer (405, 503, a discard error).
+ngx_int_t report_request(ngx_http_request_t* r, Worker** w);
+
 inline std::string_view sv(const ngx_str_t& s)
 {
     return std::string_view(reinterpret_cast<const char*>(s.data), s.len);

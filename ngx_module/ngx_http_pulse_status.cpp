@@ -16,17 +16,9 @@
 
 ngx_int_t ngx_http_pulse_stub_status_handler(ngx_http_request_t* r) noexcept
 try {
-    using pulse::ngx::Worker;
-    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-    ngx_int_t rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
+    pulse::ngx::Worker* w = nullptr;
+    if (ngx_int_t rc = pulse::ngx::report_request(r, &w); rc != NGX_OK) {
         return rc;
-    }
-    Worker* w = Worker::get();
-    if (w == nullptr) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
     pulse::StoreStats st;
     {

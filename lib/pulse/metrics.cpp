@@ -30,15 +30,17 @@ std::string_view transport_label(Tp t)
 
 std::string_view denial_label(Denial d)
 {
-    static constexpr std::array<std::string_view, kDenials> kNames = {
-        "missing",     "too_large",     "malformed",
-        "algorithm",   "unknown_kid",   "bad_signature",
-        "expired",     "not_yet_valid", "issued_in_future",
-        "issuer",      "audience",      "no_tenant",
-        "bad_acl",     "channel",       "authorize_request",
-        "tenant_limit"};
-    auto i = static_cast<size_t>(d);
-    return i < kNames.size() ? kNames[i] : "unknown";
+    switch (d) {
+        case Denial::kChannel:
+            return "channel";
+        case Denial::kHook:
+            return "authorize_request";
+        case Denial::kTenantLimit:
+            return "tenant_limit";
+        default:
+            return jwt::refusal_name(
+                static_cast<jwt::Refusal>(static_cast<int>(d) + 1));
+    }
 }
 
 std::string_view ended_label(Ended e)

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pulse/jwt.h"
+
 namespace pulse::metrics {
 
 /// Subscriber transports, as labels (nchan's subscriber type names).
@@ -34,28 +36,22 @@ enum class Tp : uint8_t {
 constexpr size_t kTransports = 7;
 std::string_view transport_label(Tp t);
 
-/// Why a request was refused by auth (label `reason`): the token
-/// refusals of lib/pulse/jwt.h, a channel outside the token's ACL, a
-/// pulse_authorize_request refusal, a tenant limit.
+/// Why a request was refused by auth (label `reason`): first the token
+/// refusals of lib/pulse/jwt.h (token_denial), then a channel outside the
+/// token's ACL, a pulse_authorize_request refusal, a tenant limit.
 enum class Denial : uint8_t {
-    kMissing,
-    kTooLarge,
-    kMalformed,
-    kAlgorithm,
-    kUnknownKid,
-    kBadSignature,
-    kExpired,
-    kNotYetValid,
-    kIssuedInFuture,
-    kIssuer,
-    kAudience,
-    kNoTenant,
-    kBadAcl,
-    kChannel,      // the channel is not in the token's ACL
+    kChannel = static_cast<uint8_t>(jwt::Refusal::kBadAcl),
     kHook,         // pulse_authorize_request refused
     kTenantLimit,  // pulse_max_tenant_subscribers / pulse_tenant_publish_rate
 };
-constexpr size_t kDenials = 16;
+constexpr size_t kDenials = static_cast<size_t>(Denial::kTenantLimit) + 1;
+/// A token's refusal (not kNone) as a Denial.
+constexpr Denial token_denial(jwt::Refusal r)
+{
+    return static_cast<Denial>(static_cast<int>(r) - 1);
+}
+/// The token refusal's name (jwt::refusal_name), or "channel",
+/// "authorize_request", "tenant_limit".
 std::string_view denial_label(Denial d);
 
 /// Why the server ended a subscriber (label `reason`).
