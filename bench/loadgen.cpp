@@ -3,7 +3,7 @@
 //   loadgen sub --port P --subs N --channels C [--path /sub/bench{c}]
 //               [--sources K] [--transport sse|longpoll|ws|ws-meta]
 //               [--expect M] [--tokens FILE]
-//               [--idle] [--seconds S]
+//               [--idle] [--seconds S] [--last L]
 //     Opens N subscribers spread over C channels and over source addresses
 //     127.0.0.1 .. 127.0.0.K; prints "ready" once all are connected, then
 //     counts deliveries. Every payload is "<seq> <send time ns>" (wall
@@ -16,15 +16,18 @@
 //     JSON line. ws is a plain WebSocket (one frame per message), ws-meta
 //     one with the ws+meta.nchan subprotocol (id and content type before the
 //     payload). With --tokens, subscriber i puts line i (mod the lines) of
-//     FILE where the path says {t} (a JWT per subscriber).
+//     FILE where the path says {t} (a JWT per subscriber). With --last,
+//     "current" counts the subscribers whose last message was seq L of
+//     their channel (a conflated stream skips seqs, never the last).
 //
 //   loadgen pub --port P --channels C --messages M [--rate R] [--window W]
-//               [--path /pub/bench{c}] [--size B] [--redis 1]
+//               [--path /pub/bench{c}] [--size B] [--redis 1] [--keys K]
 //     Publishes M messages round-robin over C channels on keep-alive
 //     connections (W in flight), at R per second or as fast as possible;
 //     prints one JSON line (throughput, status counts). With --redis 1, P
 //     is a Redis port and each message is `XADD bench{c} * data <payload>`
 //     (pipelined, W in flight), for the path through pulse-publisher.
+//     With --keys, message seq s carries `Pulse-Key: k<s mod K>`.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -325,6 +328,7 @@ int run_sub(const Args& a)
     int port = static_cast<int>(a.num("port", 8080));
     long n = a.num("subs", 100), channels = a.num("channels", 1);
     long sources = a.num("sources", 1), expect = a.num("expect", 0);
+    long last = a.num("last", -1);
     long seconds = a.num("seconds", 3600);
     std::string transport = a.get("transport", "sse");
     bool longpoll = transport == "longpoll";
@@ -506,12 +510,17 @@ int run_sub(const Args& a)
     if (expect == 0) {
         st.lost = st.gaps;
     }
+    long current = 0;
+    for (auto& s : subs) {
+        current += last >= 0 && s->last_seq == last ? 1 : 0;
+    }
     std::printf("{\"subscribers\":%ld,\"connected\":%ld,\"deliveries\":%ld,"
                 "\"lost\":%ld,\"duplicated\":%ld,\"out_of_order\":%ld,"
                 "\"errors\":%ld,\"closed\":%ld,\"latency_ms\":%s,"
-                "\"read_latency_ms\":%s}\n",
+                "\"read_latency_ms\":%s,\"current\":%ld}\n",
                 n, ready, st.deliveries, st.lost, st.dup, st.ooo, st.errors,
-                st.closed, st.lat.json().c_str(), st.read_lat.json().c_str());
+                st.closed, st.lat.json().c_str(), st.read_lat.json().c_str(),
+                current);
     return 0;
 }
 
@@ -522,7 +531,7 @@ int run_pub(const Args& a)
     int port = static_cast<int>(a.num("port", 8080));
     long channels = a.num("channels", 1), messages = a.num("messages", 100);
     long rate = a.num("rate", 0), window = a.num("window", 8);
-    long size = a.num("size", 0);
+    long size = a.num("size", 0), keys = a.num("keys", 0);
     std::string tmpl = a.get("path", "/pub/bench{c}");
     struct Conn {
         int fd;
@@ -616,8 +625,9 @@ int run_pub(const Args& a)
         if (c.inflight > 0 && rate == 0) {
             read_answers(c, true);
         }
-        std::string body = std::to_string(seq[static_cast<size_t>(ch)]++)
-                           + " " + std::to_string(wall_ns()) + " " + pad;
+        long n = seq[static_cast<size_t>(ch)]++;
+        std::string body =
+            std::to_string(n) + " " + std::to_string(wall_ns()) + " " + pad;
         std::string req;
         if (redis) {
             auto bulk = [](const std::string& x) {
@@ -626,8 +636,11 @@ int run_pub(const Args& a)
             req = "*5\r\n" + bulk("XADD") + bulk(path_for("bench{c}", ch))
                   + bulk("*") + bulk("data") + bulk(body);
         } else {
-            req = "POST " + path_for(tmpl, ch)
-                  + " HTTP/1.1\r\nHost: bench\r\nContent-Length: "
+            req = "POST " + path_for(tmpl, ch) + " HTTP/1.1\r\nHost: bench\r\n"
+                  + (keys > 0 ? "Pulse-Key: k" + std::to_string(n % keys)
+                                    + "\r\n"
+                              : std::string())
+                  + "Content-Length: "
                   + std::to_string(body.size()) + "\r\n\r\n" + body;
         }
         send_all(c.fd, req);

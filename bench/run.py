@@ -461,6 +461,70 @@ def metrics_cost(nginx, module, q, rounds):
     return "\n".join(lines), ratios
 
 
+def storm_run(srv, q, query):
+    """The dashboard's shape: many viewers of a few hot widgets. 1,000
+    publishes/s over 10 channels, 20 keys each; `query` paces the
+    subscribers (empty: live)."""
+    subs, chans, secs = (2000, 10, 4) if q else (10000, 10, 10)
+    rate, keys = 1000, 20
+    per = rate * secs // chans
+    s = start_subs(srv, subs=subs, channels=chans, sources=4,
+                   path="/sub/bench{c}" + query, last=per - 1,
+                   seconds=secs + 4)
+    time.sleep(0.5)
+    cpu0 = srv.cpu_seconds()
+    pub = publish(srv, channels=chans, messages=rate * secs, rate=rate,
+                  window=4, keys=keys)
+    r = finish_subs(s, timeout=secs + 30)
+    cpu = srv.cpu_seconds() - cpu0
+    lat = r["latency_ms"]
+    return {"server CPU s": round(cpu, 3),
+            "deliveries": r["deliveries"],
+            "deliveries if every message went": subs * per,
+            "subscribers holding every key's last value": r["current"],
+            "subscribers": subs,
+            "closed by the server": r["closed"],
+            "p50 ms": lat.get("p50"), "p99 ms": lat.get("p99"),
+            "max ms": lat.get("max"),
+            "publish errors": pub["answered"] - pub["status"].get("201", 0)
+            - pub["status"].get("202", 0)}
+
+
+def storm(nginx, module, q, rounds):
+    """nchan and Pulse live beside Pulse at throttle=1s, alternating."""
+    runs = (("nchan, live", NCHAN, "nchan", ""),
+            ("Pulse, live", module, "pulse", ""),
+            ("Pulse, throttle=1s", module, "pulse", "?throttle=1s"))
+    got = {name: [] for name, _, _, _ in runs}
+    for _ in range(rounds):
+        for name, mod, flavor, query in runs:
+            srv = Server(nginx, mod, flavor)
+            try:
+                got[name].append(storm_run(srv, q, query))
+            finally:
+                srv.stop()
+    med = {name: median_runs(r) for name, r in got.items()}
+    names = [name for name, _, _, _ in runs]
+    lines = ["## storm (%s subscribers, 10 channels, 1,000 keyed publishes/s "
+             "over 20 keys per channel)\n" % fmt(med[names[0]]["subscribers"]),
+             "| metric | %s |" % " | ".join(names),
+             "|---|%s" % ("---|" * len(names))]
+    for k in med[names[0]]:
+        lines.append("| %s | %s |" % (k, " | ".join(fmt(med[n][k])
+                                                    for n in names)))
+    paced, nchan = med[names[2]]["server CPU s"], med[names[0]]["server CPU s"]
+    ratio = paced / nchan if nchan else float("nan")
+    lines.append("\nHeadline: server CPU s, Pulse throttle=1s / nchan live = "
+                 "%.3f (target <= 0.1); the latest value of every key within "
+                 "1 s + 50 ms: max latency %s ms, %s of %s subscribers "
+                 "current.\n" % (ratio, fmt(med[names[2]]["max ms"]),
+                                 fmt(med[names[2]][
+                                     "subscribers holding every key's last "
+                                     "value"]),
+                                 fmt(med[names[2]]["subscribers"])))
+    return "\n".join(lines), (paced, nchan)
+
+
 def median_runs(runs):
     keys = runs[0].keys()
     out = {}
@@ -578,6 +642,16 @@ def main():
                              "setups per server CPU s, Pulse ES256 warm vs "
                              "nchan's authorize hook", p, n, p / n, "higher",
                              None))
+    if not a.only or "storm" in a.only:
+        text, (paced, nchan) = storm(a.nginx, a.module, a.quick, rounds)
+        headline.append(("storm", "server CPU s, Pulse throttle=1s vs nchan "
+                         "live", paced, nchan, paced / nchan if nchan else 0,
+                         "lower", None))
+        print(text, flush=True)
+        with open(os.path.join(HERE, "results", "%s-storm.md" % date),
+                  "w") as f:
+            f.write(text + "\n")
+        report.append(text)
     if not a.only or "metrics" in a.only:
         text, ratios = metrics_cost(a.nginx, a.module, a.quick, rounds)
         for name, (on, off) in ratios.items():

@@ -207,9 +207,19 @@ void HttpStream::paced_messages(size_t index, const std::vector<MsgPtr>& msgs)
     rearm(now);
 }
 
+// A storm re-arms every subscriber on every message: the timer is left
+// alone when its time does not change.
 void HttpStream::rearm(uint64_t now)
 {
-    io_.pace_in(pacer_->due(now, io_.idle()));
+    auto due = pacer_->due(now, io_.idle());
+    std::optional<uint64_t> at;
+    if (due) {
+        at = now + *due;
+    }
+    if (at != armed_at_) {
+        armed_at_ = at;
+        io_.pace_in(due);
+    }
 }
 
 void HttpStream::on_pace()

@@ -119,6 +119,7 @@ private:
     std::vector<Subscription::CatchUp> pending_;  // joined, not yet sent
     std::string gap_from_;  // the resume id, when it missed messages
     std::optional<pacing::Pacer> pacer_;  // none: live, as nchan
+    std::optional<uint64_t> armed_at_;    // the pacing timer's clock_ms
     std::string last_written_;  // paced: the last id written (gap events)
     Framing framing_;
     uint32_t framing_id_ = 0;

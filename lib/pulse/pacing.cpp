@@ -225,14 +225,14 @@ Pacer::Offer Pacer::offer(size_t index, const MsgPtr& m, uint64_t now_ms,
 void Pacer::hold(size_t index, const MsgPtr& m)
 {
     if (conflating() && !m->conflation_key.empty()) {
-        auto [it, fresh] =
-            by_key_.try_emplace(slot_key(index, *m), queue_.size());
+        auto [it, fresh] = by_key_.try_emplace(KeyRef{index, m->conflation_key},
+                                               queue_.size());
         if (!fresh) {
+            // its message stays in the slot: the map's key views it
             Slot& old = queue_[it->second];
             old.live = false;
             held_--;
             held_bytes_ -= old.item.msg->body.size();
-            old.item.msg.reset();
             conflated_++;
             if (counters_ != nullptr) {
                 counters_->conflated++;
@@ -260,15 +260,14 @@ void Pacer::drop_oldest()
     Slot& s = queue_[head_++];
     const Msg& m = *s.item.msg;
     if (!m.conflation_key.empty()) {
-        auto it = by_key_.find(slot_key(s.item.index, m));
+        auto it = by_key_.find(KeyRef{s.item.index, m.conflation_key});
         if (it != by_key_.end() && it->second == head_ - 1) {
             by_key_.erase(it);
         }
     }
     held_--;
     held_bytes_ -= m.body.size();
-    s.live = false;
-    s.item.msg.reset();
+    s.live = false;  // its message stays until compact() or drain()
     dropped_++;
     if (counters_ != nullptr) {
         counters_->dropped++;
@@ -294,7 +293,7 @@ void Pacer::compact()
     for (size_t i = 0; i < queue_.size(); ++i) {
         const Msg& m = *queue_[i].item.msg;
         if (!m.conflation_key.empty()) {
-            by_key_[slot_key(queue_[i].item.index, m)] = i;
+            by_key_[KeyRef{queue_[i].item.index, m.conflation_key}] = i;
         }
     }
 }
@@ -353,6 +352,7 @@ void Pacer::give_back(std::vector<Item>::const_iterator from,
             rest.push_back(std::move(queue_[i]));
         }
     }
+    by_key_.clear();  // before the messages its keys view
     queue_ = std::move(rest);
     head_ = 0;
     compact();  // the key map, for what arrives next
@@ -368,9 +368,9 @@ Pacer::Batch Pacer::drain(uint64_t now_ms)
             b.items.push_back(std::move(queue_[i].item));
         }
     }
+    by_key_.clear();  // before the messages its keys view
     queue_.clear();
     head_ = 0;
-    by_key_.clear();
     held_ = 0;
     held_bytes_ = 0;
     gap_ = false;

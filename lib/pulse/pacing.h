@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -185,7 +186,23 @@ private:
     bool wrote_ = false;          // throttle: some batch was written
     std::vector<Slot> queue_;
     size_t head_ = 0;  // slots before it are gone
-    std::unordered_map<std::string, size_t> by_key_;  // index+key -> slot
+    /// A channel and key, viewing the key of a message the queue holds
+    /// (superseded slots keep theirs until compact() or drain()).
+    struct KeyRef {
+        size_t index;
+        std::string_view key;
+        bool operator==(const KeyRef& o) const
+        {
+            return index == o.index && key == o.key;
+        }
+    };
+    struct KeyHash {
+        size_t operator()(const KeyRef& k) const
+        {
+            return std::hash<std::string_view>()(k.key) ^ (k.index * 0x9e37U);
+        }
+    };
+    std::unordered_map<KeyRef, size_t, KeyHash> by_key_;  // -> its slot
     size_t held_ = 0;
     size_t held_bytes_ = 0;
     bool gap_ = false;

@@ -333,7 +333,14 @@ void WsConnection::rearm(uint64_t now)
             }
         }
     }
-    host_.pace_in(next);
+    std::optional<uint64_t> at;
+    if (next) {
+        at = now + *next;
+    }
+    if (at != armed_at_) {  // a storm re-arms on every message
+        armed_at_ = at;
+        host_.pace_in(next);
+    }
 }
 
 // The buffered messages a new subscription asked for. What does not fit

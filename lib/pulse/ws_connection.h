@@ -213,7 +213,8 @@ private:
     std::unordered_map<uint64_t, std::string> commands_;  // token -> id
     uint64_t next_command_ = 1;
     bool started_ = false;
-    size_t paced_ = 0;  // subs with a pacer
+    size_t paced_ = 0;                  // subs with a pacer
+    std::optional<uint64_t> armed_at_;  // the pacing timer's clock_ms
     // frames waiting for pulse_publisher_upstream_request, oldest first;
     // the front one is with the upstream while upstream_token_ is set
     struct Upstreamed {

@@ -158,3 +158,32 @@ server {
     # "good": 6 subscribers over 3 tokens; "mixed": s0 for 0, 2 and 4
     log = n.log()
     assert [log.count('sub="s%d"' % i) for i in range(3)] == [5, 2, 2]
+
+
+def test_loadgen_keys_conflate_and_last_counts_current_subscribers(nginx):
+    # the storm benchmark's instruments: --keys sends Pulse-Key, --last
+    # counts who ends on each channel's final message; throttled, a
+    # subscriber skips seqs but never the last one
+    sub = subprocess.Popen(
+        [LOADGEN, "sub", "--port", str(nginx.port), "--subs", "20",
+         "--channels", "2", "--path", "/sub/keyed{c}?throttle=200ms",
+         "--last", "49", "--seconds", "3"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert sub.stdout.readline().strip() == "ready"
+        pub = subprocess.run(
+            [LOADGEN, "pub", "--port", str(nginx.port), "--channels", "2",
+             "--messages", "100", "--window", "1", "--keys", "5",
+             "--path", "/pub/keyed{c}"],
+            capture_output=True, text=True, check=True, timeout=20)
+        out, _ = sub.communicate(timeout=30)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+    p = json.loads(pub.stdout.strip().splitlines()[-1])
+    r = json.loads(out.strip().splitlines()[-1])
+    assert p["answered"] == 100, p
+    assert r["current"] == 20, r
+    assert 0 < r["deliveries"] < 20 * 50, r  # conflated, not all
+    assert (r["duplicated"], r["out_of_order"], r["errors"]) == (0, 0, 0), r
