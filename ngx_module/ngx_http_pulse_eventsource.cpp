@@ -304,7 +304,7 @@ void StreamConn::on_ping(ngx_event_t* ev) noexcept
 void StreamConn::on_pace(ngx_event_t* ev) noexcept
 {
     auto* s = static_cast<StreamConn*>(ev->data);
-    s->guarded([s] { s->stream_.on_pace(); });
+    s->guarded([s] { s->stream_.on_pace_timer(); });
 }
 
 void StreamConn::on_timeout(ngx_event_t* ev) noexcept

@@ -286,7 +286,7 @@ void WsSocket::on_pace(ngx_event_t* ev) noexcept
 {
     auto* w = static_cast<WsSocket*>(ev->data);
     if (!w->closing()) {
-        w->guarded([w] { w->conn_.on_pace(); });
+        w->guarded([w] { w->conn_.on_pace_timer(); });
     }
 }
 

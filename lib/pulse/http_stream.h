@@ -92,9 +92,14 @@ public:
     /// (EventSource `:410: 410 Gone`, the closing multipart boundary) and
     /// finishes.
     void end(int status);
-    /// Pacing: the timer from StreamIo::pace_in fired, or the socket
-    /// drained: writes what is due.
+    /// Pacing: the socket drained: writes what is due.
     void on_pace();
+    /// Pacing: the timer from StreamIo::pace_in fired.
+    void on_pace_timer()
+    {
+        armed_at_.reset();
+        on_pace();
+    }
     /// Leaves every channel; no message arrives after.
     void leave() { sub_.leave(); }
     bool finishing() const { return finishing_; }

@@ -243,8 +243,9 @@ void Pacer::hold(size_t index, const MsgPtr& m)
     queue_.push_back(Slot{Item{m, index}, true});
     held_++;
     held_bytes_ += m->body.size();
-    // superseded slots stay until the queue drains; keep them the minority
-    if (queue_.size() - head_ > 64 && held_ * 2 < queue_.size() - head_) {
+    // superseded and dropped slots stay until the queue drains; keep them
+    // the minority, so that a stalled socket's queue stays within its bound
+    if (queue_.size() > 64 && held_ * 2 < queue_.size()) {
         compact();
     }
 }

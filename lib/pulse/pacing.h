@@ -155,6 +155,8 @@ public:
                    std::vector<Item>::const_iterator to);
 
     size_t held() const { return held_; }
+    /// Slots in use, held or not yet reclaimed (for tests: memory).
+    size_t slots() const { return queue_.size(); }
     size_t held_bytes() const { return held_bytes_; }
     /// Totals, for pulse_metrics: messages superseded by a newer one of
     /// their key, and dropped by the drop-oldest policy.

@@ -144,8 +144,14 @@ public:
             on_pace();
         }
     }
-    /// The pacing timer fired (or the socket drained): writes what is due.
+    /// The socket drained: writes what pacing holds and is due.
     void on_pace();
+    /// The pacing timer from WsConnectionHost::pace_in fired.
+    void on_pace_timer()
+    {
+        armed_at_.reset();
+        on_pace();
+    }
     void on_gone(bool error) { session_.on_gone(error); }
     /// A command's answer: `failed` when the upstream could not be reached
     /// or answered an error status.

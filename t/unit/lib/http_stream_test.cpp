@@ -26,14 +26,27 @@ public:
         bytes.append(f->view());
         return true;
     }
-    void send() override { ++sends; }
+    void send() override
+    {
+        ++sends;
+        if (flush_on_send) {
+            queued = 0;
+            is_idle = true;
+        }
+    }
     void finish() override { finished = true; }
     void fail() override { failed = true; }
     void delivered() override { ++deliveries; }
-    bool idle() const override { return is_idle; }
-    size_t room() const override { return SIZE_MAX; }
+    bool idle() const override { return is_idle && queued == 0; }
+    size_t room() const override { return limit - queued; }
     void pace_in(std::optional<uint64_t> ms) override { pace_timer = ms; }
     uint64_t clock_ms() const override { return clock; }
+    /// The pacing timer fires.
+    void fire(HttpStream& s)
+    {
+        pace_timer.reset();
+        s.on_pace_timer();
+    }
 
     std::string bytes;
     size_t queued = 0;
@@ -43,6 +56,7 @@ public:
     bool finished = false;
     bool failed = false;
     bool is_idle = true;
+    bool flush_on_send = true;  // the kernel takes everything at once
     std::optional<uint64_t> pace_timer;
     uint64_t clock = 0;
 };
@@ -451,7 +465,7 @@ TEST(HttpStreamPacing, ThrottledEventSourceGetsTheLatestPerKey)
     EXPECT_EQ(io.bytes, "");
     EXPECT_EQ(io.pace_timer, 245U);
     io.clock = 250;
-    s.on_pace();
+    io.fire(s);
     EXPECT_EQ(io.bytes,
               "id: " + b1 + "\ndata: b1\n\n" + "id: " + a3 + "\ndata: a3\n\n");
     EXPECT_EQ(io.sends, 2);  // one write per batch
@@ -479,7 +493,7 @@ TEST(HttpStreamPacing, DropOldestSendsTheGapEventWithTheLastIdWritten)
     EXPECT_FALSE(io.pace_timer.has_value());  // waits for the socket
     io.bytes.clear();
     io.is_idle = true;
-    s.on_pace();
+    io.fire(s);
     EXPECT_EQ(io.bytes, "event: pulse-gap\ndata: " + m0 + "\n\nid: " + m2
                             + "\ndata: m2\n\n");
     EXPECT_FALSE(io.failed);
@@ -574,6 +588,38 @@ TEST(PacingConflate, LatestPerChannelAndKeyInPublishOrder)
         tags.push_back(it.msg->id.tag);
     }
     EXPECT_EQ(tags, (std::vector<int>{2, 3, 4, 5}));
+}
+
+TEST(HttpStreamPacing, WhatTheSocketHadNoRoomForGoesOnTheNextTimerAtTheSameMs)
+{
+    StreamWorld w;
+    FakeIo io;
+    io.limit = 30;  // room for one message at a time
+    StreamOptions o;
+    o.transport = Transport::kRawStream;
+    o.bounds = pacing::Bounds{10, 0, pacing::Overflow::kDropOldest};
+    HttpStream s(*w.fanout, io, o);
+    ASSERT_TRUE(s.join({"/c"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    io.is_idle = false;  // the socket is stalled: messages are held
+    for (int i = 0; i < 4; ++i) {
+        w.publish("/c", std::string(20, static_cast<char>('a' + i)), 100);
+    }
+    w.deliver();
+    EXPECT_EQ(io.bytes, "");
+    // it drains: one message fits, the rest waits for a timer at once
+    io.is_idle = true;
+    io.flush_on_send = true;
+    s.on_pace();
+    int fired = 0;
+    while (io.pace_timer && fired < 10) {
+        ASSERT_EQ(*io.pace_timer, 0U);
+        io.fire(s);  // the clock has not moved
+        ++fired;
+    }
+    EXPECT_EQ(io.bytes, std::string(20, 'a') + std::string(20, 'b')
+                            + std::string(20, 'c') + std::string(20, 'd'));
+    EXPECT_EQ(fired, 3);  // b, c and d each on a timer of 0 ms
 }
 
 }  // namespace

@@ -323,6 +323,16 @@ TEST(Pacer, WhatTheSocketHadNoRoomForGoesFirstNextTime)
     EXPECT_EQ(tags(p.fetch(0)), (std::vector<int>{4, 5, 6}));
 }
 
+TEST(Pacer, AStalledSocketsQueueStaysWithinItsBound)
+{
+    Pacer p(Pace{}, Bounds{3, 0, Overflow::kDropOldest}, 0);
+    for (int i = 1; i <= 100000; ++i) {
+        p.offer(0, msg(i), 0, false);
+        ASSERT_LE(p.slots(), 64U + 3U);
+    }
+    EXPECT_EQ(tags(p.take(0, true)), (std::vector<int>{99998, 99999, 100000}));
+}
+
 TEST(Pacer, ManyConflationsStayCompact)
 {
     Pacer p(Pace{Mode::kManual, 0}, Bounds{}, 0);

@@ -92,6 +92,12 @@ public:
         expiry.push_back(deadline);
     }
     void pace_in(std::optional<uint64_t> ms) override { pace_timer = ms; }
+    /// The pacing timer fires.
+    void fire(WsConnection& conn)
+    {
+        pace_timer.reset();
+        conn.on_pace_timer();
+    }
     uint64_t clock_ms() const override { return clock; }
     bool idle() const override { return is_idle; }
     size_t room() const override { return SIZE_MAX; }
@@ -636,7 +642,7 @@ TEST(WsConnectionPacing, ThrottleConflatesKeysIntoOneBatch)
     ASSERT_TRUE(c.sock.pace_timer.has_value());
     EXPECT_EQ(*c.sock.pace_timer, 240U);
     c.sock.clock = 250;
-    c.conn.on_pace();
+    c.sock.fire(c.conn);
     // the latest per key, in publish order, then the keyless one
     EXPECT_EQ(c.sock.next_json()["data"], "b1");
     EXPECT_EQ(c.sock.next_json()["data"], "a3");
@@ -759,7 +765,7 @@ TEST(WsConnectionPacing, UrlChannelsOfNchanFramingsArePacedToo)
     EXPECT_TRUE(c.sock.frames.empty());
     EXPECT_EQ(c.sock.pace_timer, 1000U);
     c.sock.clock = 1000;
-    c.conn.on_pace();
+    c.sock.fire(c.conn);
     ASSERT_EQ(c.sock.frames.size(), 1U);
     EXPECT_EQ(c.sock.frames[0].second, "a2");
 }
