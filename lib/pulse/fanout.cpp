@@ -4,24 +4,6 @@
 
 namespace pulse {
 
-/// This worker's view of one channel with local subscribers.
-struct LocalChannel {
-    /// An iteration over the subscribers in progress: removing the
-    /// subscriber it visits next moves it on (several may nest).
-    struct Cursor {
-        Subscriber* next = nullptr;
-        Cursor* outer = nullptr;
-    };
-
-    Fanout* fanout = nullptr;
-    Store::Subscription sub;
-    uint32_t count = 0;
-    uint32_t pins = 0;
-    Subscriber* head = nullptr;
-    Subscriber* tail = nullptr;
-    Cursor* cursors = nullptr;
-};
-
 namespace {
 
 uint64_t handle_key(ChannelHandle h)
@@ -68,6 +50,34 @@ void Subscriber::detach()
     }
 }
 
+void Subscriber::park()
+{
+    if (channel_ == nullptr || parked_) {
+        return;
+    }
+    LocalChannel* lc = channel_;
+    lc->fanout->unlink(this);
+    cursor_ = lc->log.last_seq();
+    parked_ = true;
+    next_ = lc->parked;
+    prev_ = nullptr;
+    if (lc->parked != nullptr) {
+        lc->parked->prev_ = this;
+    }
+    lc->parked = this;
+    lc->parked_count++;
+}
+
+void Subscriber::unpark()
+{
+    if (channel_ == nullptr || !parked_) {
+        return;
+    }
+    LocalChannel* lc = channel_;
+    lc->fanout->unlink(this);
+    lc->fanout->link(this);
+}
+
 // ---------------------------------------------------------------- Fanout
 
 Fanout::Fanout(Store& store, std::optional<uint32_t> slot, FanoutHost& host,
@@ -80,8 +90,10 @@ Fanout::~Fanout()
     // Subscribers outliving the fan-out must not reach it.
     for (auto& [key, lc] : channels_) {
         (void) key;
-        for (Subscriber* s = lc->head; s != nullptr; s = s->next_) {
-            s->channel_ = nullptr;
+        for (Subscriber* list : {lc->head, lc->parked}) {
+            for (Subscriber* s = list; s != nullptr; s = s->next_) {
+                s->channel_ = nullptr;
+            }
         }
     }
 }
@@ -92,18 +104,48 @@ LocalChannel* Fanout::local(ChannelHandle h)
     return it == channels_.end() ? nullptr : it->second.get();
 }
 
+// Takes `s` out of its channel's list, active or parked.
+void Fanout::unlink(Subscriber* s)
+{
+    LocalChannel* lc = s->channel_;
+    if (s->parked_) {
+        (s->prev_ != nullptr ? s->prev_->next_ : lc->parked) = s->next_;
+        if (s->next_ != nullptr) {
+            s->next_->prev_ = s->prev_;
+        }
+        s->parked_ = false;
+        if (--lc->parked_count == 0) {
+            lc->log.clear();  // nobody reads it
+            lc->trim_at = 1024;
+        }
+    } else {
+        for (LocalChannel::Cursor* c = lc->cursors; c != nullptr; c = c->outer)
+        {
+            if (c->next == s) {
+                c->next = s->next_;
+            }
+        }
+        (s->prev_ != nullptr ? s->prev_->next_ : lc->head) = s->next_;
+        (s->next_ != nullptr ? s->next_->prev_ : lc->tail) = s->prev_;
+    }
+    s->prev_ = s->next_ = nullptr;
+}
+
+// Appends `s` to its channel's active list.
+void Fanout::link(Subscriber* s)
+{
+    LocalChannel* lc = s->channel_;
+    s->prev_ = lc->tail;
+    s->next_ = nullptr;
+    (lc->tail != nullptr ? lc->tail->next_ : lc->head) = s;
+    lc->tail = s;
+}
+
 void Fanout::leave(Subscriber* s)
 {
     LocalChannel* lc = s->channel_;
+    unlink(s);
     s->channel_ = nullptr;
-    for (LocalChannel::Cursor* c = lc->cursors; c != nullptr; c = c->outer) {
-        if (c->next == s) {
-            c->next = s->next_;
-        }
-    }
-    (s->prev_ != nullptr ? s->prev_->next_ : lc->head) = s->next_;
-    (s->next_ != nullptr ? s->next_->prev_ : lc->tail) = s->prev_;
-    s->prev_ = s->next_ = nullptr;
     lc->count--;
     {
         Store::Guard g(store_);
@@ -127,6 +169,20 @@ void Fanout::release_if_empty(LocalChannel* lc)
 void Fanout::dispatch(LocalChannel* lc, const std::vector<MsgPtr>& msgs)
 {
     Pin pin(this, lc);
+    if (lc->parked_count > 0) {
+        for (const MsgPtr& m : msgs) {
+            lc->log.append(m);
+        }
+        if (lc->log.entries() > lc->trim_at) {
+            // what every parked subscriber has had can go
+            uint64_t min = lc->log.last_seq();
+            for (Subscriber* s = lc->parked; s != nullptr; s = s->next_) {
+                min = std::min(min, s->cursor_);
+            }
+            lc->log.trim(min);
+            lc->trim_at = std::max<size_t>(1024, 2 * lc->log.entries());
+        }
+    }
     LocalChannel::Cursor cursor;
     cursor.next = lc->head;
     cursor.outer = lc->cursors;
@@ -147,6 +203,9 @@ void Fanout::dispatch(LocalChannel* lc, const std::vector<MsgPtr>& msgs)
 void Fanout::end_all(LocalChannel* lc, int status)
 {
     Pin pin(this, lc);
+    while (lc->parked != nullptr) {
+        lc->parked->unpark();
+    }
     while (lc->head != nullptr) {
         Subscriber* s = lc->head;
         s->detach();
@@ -212,10 +271,7 @@ Result<Fanout::Join> Fanout::join(Subscriber* s, std::string_view key,
         store_.add_subscribers(g, lc->sub, 1, o.now);
     }
     s->channel_ = lc;
-    s->prev_ = lc->tail;
-    s->next_ = nullptr;
-    (lc->tail != nullptr ? lc->tail->next_ : lc->head) = s;
-    lc->tail = s;
+    link(s);
     lc->count++;
     if (!live.empty()) {
         dispatch(lc, live);  // the newcomer skips these: all <= last_sent_

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pulse/channel_log.h"
 #include "pulse/deflate.h"
 #include "pulse/message.h"
 #include "pulse/metrics.h"
@@ -80,6 +81,19 @@ public:
     }
     MsgId last_sent() const { return last_sent_; }
 
+    /// Pacing (lib/pulse/pacing.h): a paced subscriber whose next write is
+    /// not due parks: the dispatch passes it by and its channel logs what
+    /// comes (lib/pulse/channel_log.h), which it reads with parked_since()
+    /// when its timer fires, then unparks. Idempotent; needs a channel.
+    void park();
+    void unpark();
+    bool parked() const { return parked_; }
+    /// Calls f(msg) for what its channel published since it parked, the
+    /// latest per key, in publish order; false when the log had to drop
+    /// some of it (a gap).
+    template <typename F>
+    bool parked_since(F&& f) const;
+
 protected:
     /// Messages up to this id were sent (or predate the subscription).
     MsgId last_sent_;
@@ -89,6 +103,8 @@ private:
     Subscriber* prev_ = nullptr;
     Subscriber* next_ = nullptr;
     LocalChannel* channel_ = nullptr;
+    bool parked_ = false;
+    uint64_t cursor_ = 0;  // parked: the log's seq it has had
 };
 
 /// What the fan-out needs of the process it runs in.
@@ -237,6 +253,8 @@ private:
     friend class Subscriber;
     class Pin;
     void leave(Subscriber* s);
+    void unlink(Subscriber* s);
+    void link(Subscriber* s);
     void dispatch(LocalChannel* lc, const std::vector<MsgPtr>& msgs);
     void end_all(LocalChannel* lc, int status);
     void release_if_empty(LocalChannel* lc);
@@ -252,6 +270,35 @@ private:
     FramingIds framing_ids_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
 };
+
+/// This worker's view of one channel with local subscribers.
+struct LocalChannel {
+    /// An iteration over the subscribers in progress: removing the
+    /// subscriber it visits next moves it on (several may nest).
+    struct Cursor {
+        Subscriber* next = nullptr;
+        Cursor* outer = nullptr;
+    };
+
+    Fanout* fanout = nullptr;
+    Store::Subscription sub;
+    uint32_t count = 0;  // active and parked
+    uint32_t pins = 0;
+    Subscriber* head = nullptr;  // active: the dispatch calls them
+    Subscriber* tail = nullptr;
+    Cursor* cursors = nullptr;
+    Subscriber* parked = nullptr;  // parked, a list of their own
+    uint32_t parked_count = 0;
+    ChannelLog log;  // while some are parked
+    size_t trim_at = 1024;
+};
+
+template <typename F>
+bool Subscriber::parked_since(F&& f) const
+{
+    return channel_ == nullptr || !parked_
+           || channel_->log.since(cursor_, std::forward<F>(f));
+}
 
 /// nchan's multi-channel aggregate: messages = max, subscribers = sum,
 /// requested = max, last id = zero.

@@ -204,7 +204,39 @@ void HttpStream::paced_messages(size_t index, const std::vector<MsgPtr>& msgs)
         io_.delivered();
         io_.send();
     }
+    if (opt_.pace.mode != pacing::Mode::kLive && pacer_->holding()) {
+        // nothing more until the timer: the channel logs what comes
+        who.park();
+    }
     rearm(now);
+}
+
+// What the parked members' channels logged joins what waits; false when
+// that passed the bound of a close policy (the stream failed).
+bool HttpStream::gather()
+{
+    for (size_t i = 0; i < sub_.size(); ++i) {
+        Member& who = sub_.member(i);
+        if (!who.parked()) {
+            continue;
+        }
+        bool overflow = false;
+        bool whole = who.parked_since([&](const MsgPtr& m) {
+            if (!overflow && who.take(m->id)) {
+                overflow = pacer_->add(i, m) == pacing::Pacer::Offer::kOverflow;
+            }
+        });
+        who.unpark();
+        if (!whole) {
+            pacer_->note_gap();
+        }
+        if (overflow) {
+            sub_.leave();
+            io_.fail();
+            return false;
+        }
+    }
+    return true;
 }
 
 // A storm re-arms every subscriber on every message: the timer is left
@@ -228,6 +260,10 @@ void HttpStream::on_pace()
         return;
     }
     uint64_t now = io_.clock_ms();
+    if (auto due = pacer_->due(now, io_.idle()); due && *due == 0 && !gather())
+    {
+        return;
+    }
     pacing::Pacer::Batch b = pacer_->take(now, io_.idle());
     if (!b.items.empty()) {
         if (b.gap && !opt_.gap_event.empty()

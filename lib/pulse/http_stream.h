@@ -113,6 +113,7 @@ public:
 private:
     void paced_messages(size_t index, const std::vector<MsgPtr>& msgs);
     void rearm(uint64_t now);
+    bool gather();
     bool push_message(size_t index, Msg& m);
     size_t frame_size(Msg& m);
     bool push_text(std::string text);

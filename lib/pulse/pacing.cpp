@@ -206,6 +206,11 @@ Pacer::Offer Pacer::offer(size_t index, const MsgPtr& m, uint64_t now_ms,
     if (held_ == 0) {
         held_since_ms_ = now_ms;
     }
+    return add(index, m);
+}
+
+Pacer::Offer Pacer::add(size_t index, const MsgPtr& m)
+{
     hold(index, m);
     if (!over()) {
         return Offer::kHeld;

@@ -132,6 +132,14 @@ public:
     /// unsent (a live subscriber with a slow socket holds, unless its
     /// policy is close: then its socket's own limit applies).
     Offer offer(size_t index, const MsgPtr& m, uint64_t now_ms, bool writable);
+    /// Holds `m` as the next of what waits (what a parked subscriber read
+    /// from its channel's log), within the bounds: kHeld or kOverflow.
+    Offer add(size_t index, const MsgPtr& m);
+    /// What waits misses messages (a channel log dropped some): the next
+    /// batch follows a gap.
+    void note_gap() { gap_ = true; }
+    /// A parked subscriber holds at least the message it parked on.
+    bool holding() const { return held_ > 0; }
 
     /// A batch to write, in publish order. `gap`: messages were dropped
     /// before it (drop-oldest), so the client learns it missed some.

@@ -247,10 +247,7 @@ void WsConnection::paced(Sub& s, const std::vector<MsgPtr>& msgs)
             case pacing::Pacer::Offer::kHeld:
                 break;
             case pacing::Pacer::Offer::kOverflow:
-                session_.close(kPolicy,
-                               "Subscriber queue over its bound "
-                               "(pulse_subscriber_queue): resume from the "
-                               "last id.");
+                queue_overflow();
                 return;
         }
     }
@@ -258,7 +255,42 @@ void WsConnection::paced(Sub& s, const std::vector<MsgPtr>& msgs)
         session_.touch();
         session_.flush();
     }
+    if (s.pacer->pace().mode != pacing::Mode::kLive && s.pacer->holding()) {
+        s.park();  // nothing more until the timer: the channel logs it
+    }
     rearm(now);
+}
+
+// What `s`'s channel logged while it was parked joins what waits; false
+// when that passed the bound of a close policy (the socket is closing).
+bool WsConnection::gather(Sub& s)
+{
+    if (!s.parked()) {
+        return true;
+    }
+    bool overflow = false;
+    bool whole = s.parked_since([&](const MsgPtr& m) {
+        if (!overflow && s.take(m->id)) {
+            overflow =
+                s.pacer->add(s.index(), m) == pacing::Pacer::Offer::kOverflow;
+        }
+    });
+    s.unpark();
+    if (!whole) {
+        s.pacer->note_gap();
+    }
+    if (overflow) {
+        queue_overflow();
+        return false;
+    }
+    return true;
+}
+
+void WsConnection::queue_overflow()
+{
+    session_.close(kPolicy,
+                   "Subscriber queue over its bound (pulse_subscriber_queue): "
+                   "resume from the last id.");
 }
 
 // A batch of one channel; a gap first when messages were dropped (pulse.v1
@@ -301,6 +333,10 @@ void WsConnection::on_pace()
     for (auto& s : subs_) {
         if (!s->pacer) {
             continue;
+        }
+        if (auto due = s->pacer->due(now, writable);
+            due && *due == 0 && !gather(*s)) {
+            return;
         }
         pacing::Pacer::Batch b = s->pacer->take(now, writable);
         if (b.items.empty()) {
@@ -752,6 +788,9 @@ void WsConnection::json_fetch(const ws::Request& req)
     }
     size_t n = 0;
     if (s->pacer) {
+        if (!gather(*s)) {
+            return;
+        }
         pacing::Pacer::Batch b = s->pacer->fetch(host_.clock_ms());
         n = b.items.size();
         if (!push_batch(*s, b)) {

@@ -194,6 +194,8 @@ private:
     void paced(Sub& s, const std::vector<MsgPtr>& msgs);
     bool push_batch(Sub& s, const pacing::Pacer::Batch& b);
     void rearm(uint64_t now);
+    bool gather(Sub& s);
+    void queue_overflow();
     void set_pace(Sub& s, pacing::Pace p);
     Result<std::string> json_key(std::string_view channel,
                                  acl::Direction d) const;

@@ -39,7 +39,7 @@ server {
     }
     location ~ ^/strict/(.*)$ {
         pulse_subscriber; pulse_channel_id $1;
-        pulse_subscriber_throttle 10s;
+        pulse_subscriber_throttle 1s;
         pulse_subscriber_queue messages=5 overflow=close;
     }
     location ~ ^/paced/(.*)$ {
@@ -350,7 +350,8 @@ def test_close_policy_ends_the_stream_and_resume_recovers(nginx):
     s = sse(nginx.url("/strict/" + c))
     requests.post(nginx.url("/pub/" + c), data="m0", timeout=5)
     first = parse_sse(s.read_until(lambda b: b"data: m0" in b))[-1]["id"]
-    # throttled for 10 s with room for 5: the sixth held ends the stream
+    # throttled for 1 s with room for 5: the write due with six ends the
+    # stream
     for i in range(1, 7):
         requests.post(nginx.url("/pub/" + c), data="m%d" % i, timeout=5)
     s.expect_end(timeout=5)

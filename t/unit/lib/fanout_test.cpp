@@ -370,5 +370,147 @@ TEST(Fanout, MessagesOfSeveralChannelsInOneMailboxRead)
     EXPECT_EQ(b.got, (std::vector<std::string>{"b0", "b1", "b2"}));
 }
 
+// ------------------------------------------------------------- parking
+
+std::vector<std::string> parked_bodies(const Subscriber& s,
+                                       bool* whole = nullptr)
+{
+    std::vector<std::string> out;
+    bool w = s.parked_since([&](const MsgPtr& m) { out.push_back(m->body); });
+    if (whole != nullptr) {
+        *whole = w;
+    }
+    return out;
+}
+
+TEST(FanoutParking, AParkedSubscriberIsPassedByAndReadsTheLatestPerKey)
+{
+    FanoutWorld w;
+    Rec a, b;
+    ASSERT_TRUE(w.fanout->join(&a, "/c", w.opts()).is_ok());
+    ASSERT_TRUE(w.fanout->join(&b, "/c", w.opts()).is_ok());
+    a.park();
+    a.park();  // idempotent
+    EXPECT_TRUE(a.parked());
+    w.publish("/c", "x1", 10, "", "", "x");
+    w.publish("/c", "y1", 10, "", "", "y");
+    w.publish("/c", "x2", 10, "", "", "x");
+    w.publish("/c", "n", 10);
+    w.deliver();
+    EXPECT_TRUE(a.got.empty());  // passed by
+    EXPECT_EQ(b.got, (std::vector<std::string>{"x1", "y1", "x2", "n"}));
+    bool whole = false;
+    EXPECT_EQ(parked_bodies(a, &whole),
+              (std::vector<std::string>{"y1", "x2", "n"}));
+    EXPECT_TRUE(whole);
+    EXPECT_EQ(w.subscribers("/c"), 2u);  // still a member
+    a.unpark();
+    w.publish("/c", "after", 10);
+    w.deliver();
+    EXPECT_EQ(a.got, (std::vector<std::string>{"after"}));
+}
+
+TEST(FanoutParking, ParkedSubscribersLeaveAndEndLikeOthers)
+{
+    FanoutWorld w;
+    Rec a, b, c;
+    for (Rec* r : {&a, &b, &c}) {
+        ASSERT_TRUE(w.fanout->join(r, "/c", w.opts()).is_ok());
+    }
+    a.park();
+    b.park();
+    a.detach();  // leaves while parked
+    EXPECT_FALSE(a.parked());
+    EXPECT_EQ(w.subscribers("/c"), 2u);
+    // a delete ends the parked one too
+    ASSERT_TRUE(w.fanout->remove({"/c"}, w.host.clock).is_ok());
+    w.deliver();
+    EXPECT_EQ(b.ended, end_status::kGone);
+    EXPECT_EQ(c.ended, end_status::kGone);
+    EXPECT_EQ(w.fanout->channels(), 0u);
+}
+
+TEST(FanoutParking, ShutdownEndsParkedSubscribers)
+{
+    FanoutWorld w;
+    Rec a;
+    ASSERT_TRUE(w.fanout->join(&a, "/c", w.opts()).is_ok());
+    a.park();
+    w.fanout->shutdown();
+    EXPECT_EQ(a.ended, end_status::kShutdown);
+    EXPECT_FALSE(a.joined());
+}
+
+TEST(FanoutParking, ParkingWhileTheDispatchVisitsIsSafe)
+{
+    FanoutWorld w;
+    Rec a, b, c;
+    for (Rec* r : {&a, &b, &c}) {
+        ASSERT_TRUE(w.fanout->join(r, "/c", w.opts()).is_ok());
+    }
+    // a parks b, the next one the dispatch visits; b is skipped, c is not
+    a.action = [&] { b.park(); };
+    w.publish("/c", "m", 10);
+    w.deliver();
+    EXPECT_EQ(a.got.size(), 1u);
+    EXPECT_TRUE(b.got.empty());
+    EXPECT_EQ(c.got.size(), 1u);
+    // the log starts after the message b was passed by in: it does not
+    // have it, so b must have had it otherwise (its owner parks after
+    // taking its messages)
+    EXPECT_TRUE(parked_bodies(b).empty());
+}
+
+TEST(ChannelLog, KeepsTheLatestPerKeyAndTrimsWhatEveryReaderHad)
+{
+    ChannelLog log;
+    auto m = [](const std::string& body, const std::string& key) {
+        MessageView v;
+        v.body = body;
+        v.conflation_key = key;
+        return std::make_shared<Msg>(v);
+    };
+    log.append(m("a1", "a"));
+    uint64_t cursor = log.last_seq();
+    log.append(m("b1", "b"));
+    log.append(m("a2", "a"));
+    log.append(m("k", ""));
+    std::vector<std::string> got;
+    EXPECT_TRUE(log.since(0, [&](const MsgPtr& x) { got.push_back(x->body); }));
+    EXPECT_EQ(got, (std::vector<std::string>{"b1", "a2", "k"}));
+    got.clear();
+    log.since(cursor, [&](const MsgPtr& x) { got.push_back(x->body); });
+    EXPECT_EQ(got, (std::vector<std::string>{"b1", "a2", "k"}));
+    // 100,000 keyed appends stay compact
+    for (int i = 0; i < 100000; ++i) {
+        log.append(m("v" + std::to_string(i), "k" + std::to_string(i % 5)));
+    }
+    EXPECT_LE(log.entries(), 2048u);
+    EXPECT_EQ(log.live(), 5u + 3u);  // five keys, and a2, b1 and "k"
+    // readers past everything: all of it can go
+    log.trim(log.last_seq());
+    EXPECT_EQ(log.live(), 0u);
+    EXPECT_TRUE(log.since(log.last_seq(), [](const MsgPtr&) {}));
+}
+
+TEST(ChannelLog, AFullLogDropsTheOldestAndTellsTheReadersItPassed)
+{
+    ChannelLog log;
+    MessageView v;
+    v.body = "x";
+    auto x = std::make_shared<Msg>(v);
+    for (size_t i = 0; i < ChannelLog::kMaxEntries + 10; ++i) {
+        log.append(x);
+    }
+    EXPECT_LE(log.live(), ChannelLog::kMaxEntries);
+    size_t n = 0;
+    EXPECT_FALSE(log.since(0, [&](const MsgPtr&) { ++n; }));  // a gap
+    EXPECT_EQ(n, log.live());
+    EXPECT_TRUE(log.since(log.last_seq() - 5, [](const MsgPtr&) {}));
+    log.clear();
+    EXPECT_EQ(log.live(), 0u);
+    EXPECT_FALSE(log.since(0, [](const MsgPtr&) {}));
+}
+
 }  // namespace
 }  // namespace pulse
