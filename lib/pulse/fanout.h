@@ -93,6 +93,9 @@ public:
     /// some of it (a gap).
     template <typename F>
     bool parked_since(F&& f) const;
+    /// Messages its channel published since it parked (parked_since gives
+    /// those no later one of their key superseded).
+    uint64_t published_since_parked() const;
 
 protected:
     /// Messages up to this id were sent (or predate the subscription).
@@ -298,6 +301,12 @@ bool Subscriber::parked_since(F&& f) const
 {
     return channel_ == nullptr || !parked_
            || channel_->log.since(cursor_, std::forward<F>(f));
+}
+
+inline uint64_t Subscriber::published_since_parked() const
+{
+    return channel_ == nullptr || !parked_ ? 0
+                                           : channel_->log.last_seq() - cursor_;
 }
 
 /// nchan's multi-channel aggregate: messages = max, subscribers = sum,

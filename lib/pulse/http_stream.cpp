@@ -221,12 +221,16 @@ bool HttpStream::gather()
             continue;
         }
         bool overflow = false;
+        uint64_t read = 0;
+        uint64_t published = who.published_since_parked();
         bool whole = who.parked_since([&](const MsgPtr& m) {
+            ++read;
             if (!overflow && who.take(m->id)) {
                 overflow = pacer_->add(i, m) == pacing::Pacer::Offer::kOverflow;
             }
         });
         who.unpark();
+        fanout_.metrics().counters.conflated += published - read;
         if (!whole) {
             pacer_->note_gap();
         }

@@ -269,13 +269,17 @@ bool WsConnection::gather(Sub& s)
         return true;
     }
     bool overflow = false;
+    uint64_t read = 0;
+    uint64_t published = s.published_since_parked();
     bool whole = s.parked_since([&](const MsgPtr& m) {
+        ++read;
         if (!overflow && s.take(m->id)) {
             overflow =
                 s.pacer->add(s.index(), m) == pacing::Pacer::Offer::kOverflow;
         }
     });
     s.unpark();
+    fanout_.metrics().counters.conflated += published - read;
     if (!whole) {
         s.pacer->note_gap();
     }

@@ -13,8 +13,10 @@ import uuid
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from clients import parse_sse, sse
+from conftest import wait_for
 from wsclient import WsClient
 
 CONF = """
@@ -177,6 +179,16 @@ def test_eventsource_storm_arrives_in_throttled_batches(nginx):
     t.join()
     s.close()
     check_storm(batches(arrivals), out["values"], out["took"])
+    # what it skipped is counted (each worker reports within a second)
+    skipped = len(out["values"]) - len(arrivals)
+
+    def conflated():
+        text = requests.get(nginx.url("/metrics"), timeout=5).text
+        for fam in text_string_to_metric_families(text):
+            if fam.name == "pulse_messages_conflated":
+                return sum(x.value for x in fam.samples)
+        return 0
+    wait_for(lambda: conflated() >= skipped, 5, "conflations counted")
 
 
 def test_resume_after_a_conflated_stream_is_exact(nginx):
