@@ -540,6 +540,15 @@ def fmt(v):
     return str(v)
 
 
+def publish_section(report, text, name):
+    """Prints a report section, writes it to bench/results/`name`, and adds
+    it to the full report."""
+    print(text, flush=True)
+    with open(os.path.join(HERE, "results", name), "w") as f:
+        f.write(text + "\n")
+    report.append(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nginx", default="/usr/sbin/nginx")
@@ -621,20 +630,12 @@ def main():
             lines.append("floor/nchan = %.2f: the bound for any server that "
                          "writes one frame per delivery" % floor_ratio)
         lines.append("")
-        text = "\n".join(lines)
-        print(text, flush=True)
-        with open(os.path.join(HERE, "results", "%s-%s.md" % (date, name)),
-                  "w") as f:
-            f.write(text + "\n")
-        report.append(text)
+        publish_section(report, "\n".join(lines),
+                        "%s-%s.md" % (date, name))
     if not a.only or "setup" in a.only:
         import setup_bench
         text, med = setup_bench.report(a.nginx, a.module, a.quick, rounds)
-        print(text, flush=True)
-        with open(os.path.join(HERE, "results",
-                               "%s-connection-setup.md" % date), "w") as f:
-            f.write(text + "\n")
-        report.append(text)
+        publish_section(report, text, "%s-connection-setup.md" % date)
         for t, label in (("sse", "EventSource"), ("ws", "WebSocket")):
             p, n = med[("pulse", t, "ES256 warm")], \
                 med[("nchan", t, "authorize hook")]
@@ -647,11 +648,7 @@ def main():
         headline.append(("storm", "server CPU s, Pulse throttle=1s vs nchan "
                          "live", paced, nchan, paced / nchan if nchan else 0,
                          "lower", None))
-        print(text, flush=True)
-        with open(os.path.join(HERE, "results", "%s-storm.md" % date),
-                  "w") as f:
-            f.write(text + "\n")
-        report.append(text)
+        publish_section(report, text, "%s-storm.md" % date)
     if not a.only or "metrics" in a.only:
         text, ratios = metrics_cost(a.nginx, a.module, a.quick, rounds)
         for name, (on, off) in ratios.items():
@@ -659,11 +656,7 @@ def main():
                              "deliveries per server CPU s, pulse_metrics on "
                              "vs off", on, off, on / off if off else 0,
                              "higher", None))
-        print(text, flush=True)
-        with open(os.path.join(HERE, "results", "%s-metrics-cost.md" % date),
-                  "w") as f:
-            f.write(text + "\n")
-        report.append(text)
+        publish_section(report, text, "%s-metrics-cost.md" % date)
     if not a.only or "e2e" in a.only:
         res = e2e(a.nginx, a.module, a.publisher, a.quick)
         lines = ["## e2e-redis (Pulse only: nchan has no sidecar)\n",
@@ -683,12 +676,7 @@ def main():
                          res["XADD -> pulse-publisher"]["p99 ms"]
                          - res["direct POST"]["p99 ms"],
                          t["events per s"], t["events"], t["seconds"]))
-        text = "\n".join(lines)
-        print(text, flush=True)
-        with open(os.path.join(HERE, "results", "%s-e2e-redis.md" % date),
-                  "w") as f:
-            f.write(text + "\n")
-        report.append(text)
+        publish_section(report, "\n".join(lines), "%s-e2e-redis.md" % date)
     summary = ["## Summary\n", "| scenario | metric | Pulse | nchan | "
                "Pulse/nchan | floor/nchan | better |",
                "|---|---|---|---|---|---|---|"]

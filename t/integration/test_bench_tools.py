@@ -34,19 +34,16 @@ server {
 SUBS, CHANNELS, PER_CHANNEL = 60, 3, 10
 
 
-def run_load(port, transport):
-    sub = subprocess.Popen(
-        [LOADGEN, "sub", "--port", str(port), "--subs", str(SUBS),
-         "--channels", str(CHANNELS), "--sources", "2", "--expect",
-         str(PER_CHANNEL), "--transport", transport, "--seconds", "20"],
-        stdout=subprocess.PIPE, text=True)
+def sub_then_pub(sub_args, pub_args):
+    """Starts `loadgen sub`, publishes with `loadgen pub` once it is ready;
+    both JSON reports."""
+    sub = subprocess.Popen([LOADGEN, "sub"] + sub_args,
+                           stdout=subprocess.PIPE, text=True)
     try:
         assert sub.stdout.readline().strip() == "ready"
         time.sleep(0.2)  # long-poll subscribers send their first request
-        pub = subprocess.run(
-            [LOADGEN, "pub", "--port", str(port), "--channels", str(CHANNELS),
-             "--messages", str(CHANNELS * PER_CHANNEL), "--window", "2"],
-            capture_output=True, text=True, check=True, timeout=20)
+        pub = subprocess.run([LOADGEN, "pub"] + pub_args, capture_output=True,
+                             text=True, check=True, timeout=20)
         out, _ = sub.communicate(timeout=30)
     finally:
         if sub.poll() is None:
@@ -54,6 +51,15 @@ def run_load(port, transport):
             sub.wait()
     return (json.loads(pub.stdout.strip().splitlines()[-1]),
             json.loads(out.strip().splitlines()[-1]))
+
+
+def run_load(port, transport):
+    return sub_then_pub(
+        ["--port", str(port), "--subs", str(SUBS), "--channels",
+         str(CHANNELS), "--sources", "2", "--expect", str(PER_CHANNEL),
+         "--transport", transport, "--seconds", "20"],
+        ["--port", str(port), "--channels", str(CHANNELS), "--messages",
+         str(CHANNELS * PER_CHANNEL), "--window", "2"])
 
 
 def check(pub, r):
@@ -164,25 +170,12 @@ def test_loadgen_keys_conflate_and_last_counts_current_subscribers(nginx):
     # the storm benchmark's instruments: --keys sends Pulse-Key, --last
     # counts who ends on each channel's final message; throttled, a
     # subscriber skips seqs but never the last one
-    sub = subprocess.Popen(
-        [LOADGEN, "sub", "--port", str(nginx.port), "--subs", "20",
-         "--channels", "2", "--path", "/sub/keyed{c}?throttle=200ms",
-         "--last", "49", "--seconds", "3"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert sub.stdout.readline().strip() == "ready"
-        pub = subprocess.run(
-            [LOADGEN, "pub", "--port", str(nginx.port), "--channels", "2",
-             "--messages", "100", "--window", "1", "--keys", "5",
-             "--path", "/pub/keyed{c}"],
-            capture_output=True, text=True, check=True, timeout=20)
-        out, _ = sub.communicate(timeout=30)
-    finally:
-        if sub.poll() is None:
-            sub.kill()
-            sub.wait()
-    p = json.loads(pub.stdout.strip().splitlines()[-1])
-    r = json.loads(out.strip().splitlines()[-1])
+    p, r = sub_then_pub(
+        ["--port", str(nginx.port), "--subs", "20", "--channels", "2",
+         "--path", "/sub/keyed{c}?throttle=200ms", "--last", "49",
+         "--seconds", "3"],
+        ["--port", str(nginx.port), "--channels", "2", "--messages", "100",
+         "--window", "1", "--keys", "5", "--path", "/pub/keyed{c}"])
     assert p["answered"] == 100, p
     assert r["current"] == 20, r
     assert 0 < r["deliveries"] < 20 * 50, r  # conflated, not all
