@@ -1,5 +1,7 @@
 #include "pulse/http_stream.h"
 
+#include <algorithm>
+
 #include "pulse/sse.h"
 
 namespace pulse {
@@ -215,18 +217,19 @@ void HttpStream::paced_messages(size_t index, const std::vector<MsgPtr>& msgs)
 // that passed the bound of a close policy (the stream failed).
 bool HttpStream::gather()
 {
+    // several channels: their logs merge in publish (id) order
+    std::vector<pacing::Item> items;
     for (size_t i = 0; i < sub_.size(); ++i) {
         Member& who = sub_.member(i);
         if (!who.parked()) {
             continue;
         }
-        bool overflow = false;
         uint64_t read = 0;
         uint64_t published = who.published_since_parked();
         bool whole = who.parked_since([&](const MsgPtr& m) {
             ++read;
-            if (!overflow && who.take(m->id)) {
-                overflow = pacer_->add(i, m) == pacing::Pacer::Offer::kOverflow;
+            if (who.take(m->id)) {
+                items.push_back(pacing::Item{m, i});
             }
         });
         who.unpark();
@@ -234,7 +237,15 @@ bool HttpStream::gather()
         if (!whole) {
             pacer_->note_gap();
         }
-        if (overflow) {
+    }
+    if (sub_.size() > 1) {
+        std::stable_sort(items.begin(), items.end(),
+                         [](const pacing::Item& a, const pacing::Item& b) {
+                             return a.msg->id < b.msg->id;
+                         });
+    }
+    for (const pacing::Item& it : items) {
+        if (pacer_->add(it.index, it.msg) == pacing::Pacer::Offer::kOverflow) {
             sub_.leave();
             io_.fail();
             return false;

@@ -622,5 +622,29 @@ TEST(HttpStreamPacing, WhatTheSocketHadNoRoomForGoesOnTheNextTimerAtTheSameMs)
     EXPECT_EQ(fired, 3);  // b, c and d each on a timer of 0 ms
 }
 
+TEST(HttpStreamPacing, AThrottledMultiplexedStreamKeepsPublishOrder)
+{
+    StreamWorld w;
+    FakeIo io;
+    StreamOptions o;
+    o.transport = Transport::kRawStream;
+    o.separator = "";
+    o.pace = pacing::Pace{pacing::Mode::kThrottle, 100};
+    HttpStream s(*w.fanout, io, o);
+    ASSERT_TRUE(s.join({"/a", "/b"}, std::nullopt, w.opts()).is_ok());
+    s.start(false);
+    w.publish("/a", "0");
+    w.deliver();  // at once: a quiet interval
+    // both channels park; their logs merge in publish order at the timer
+    for (const char* c : {"/b", "/a", "/b", "/a"}) {
+        w.publish(c, std::string(c + 1));
+        w.deliver();
+    }
+    io.bytes.clear();
+    io.clock = 100;
+    io.fire(s);
+    EXPECT_EQ(io.bytes, "baba");
+}
+
 }  // namespace
 }  // namespace pulse
