@@ -12,19 +12,41 @@ void ChannelLog::append(const MsgPtr& m)
             by_key_.try_emplace(m->conflation_key, entries_.size());
         if (!fresh) {
             // the old entry keeps its message: the map's key views it
-            entries_[it->second].live = false;
+            Entry& old = entries_[it->second];
+            old.live = false;
             live_--;
+            live_bytes_ -= old.msg->body.size();
             it->second = entries_.size();
         }
     }
     entries_.push_back(Entry{m, seq, true});
     live_++;
+    live_bytes_ += m->body.size();
     if (entries_.size() > 1024 && live_ * 2 < entries_.size()) {
         compact(0);
     }
-    if (live_ > kMaxEntries) {
-        compact(entries_[entries_.size() - kMaxEntries].seq - 1);
+    if (live_ > kMaxEntries || live_bytes_ > kMaxBytes) {
+        drop_to_bounds();
     }
+}
+
+// Drops the oldest live entries until a quarter under both bounds.
+void ChannelLog::drop_to_bounds()
+{
+    size_t live = live_;
+    size_t bytes = live_bytes_;
+    uint64_t below = 0;
+    for (const Entry& e : entries_) {
+        if (live <= kMaxEntries / 4 * 3 && bytes <= kMaxBytes / 4 * 3) {
+            break;
+        }
+        if (e.live) {
+            live--;
+            bytes -= e.msg->body.size();
+        }
+        below = e.seq;
+    }
+    compact(below);
 }
 
 size_t ChannelLog::first_after(uint64_t cursor) const
@@ -56,6 +78,10 @@ void ChannelLog::compact(uint64_t below)
     by_key_.clear();  // before the messages its keys view
     entries_ = std::move(kept);
     live_ = entries_.size();
+    live_bytes_ = 0;
+    for (const Entry& e : entries_) {
+        live_bytes_ += e.msg->body.size();
+    }
     dropped_below_ = std::max(dropped_below_, below + 1);
     for (size_t i = 0; i < entries_.size(); ++i) {
         const Msg& m = *entries_[i].msg;
@@ -70,6 +96,7 @@ void ChannelLog::clear()
     by_key_.clear();
     entries_.clear();
     live_ = 0;
+    live_bytes_ = 0;
     dropped_below_ = seq_ + 1;
 }
 

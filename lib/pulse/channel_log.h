@@ -20,9 +20,10 @@ namespace pulse {
 
 class ChannelLog {
 public:
-    /// Most messages kept (keyless ones past it are dropped oldest first;
-    /// a reader whose cursor they passed learns it from since()).
+    /// Most messages and body bytes kept (past either, the oldest are
+    /// dropped; a reader whose cursor they passed learns it from since()).
     static constexpr size_t kMaxEntries = 65536;
+    static constexpr size_t kMaxBytes = size_t{16} << 20;
 
     /// The last sequence number given (0: none yet).
     uint64_t last_seq() const { return seq_; }
@@ -46,11 +47,13 @@ public:
     /// No reader is left.
     void clear();
     size_t live() const { return live_; }
+    size_t live_bytes() const { return live_bytes_; }
     size_t entries() const { return entries_.size(); }
 
 private:
     size_t first_after(uint64_t cursor) const;
     void compact(uint64_t min_cursor);
+    void drop_to_bounds();
 
     struct Entry {
         MsgPtr msg;
@@ -69,6 +72,7 @@ private:
     uint64_t seq_ = 0;
     uint64_t dropped_below_ = 0;  // entries before this seq were dropped
     size_t live_ = 0;
+    size_t live_bytes_ = 0;
 };
 
 }  // namespace pulse

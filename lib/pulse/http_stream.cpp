@@ -235,6 +235,11 @@ bool HttpStream::gather()
         who.unpark();
         fanout_.metrics().counters.conflated += published - read;
         if (!whole) {
+            if (opt_.bounds.overflow == pacing::Overflow::kClose) {
+                sub_.leave();  // the log lost part of its queue
+                io_.fail();
+                return false;
+            }
             pacer_->note_gap();
         }
     }

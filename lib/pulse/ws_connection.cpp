@@ -280,11 +280,12 @@ bool WsConnection::gather(Sub& s)
     });
     s.unpark();
     fanout_.metrics().counters.conflated += published - read;
-    if (!whole) {
+    bool close = set_.queue.overflow == pacing::Overflow::kClose;
+    if (!whole && !close) {
         s.pacer->note_gap();
     }
-    if (overflow) {
-        queue_overflow();
+    if (overflow || (!whole && close)) {
+        queue_overflow();  // past the bound, or the log lost part of it
         return false;
     }
     return true;

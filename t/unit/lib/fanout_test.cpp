@@ -510,6 +510,15 @@ TEST(ChannelLog, AFullLogDropsTheOldestAndTellsTheReadersItPassed)
     log.clear();
     EXPECT_EQ(log.live(), 0u);
     EXPECT_FALSE(log.since(0, [](const MsgPtr&) {}));
+    // and by bytes: 64 KiB bodies stop at the byte bound
+    std::string body(64 * 1024, 'b');
+    v.body = body;
+    auto big = std::make_shared<Msg>(v);
+    for (int i = 0; i < 1000; ++i) {
+        log.append(big);
+        ASSERT_LE(log.live_bytes(), ChannelLog::kMaxBytes);
+    }
+    EXPECT_GT(log.live(), 100u);
 }
 
 }  // namespace
