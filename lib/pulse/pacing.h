@@ -20,6 +20,12 @@
 // Keyless messages are all kept. The queue is bounded (messages, bytes);
 // past a bound the overflow policy drops the oldest (the next batch starts
 // with a gap), or asks the owner to close.
+//
+// In the paced modes the owner parks its subscriber once the pacer holds
+// something (Subscriber::park, lib/pulse/fanout.h): what its channel
+// publishes meanwhile waits in the channel's shared log, and the owner
+// add()s it when the batch is due. So the pacer's own queue holds only
+// what came before the park, plus the log's part at the write.
 
 #include <cstddef>
 #include <cstdint>
