@@ -59,9 +59,7 @@ size_t ChannelLog::first_after(uint64_t cursor) const
 
 void ChannelLog::trim(uint64_t min_cursor)
 {
-    if (entries_.size() > 1024 || live_ * 2 < entries_.size()) {
-        compact(min_cursor);
-    }
+    compact(min_cursor);
 }
 
 // Keeps the live entries after `below`; those at or before it that were

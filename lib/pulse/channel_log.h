@@ -42,7 +42,8 @@ public:
         return cursor + 1 >= dropped_below_;
     }
     /// Forgets what every reader is past (`min_cursor`: the oldest parked
-    /// cursor), and superseded entries.
+    /// cursor), and superseded entries. O(entries): the fan-out calls it
+    /// when the log has doubled.
     void trim(uint64_t min_cursor);
     /// No reader is left.
     void clear();

@@ -206,7 +206,7 @@ void HttpStream::paced_messages(size_t index, const std::vector<MsgPtr>& msgs)
         io_.delivered();
         io_.send();
     }
-    if (opt_.pace.mode != pacing::Mode::kLive && pacer_->holding()) {
+    if (opt_.pace.mode != pacing::Mode::kLive && pacer_->held() != 0) {
         // nothing more until the timer: the channel logs what comes
         who.park();
     }

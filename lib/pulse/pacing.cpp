@@ -9,15 +9,6 @@ namespace {
 
 constexpr uint64_t kMaxDurationMs = 24ULL * 3600 * 1000;
 
-// What conflates: the same key in the same channel of the subscriber.
-std::string slot_key(size_t index, const Msg& m)
-{
-    std::string key = std::to_string(index);
-    key += '\0';
-    key += m.conflation_key;
-    return key;
-}
-
 std::string duration_text(uint64_t ms)
 {
     if (ms % 1000 == 0) {
@@ -140,17 +131,19 @@ Result<std::optional<Pace>> parse_ask(std::optional<std::string_view> throttle,
 
 std::vector<Item> conflate(const std::vector<Item>& items)
 {
-    std::unordered_map<std::string, size_t> last;
+    std::unordered_map<KeyRef, size_t, KeyHash> last;
     for (size_t i = 0; i < items.size(); ++i) {
-        if (!items[i].msg->conflation_key.empty()) {
-            last[slot_key(items[i].index, *items[i].msg)] = i;
+        const Item& it = items[i];
+        if (!it.msg->conflation_key.empty()) {
+            last[KeyRef{it.index, it.msg->conflation_key}] = i;
         }
     }
     std::vector<Item> kept;
     for (size_t i = 0; i < items.size(); ++i) {
         const Item& it = items[i];
         if (it.msg->conflation_key.empty()
-            || last[slot_key(it.index, *it.msg)] == i) {
+            || last[KeyRef{it.index, it.msg->conflation_key}] == i)
+        {
             kept.push_back(it);
         }
     }

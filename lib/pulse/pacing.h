@@ -103,6 +103,23 @@ struct Item {
     size_t index = 0;
 };
 
+/// What conflates: a key in one of the subscriber's channels, viewing the
+/// key of a message its holder keeps alive.
+struct KeyRef {
+    size_t index;
+    std::string_view key;
+    bool operator==(const KeyRef& o) const
+    {
+        return index == o.index && key == o.key;
+    }
+};
+struct KeyHash {
+    size_t operator()(const KeyRef& k) const
+    {
+        return std::hash<std::string_view>()(k.key) ^ (k.index * 0x9e37U);
+    }
+};
+
 /// Of `items` (in publish order), those no later item of the same channel
 /// and key supersedes: the latest per key, every keyless one, in publish
 /// order. What a paced poll answers from (lib/pulse/poll.h).
@@ -144,8 +161,6 @@ public:
     /// What waits misses messages (a channel log dropped some): the next
     /// batch follows a gap.
     void note_gap() { gap_ = true; }
-    /// A parked subscriber holds at least the message it parked on.
-    bool holding() const { return held_ > 0; }
 
     /// A batch to write, in publish order. `gap`: messages were dropped
     /// before it (drop-oldest), so the client learns it missed some.
@@ -202,22 +217,8 @@ private:
     bool wrote_ = false;          // throttle: some batch was written
     std::vector<Slot> queue_;
     size_t head_ = 0;  // slots before it are gone
-    /// A channel and key, viewing the key of a message the queue holds
-    /// (superseded slots keep theirs until compact() or drain()).
-    struct KeyRef {
-        size_t index;
-        std::string_view key;
-        bool operator==(const KeyRef& o) const
-        {
-            return index == o.index && key == o.key;
-        }
-    };
-    struct KeyHash {
-        size_t operator()(const KeyRef& k) const
-        {
-            return std::hash<std::string_view>()(k.key) ^ (k.index * 0x9e37U);
-        }
-    };
+    /// -> its slot; the key views a message the queue holds (superseded
+    /// slots keep theirs until compact() or drain())
     std::unordered_map<KeyRef, size_t, KeyHash> by_key_;  // -> its slot
     size_t held_ = 0;
     size_t held_bytes_ = 0;

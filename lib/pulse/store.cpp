@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "pulse/publish_request.h"
+
 namespace pulse {
 
 uint32_t hash_key(std::string_view key)
@@ -357,7 +359,7 @@ Result<Store::PublishResult> Store::publish(const Guard&,
                                             const PublishParams& p)
 {
     if (p.content_type.size() > UINT16_MAX || p.event.size() > UINT16_MAX
-        || p.conflation_key.size() > kMaxConflationKey
+        || p.conflation_key.size() > kMaxKeyLength
         || p.body.size() > UINT32_MAX / 2 || p.deflated.size() > UINT32_MAX / 2)
     {
         return Status(Code::kTooLarge, "message too large");

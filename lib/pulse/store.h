@@ -27,8 +27,6 @@ constexpr uint32_t kMailboxSize = 512;
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
 constexpr uint32_t kStoreLayoutVersion = 6;
-/// Longest Pulse-Key (a conflation key, lib/pulse/pacing.h).
-constexpr size_t kMaxConflationKey = 256;
 /// Hash buckets of the tenant table (per-tenant limits).
 constexpr uint32_t kTenantBuckets = 256;
 
@@ -154,7 +152,8 @@ public:
         /// The body compressed for permessage-deflate subscribers
         /// (ws::deflate_message), stored beside it; empty: not offered.
         std::string_view deflated;
-        /// Pulse-Key (lib/pulse/pacing.h), at most kMaxConflationKey bytes.
+        /// Pulse-Key (lib/pulse/pacing.h), at most kMaxKeyLength bytes
+        /// (lib/pulse/publish_request.h).
         std::string_view conflation_key;
     };
     struct PublishResult {

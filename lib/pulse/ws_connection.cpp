@@ -255,7 +255,7 @@ void WsConnection::paced(Sub& s, const std::vector<MsgPtr>& msgs)
         session_.touch();
         session_.flush();
     }
-    if (s.pacer->pace().mode != pacing::Mode::kLive && s.pacer->holding()) {
+    if (s.pacer->pace().mode != pacing::Mode::kLive && s.pacer->held() != 0) {
         s.park();  // nothing more until the timer: the channel logs it
     }
     rearm(now);

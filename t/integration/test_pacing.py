@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clients import parse_sse, sse
 from conftest import wait_for
-from wsclient import WsClient
+from wsclient import HandshakeError, WsClient
 
 CONF = """
 server {
@@ -389,6 +389,22 @@ def test_bad_asks_are_refused_clearly(nginx, query, why):
     assert why in r.text
     # the server is fine
     assert requests.get(nginx.url("/metrics"), timeout=5).status_code == 200
+
+
+def test_bad_asks_are_refused_on_polls_and_websocket_handshakes(nginx):
+    r = requests.get(nginx.url("/sub/x?throttle=soon"), timeout=5)
+    assert r.status_code == 400 and "Invalid duration" in r.text
+    with pytest.raises(HandshakeError) as e:
+        WsClient(nginx.port, "/sub/x?interval=0")
+    assert e.value.status == 400
+    # manual is pulse.v1's: allowed there, refused on a plain socket
+    with pytest.raises(HandshakeError) as e:
+        WsClient(nginx.port, "/sub/x?mode=manual")
+    assert e.value.status == 400
+    ws = WsClient(nginx.port, "/v1?mode=manual", protocols="pulse.v1")
+    ws.send_json({"type": "ping"})
+    assert ws.recv_json()["type"] == "pong"
+    ws.close()
 
 
 def test_a_bad_pulse_key_is_refused(nginx):
