@@ -7,6 +7,7 @@ import re
 import requests
 
 from clients import Stream, parse_sse, sse
+from conftest import wait_for
 
 NGINX_CONFIG = """
 client_max_body_size 2m;
@@ -193,6 +194,10 @@ def test_delete_ends_subscribers_with_410(nginx):
     lp = Stream(nginx.url("/sub/del"), {"If-None-Match": "%s" % "9999999999:0"})
     try:
         s.read_until(lambda b: b"data: x\n\n" in b)
+        # the long-poll has joined too (under ASan it can come late)
+        wait_for(lambda: "active subscribers: 2" in
+                 requests.get(nginx.url("/pub/del")).text, 10,
+                 "the long-poll joined")
         r = requests.delete(nginx.url("/pub/del"))
         assert r.status_code == 200
         assert "queued messages: 1" in r.text
