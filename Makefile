@@ -2,6 +2,9 @@
 #   make            build the module, the core library and the sidecar
 #   make test       unit tests (ASan+UBSan) then integration tests
 #   make demo       the live demo (see README.md)
+#   make deb        Debian packages into build/deb/ (docs/install.md)
+#   make package-test  installs, runs and purges them (root; t/package)
+#   make install    PREFIX, DESTDIR: the module, the sidecar, its unit
 
 SHELL       := /bin/bash
 CURDIR_Q    := $(CURDIR)
@@ -21,7 +24,22 @@ DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         python3-redis python3-jinja2 nlohmann-json3-dev clang \
         libclang-rt-14-dev clang-format clang-tidy iproute2 procps openssl \
         python3-pyflakes python3-jwt python3-cryptography \
-        python3-prometheus-client
+        python3-prometheus-client libsystemd-dev pkgconf systemd \
+        dpkg-dev debhelper fakeroot lintian
+
+# The one version, Debian's changelog's (the packages carry it, the stub
+# status and `pulse-publisher --version` print it).
+PULSE_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+ifeq ($(PULSE_VERSION),)
+$(error no version in debian/changelog)
+endif
+# sd_notify readiness for the systemd unit; PULSE_SYSTEMD=0 builds without
+# libsystemd (then use Type=simple).
+PULSE_SYSTEMD ?= 1
+ifeq ($(PULSE_SYSTEMD),1)
+SYSTEMD_DEFS := -DPULSE_HAVE_SYSTEMD
+SYSTEMD_LIBS := -lsystemd
+endif
 
 STRICT   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wold-style-cast \
             -Wnon-virtual-dtor -Werror -g -fno-omit-frame-pointer
@@ -40,15 +58,16 @@ PUBLISHER  := $(BUILD)/pulse-publisher
 
 .PHONY: all deps module publisher unit itest test asan asan-module nginx-t \
         format format-check tidy style-check clean bench bench-quick demo fuzz \
-        bench-deps
+        bench-deps deb package-test install install-module install-publisher
 
 all: module publisher
 
 # ---------------------------------------------------------------- deps
 # Installs only what is missing, so it is cheap to call from every target.
+# PULSE_NO_DEPS=1 (package builds: Build-Depends has them) installs nothing.
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: Makefile
-	@missing=""; for p in $(DEBS); do \
+	@[ "$(PULSE_NO_DEPS)" = 1 ] || { missing=""; for p in $(DEBS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
 	        || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -57,7 +76,7 @@ $(BUILD)/.deps: Makefile
 	    $$SUDO apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	        --no-install-recommends $$missing >/dev/null || exit 1; \
-	fi
+	fi; }
 	@mkdir -p $(BUILD) && touch $@
 
 # ---------------------------------------------------------------- module
@@ -70,9 +89,11 @@ NGX_DIR    ?= $(BUILD)/ngx
 # (config lists them with globs).
 SRC_LIST := $(sort $(LIB_SRCS) $(wildcard ngx_module/*.cpp))
 module: $(MODULE_SO)
-$(MODULE_SO): config config.make $(LIB_SRCS) $(LIB_HDRS) $(GLUE_SRCS) | $(BUILD)/.deps
+$(MODULE_SO): config config.make debian/changelog $(LIB_SRCS) $(LIB_HDRS) \
+              $(GLUE_SRCS) | $(BUILD)/.deps
 	@if [ ! -f $(NGX_DIR)/objs/Makefile ] || [ config -nt $(NGX_DIR)/objs/Makefile ] \
 	    || [ config.make -nt $(NGX_DIR)/objs/Makefile ] \
+	    || [ debian/changelog -nt $(NGX_DIR)/objs/Makefile ] \
 	    || [ "$$(cat $(NGX_DIR)/.srcs 2>/dev/null)" != "$(SRC_LIST)" ]; then \
 	    rm -rf $(NGX_DIR) && mkdir -p $(NGX_DIR) && cp -a $(NGX_SRC)/. $(NGX_DIR)/ && \
 	    cd $(NGX_DIR) && bash -c 'source ./conf_flags && ./configure \
@@ -98,17 +119,22 @@ nginx-t: $(MODULE_SO)
 # ------------------------------------------------------- our C++ builds
 # One object per source, compiled in parallel and again only when the
 # source or a header it includes changes (-MMD). `rel` objects build the
-# sidecar; `san` objects (ASan+UBSan) the unit tests.
+# sidecar; `san` objects (ASan+UBSan) the unit tests. CPPFLAGS, CXXFLAGS
+# and LDFLAGS from the environment apply to the sidecar (dpkg-buildflags'
+# hardening in the package build).
 OBJ := $(BUILD)/obj
 INCLUDES := -Ilib -Ipublisher -It/unit
+DEFS := -DPULSE_VERSION='"$(PULSE_VERSION)"' $(SYSTEMD_DEFS)
 $(OBJ)/rel/%.o: %.cpp | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	@echo "  CXX     $<"
-	@$(CXX) -std=c++17 -O2 $(STRICT) $(INCLUDES) -MMD -MP -c $< -o $@
+	@$(CXX) -std=c++17 -O2 $(STRICT) $(DEFS) $(INCLUDES) $(CPPFLAGS) \
+	    $(CXXFLAGS) -MMD -MP -c $< -o $@
 $(OBJ)/san/%.o: %.cpp | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	@echo "  CXX san $<"
-	@$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) $(INCLUDES) -MMD -MP -c $< -o $@
+	@$(CXX) -std=c++17 -O1 $(STRICT) $(SANITIZE) $(DEFS) $(INCLUDES) \
+	    -MMD -MP -c $< -o $@
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 rel = $(patsubst %.cpp,$(OBJ)/rel/%.o,$(1))
 san = $(patsubst %.cpp,$(OBJ)/san/%.o,$(1))
@@ -118,7 +144,10 @@ san = $(patsubst %.cpp,$(OBJ)/san/%.o,$(1))
 PUB_LIB_SRCS := lib/pulse/message_id.cpp lib/pulse/publish_request.cpp
 publisher: $(PUBLISHER)
 $(PUBLISHER): $(call rel,publisher/main.cpp $(PUB_SRCS) $(PUB_LIB_SRCS))
-	$(CXX) $^ -lhiredis -lyaml-cpp -o $@.tmp && mv -f $@.tmp $@
+	$(CXX) $(LDFLAGS) $^ -lhiredis -lyaml-cpp $(SYSTEMD_LIBS) -o $@.tmp \
+	    && mv -f $@.tmp $@
+# the version is compiled in
+$(OBJ)/rel/publisher/main.o: debian/changelog
 
 # ---------------------------------------------------------------- tests
 $(BUILD)/unit_lib: $(call san,$(ULIB_TESTS) $(LIB_SRCS))
@@ -171,9 +200,9 @@ NGX_TIDY_INC := -isystem $(NGX_DIR)/objs $(patsubst %,-isystem $(NGX_SRC)/src/%,
                 core event event/modules os/unix http http/modules http/v2)
 tidy: $(BUILD)/.deps $(MODULE_SO)
 	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp -- \
-	    -std=c++17 -Ilib -Ipublisher
+	    -std=c++17 -Ilib -Ipublisher $(DEFS)
 	clang-tidy --quiet $(wildcard ngx_module/*.cpp) -- \
-	    -std=c++17 -Ilib -Ingx_module $(NGX_TIDY_INC)
+	    -std=c++17 -Ilib -Ingx_module $(NGX_TIDY_INC) $(DEFS)
 
 # ---------------------------------------------------------------- fuzz
 # libFuzzer targets, each with its seed corpus in t/fuzz/corpus/<target>:
@@ -223,6 +252,55 @@ bench-quick: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
 demo: all
 	$(PYTHON) demo/run.py --module=$(MODULE_SO) --nginx=$(NGINX) \
 	    --publisher=$(PUBLISHER)
+
+# ---------------------------------------------------------------- packages
+# `make deb`: both packages from a copy of this tree (so nothing of build/
+# goes in), by dpkg-buildpackage; the .debs land in build/deb/.
+DEB_DIR := $(BUILD)/deb
+deb: | $(BUILD)/.deps
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/pulse-$(PULSE_VERSION)
+	tar -C $(CURDIR) --exclude=./build --exclude=./.git -cf - . \
+	    | tar -C $(DEB_DIR)/pulse-$(PULSE_VERSION) -xf -
+	cd $(DEB_DIR)/pulse-$(PULSE_VERSION) && dpkg-buildpackage -us -uc -b \
+	    > $(DEB_DIR)/build.log 2>&1 || { tail -40 $(DEB_DIR)/build.log; exit 1; }
+	rm -rf $(DEB_DIR)/pulse-$(PULSE_VERSION)
+	@ls $(DEB_DIR)/*.deb
+
+# Installs the packages on this machine, runs them, purges them: root, and
+# the example ports free (t/package/smoke.sh says which).
+package-test: deb
+	bash t/package/smoke.sh
+
+# `make install`: for systems without the packages. The module goes next
+# to nginx's other modules (load it with load_module, docs/install.md);
+# an existing publisher.yaml is kept.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+SYSCONFDIR     ?= $(PREFIX)/etc
+NGX_MODULES_DIR ?= $(PREFIX)/lib/nginx/modules
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR         ?= $(PREFIX)/share/doc/pulse
+install: install-module install-publisher
+install-module: $(MODULE_SO)
+	install -D -m 0644 $(MODULE_SO) \
+	    $(DESTDIR)$(NGX_MODULES_DIR)/ngx_http_pulse_module.so
+	install -D -m 0644 conf.d/pulse.conf.example \
+	    $(DESTDIR)$(DOCDIR)/examples/pulse.conf.example
+	@echo "install: add to nginx.conf: load_module" \
+	    "$(NGX_MODULES_DIR)/ngx_http_pulse_module.so;"
+install-publisher: $(PUBLISHER)
+	install -D -m 0755 $(PUBLISHER) $(DESTDIR)$(BINDIR)/pulse-publisher
+	install -D -m 0644 publisher/pulse-publisher.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-publisher.1
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml ]; then \
+	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml"; \
+	else install -D -m 0644 conf.d/publisher.yaml.example \
+	    $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml; fi
+	mkdir -p $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's#@BINDIR@#$(BINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
+	    conf.d/pulse-publisher.service.in \
+	    > $(DESTDIR)$(SYSTEMDUNITDIR)/pulse-publisher.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/pulse-publisher.service
 
 clean:
 	rm -rf $(BUILD)

@@ -7,6 +7,6 @@
 for pulse_src in $PULSE_CXX_SRCS; do
     pulse_dir=`dirname $pulse_src`
     pulse_obj="$NGX_OBJS/addon/`basename $pulse_dir`/`basename $pulse_src .cpp`.o"
-    echo "$pulse_obj: CFLAGS += -std=c++17 -O2 -fvisibility=hidden -fvisibility-inlines-hidden" \
+    echo "$pulse_obj: CFLAGS += -std=c++17 -O2 -fvisibility=hidden -fvisibility-inlines-hidden -DPULSE_VERSION='\"$PULSE_VERSION\"'" \
         >> $NGX_MAKEFILE
 done

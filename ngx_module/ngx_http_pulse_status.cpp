@@ -11,7 +11,7 @@
 #include "ngx_http_pulse_worker.h"
 
 #ifndef PULSE_VERSION
-#define PULSE_VERSION "0.1.0"
+#error "PULSE_VERSION comes from debian/changelog (config.make)"
 #endif
 
 ngx_int_t ngx_http_pulse_stub_status_handler(ngx_http_request_t* r) noexcept

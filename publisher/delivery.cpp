@@ -37,7 +37,8 @@ std::string printable(std::string_view s)
 
 }  // namespace
 
-void StateLog::set(const std::string& key, const std::string& state)
+void StateLog::set(const std::string& key, const std::string& state,
+                   Level level)
 {
     if (states_[key] == state) {
         return;
@@ -45,7 +46,7 @@ void StateLog::set(const std::string& key, const std::string& state)
     states_[key] = state;
     if (!state.empty()) {
         std::string line = key + ": " + state;
-        std::fprintf(stderr, "publisher: %s\n", line.c_str());
+        log(level, line);
         lines_.push_back(std::move(line));
         if (lines_.size() > 1000) {
             lines_.erase(lines_.begin());
@@ -95,18 +96,20 @@ std::optional<Delivery::Pending> Delivery::route_pubsub(const PubSubMessage& m)
         auto key = expand(s.key, m.channel, caps);
         if (!target || target->empty() || !event || !key) {
             n_.drop(s.name);
-            log_.set("dropping", "no target channel for '"
-                                     + printable(m.channel) + "' in source "
-                                     + s.name);
+            log_.set("dropping",
+                     "no target channel for '" + printable(m.channel)
+                         + "' in source " + s.name,
+                     Level::kWarning);
             return std::nullopt;
         }
         // A channel name is publisher input: it must not carry a line
         // break into the event header of the publish.
         if (Status v = validate(PublishFields{*event, "", *key}); !v.is_ok()) {
             n_.drop(s.name);
-            log_.set("dropping", "channel '" + printable(m.channel)
-                                     + "' in source " + s.name + ": "
-                                     + v.message());
+            log_.set("dropping",
+                     "channel '" + printable(m.channel) + "' in source "
+                         + s.name + ": " + v.message(),
+                     Level::kWarning);
             return std::nullopt;
         }
         return Pending{&s, {*target, m.payload, "", *event, "", *key}};
@@ -123,8 +126,10 @@ void Delivery::pubsub(const PubSubMessage& m)
     if (queue_.size() >= config_.queue_size) {
         n_.drop(queue_.front().source->name);
         queue_.pop_front();
-        log_.set("pubsub queue", "full (" + std::to_string(config_.queue_size)
-                                     + "): dropping the oldest events");
+        log_.set("pubsub queue",
+                 "full (" + std::to_string(config_.queue_size)
+                     + "): dropping the oldest events",
+                 Level::kWarning);
     }
     queue_.push_back(std::move(*p));
     n_.queue_depth = queue_.size();
@@ -151,11 +156,14 @@ void Delivery::publish_queued(size_t max)
         n_.drop(sources[i]->name);
         if (statuses[i] < 0) {
             n_.nginx_up = false;
-            log_.set("nginx", "unreachable: " + nginx_.error());
+            log_.set("nginx", "unreachable: " + nginx_.error(),
+                     Level::kWarning);
         } else {
             n_.nginx_up = true;
-            log_.set("dropping", "nginx answered " + std::to_string(statuses[i])
-                                     + " for channel " + reqs[i].channel);
+            log_.set("dropping",
+                     "nginx answered " + std::to_string(statuses[i])
+                         + " for channel " + reqs[i].channel,
+                     Level::kWarning);
         }
     }
     n_.queue_depth = queue_.size();
@@ -212,7 +220,8 @@ std::optional<PublishClient::Request> Delivery::route_entry(
 void Delivery::drop_entry(const StreamEntry& e, const std::string& why)
 {
     n_.drop(e.source->name);
-    log_.set("dropping", "stream " + e.key + " entry " + e.id + ": " + why);
+    log_.set("dropping", "stream " + e.key + " entry " + e.id + ": " + why,
+             Level::kWarning);
 }
 
 // Stream lag: how old the entry just published is (its id is its time).
@@ -253,10 +262,12 @@ size_t Delivery::streams(const std::vector<StreamEntry>& batch)
         {
             done = of[k];
             n_.nginx_up = statuses[k] > 0;
-            log_.set("nginx", (statuses[k] < 0
-                                   ? "unreachable: " + nginx_.error()
-                                   : "answered " + std::to_string(statuses[k]))
-                                  + "; holding stream reads and retrying");
+            log_.set(
+                "nginx",
+                (statuses[k] < 0 ? "unreachable: " + nginx_.error()
+                                 : "answered " + std::to_string(statuses[k]))
+                    + "; holding stream reads and retrying",
+                Level::kWarning);
             break;
         }
     }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "config.h"
+#include "log.h"
 #include "metrics.h"
 #include "publish_client.h"
 #include "redis_source.h"
@@ -33,7 +34,9 @@ namespace pulse::publisher {
 /// Logs a line when the state it describes changes, not per event.
 class StateLog {
 public:
-    void set(const std::string& key, const std::string& state);
+    /// `level` is the line's syslog priority: a failure is a warning.
+    void set(const std::string& key, const std::string& state,
+             Level level = Level::kInfo);
     /// Lines logged so far (for tests); the real log is stderr.
     const std::vector<std::string>& lines() const { return lines_; }
 

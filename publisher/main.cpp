@@ -1,7 +1,7 @@
 // pulse-publisher: Redis Pub/Sub and Streams -> publishes on the local
 // nginx. Single-threaded: one poll loop over the Pub/Sub and the stream
 // connections, pipelined publishes, a bounded Pub/Sub queue, /metrics and
-// /healthz, SIGHUP reload (docs/publisher.md).
+// /healthz, SIGHUP reload, systemd readiness (docs/publisher.md).
 
 #include <poll.h>
 #include <signal.h>
@@ -17,9 +17,18 @@
 
 #include "config.h"
 #include "delivery.h"
+#include "log.h"
 #include "metrics.h"
 #include "publish_client.h"
 #include "redis_source.h"
+
+#ifdef PULSE_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#ifndef PULSE_VERSION
+#error "PULSE_VERSION comes from debian/changelog (see the Makefile)"
+#endif
 
 namespace {
 
@@ -41,9 +50,16 @@ void on_hup(int)
     g_reload = 1;
 }
 
-void log_line(const std::string& s)
+// Tells systemd (Type=notify) where we are: READY=1 once the metrics
+// listener is bound and the loop is about to run, RELOADING=1 around a
+// SIGHUP, STOPPING=1 on the way out. Without NOTIFY_SOCKET it does nothing.
+void notify(const char* state)
 {
-    std::fprintf(stderr, "publisher: %s\n", s.c_str());
+#ifdef PULSE_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void) state;
+#endif
 }
 
 // Capped exponential backoff with jitter, per connection.
@@ -102,15 +118,15 @@ int run(const std::string& path, Config config_in)
     kinds();
     PublishClient nginx(config.nginx);
     Metrics n;
-    StateLog log;
-    Delivery delivery(config, nginx, n, log);
+    StateLog states;
+    Delivery delivery(config, nginx, n, states);
     RedisConn pubsub;
     StreamReader streams(config);
     MetricsServer metrics;
     if (!config.metrics_listen.empty()) {
         std::string error;
         if (!metrics.listen(config.metrics_listen, &error)) {
-            log_line(error);
+            log(Level::kError, error);
             return 1;
         }
     }
@@ -122,10 +138,10 @@ int run(const std::string& path, Config config_in)
         return delivery.streams(batch);
     };
     auto streams_lost = [&](const std::string& error) {
-        log.set("redis streams",
-                (error.empty() ? "connection lost: " + streams.conn().error()
-                               : error)
-                    + "; reconnecting");
+        states.set("redis streams",
+                   (error.empty() ? "connection lost: " + streams.conn().error()
+                                  : error)
+                       + "; reconnecting");
         connection_lost(n, streams.conn());
         streams.conn().reset();
         st_backoff.failed();
@@ -144,17 +160,20 @@ int run(const std::string& path, Config config_in)
         bool was = n.nginx_up;
         n.nginx_up = nginx.check();
         if (!n.nginx_up) {
-            log.set("nginx", "unreachable: " + nginx.error());
+            states.set("nginx", "unreachable: " + nginx.error(),
+                       Level::kWarning);
         } else if (!was) {
-            log.set("nginx", "reachable");
+            states.set("nginx", "reachable");
         }
         next_health = Backoff::now_ms() + 1000;
     };
     nginx_health();
+    notify("READY=1");
     while (!g_stop) {
         std::string error;
         if (g_reload) {
             g_reload = 0;
+            notify("RELOADING=1");
             try {
                 Config fresh = Config::load(path);
                 config = std::move(fresh);
@@ -164,38 +183,42 @@ int run(const std::string& path, Config config_in)
                 streams.conn().reset();
                 ps_backoff.succeeded();
                 st_backoff.succeeded();
-                log.set("redis pubsub", "");
-                log.set("redis streams", "");
-                log_line("config reloaded from " + path + " ("
-                         + std::to_string(config.sources.size()) + " sources)");
+                states.set("redis pubsub", "");
+                states.set("redis streams", "");
+                log(Level::kInfo, "config reloaded from " + path + " ("
+                                      + std::to_string(config.sources.size())
+                                      + " sources)");
             } catch (const std::exception& e) {
-                log_line(std::string("config reload failed, keeping the "
-                                     "running config: ")
-                         + e.what());
+                log(Level::kError, std::string("config reload failed, keeping "
+                                               "the running config: ")
+                                       + e.what());
             }
+            notify("READY=1");
         }
         if (has_pubsub && !pubsub && ps_backoff.due()) {
             if (pubsub.connect(config.redis, &error)
                 && subscribe_all(config, pubsub, &error))
             {
                 ps_backoff.succeeded();
-                log.set("redis pubsub", "subscribed");
+                states.set("redis pubsub", "subscribed");
             } else {
                 n.redis_errors[kind_name(pubsub.error_kind())]++;
                 pubsub.reset();
                 ps_backoff.failed();
-                log.set("redis pubsub", error + "; retrying with backoff");
+                states.set("redis pubsub", error + "; retrying with backoff",
+                           Level::kWarning);
             }
         }
         if (has_streams && !streams.conn() && st_backoff.due()) {
             if (streams.start(deliver, &error) && next_read(&error)) {
                 st_backoff.succeeded();
-                log.set("redis streams", "reading");
+                states.set("redis streams", "reading");
             } else {
                 n.redis_errors[kind_name(streams.conn().error_kind())]++;
                 streams.conn().reset();
                 st_backoff.failed();
-                log.set("redis streams", error + "; retrying with backoff");
+                states.set("redis streams", error + "; retrying with backoff",
+                           Level::kWarning);
             }
         }
         if (streams.conn() && streams.holding() && retry_backoff.due()) {
@@ -268,8 +291,10 @@ int run(const std::string& path, Config config_in)
                 }
             }
             if (!ok) {
-                log.set("redis pubsub", "connection lost: " + pubsub.error()
-                                            + "; reconnecting");
+                states.set(
+                    "redis pubsub",
+                    "connection lost: " + pubsub.error() + "; reconnecting",
+                    Level::kWarning);
                 connection_lost(n, pubsub);
                 pubsub.reset();
                 ps_backoff.failed();
@@ -289,11 +314,13 @@ int run(const std::string& path, Config config_in)
     }
     // SIGTERM: what was read is published before exiting (stream entries
     // not yet accepted are simply re-read next time: not acknowledged).
+    notify("STOPPING=1");
     while (delivery.queued() > 0) {
         delivery.publish_queued(100);
     }
-    log_line("stopping: " + std::to_string(n.published) + " published, "
-             + std::to_string(n.dropped) + " dropped");
+    log(Level::kInfo, "stopping: " + std::to_string(n.published)
+                          + " published, " + std::to_string(n.dropped)
+                          + " dropped");
     return 0;
 }
 
@@ -301,8 +328,10 @@ void usage(FILE* out)
 {
     std::fputs(
         "usage: pulse-publisher -c FILE [--check]\n"
+        "       pulse-publisher --version\n"
         "  -c FILE   YAML configuration (see conf.d/publisher.yaml.example)\n"
-        "  --check   validate the configuration and exit\n",
+        "  --check   validate the configuration and exit\n"
+        "  --version print the version and exit\n",
         out);
 }
 
@@ -321,6 +350,9 @@ int main(int argc, char** argv)
                    || std::strcmp(argv[i], "--help") == 0)
         {
             usage(stdout);
+            return 0;
+        } else if (std::strcmp(argv[i], "--version") == 0) {
+            std::puts("pulse-publisher " PULSE_VERSION);
             return 0;
         } else {
             std::fprintf(stderr, "publisher: unknown argument '%s'\n", argv[i]);
@@ -341,7 +373,7 @@ int main(int argc, char** argv)
         }
         return run(path, std::move(config));
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "publisher: config error: %s\n", e.what());
+        log(Level::kError, std::string("config error: ") + e.what());
         return kExitConfig;
     }
 }

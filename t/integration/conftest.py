@@ -75,6 +75,23 @@ def wait_for(pred, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+# A line of the sidecar's stderr when it is not under journald:
+# "2026-12-02T19:30:00.123Z publisher: message" (publisher/log.h).
+PUBLISHER_LINE = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (publisher: .*)")
+
+
+def publisher_lines(stderr):
+    """The sidecar's stderr lines without their timestamps. Every line must
+    carry one: an unstamped line is a message that bypassed the log."""
+    out = []
+    for line in stderr.splitlines():
+        m = PUBLISHER_LINE.fullmatch(line)
+        assert m, "unstamped publisher line: %r" % line
+        out.append(m.group(1))
+    return out
+
+
 # A leak report whose allocation stack has no frame of ours (the module
 # .so, lib/pulse, ngx_module) is nginx's own: Debian's nginx never frees
 # each worker's connection and event arrays (ngx_event_process_init, 8192

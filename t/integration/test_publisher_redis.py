@@ -13,7 +13,7 @@ import redis
 import requests
 
 from clients import parse_sse, sse
-from conftest import wait_for
+from conftest import publisher_lines, wait_for
 
 NGINX_CONFIG = """
 server {
@@ -33,7 +33,7 @@ class Publisher:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=10)
-        self.lines = err.splitlines()
+        self.lines = publisher_lines(err)
         return self.proc.returncode
 
 

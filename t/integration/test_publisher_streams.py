@@ -15,7 +15,7 @@ import redis
 import requests
 
 from clients import parse_sse, sse
-from conftest import wait_for
+from conftest import publisher_lines, wait_for
 
 NGINX_CONFIG = """
 server {
@@ -65,7 +65,7 @@ class Publisher:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=15)
-        self.lines = err.splitlines()
+        self.lines = publisher_lines(err)
         assert self.proc.returncode == 0, self.lines
         return self.lines
 
@@ -418,7 +418,8 @@ sources:
         n.stop()  # nginx unlinks its socket on exit: before the dir goes
         shutil.rmtree(sock_dir, ignore_errors=True)
     assert pub.returncode == 0
-    assert "publisher: stopping: 1 published, 0 dropped" in err, err
+    assert "publisher: stopping: 1 published, 0 dropped" in \
+        publisher_lines(err), err
 
 
 def test_a_key_template_makes_entries_conflate(request, nginx, r, tmp_path,
