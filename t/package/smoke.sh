@@ -30,7 +30,7 @@ fail() { echo "package-test: FAILED: $*" >&2; exit 1; }
 cleanup() {
     set +e
     [ -n "$PUB_PID" ] && kill "$PUB_PID" 2>/dev/null && wait "$PUB_PID"
-    [ -f /run/nginx.pid ] && /usr/sbin/nginx -s quit 2>/dev/null && sleep 0.5
+    [ -s /run/nginx.pid ] && /usr/sbin/nginx -s quit 2>/dev/null && sleep 0.5
     [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null
     rm -f /etc/nginx/conf.d/pulse.conf
     DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $PACKAGES \
@@ -46,8 +46,10 @@ for port in 80 8080 6379 9464; do
         fail "port $port is in use (the example configurations need it)"
     fi
 done
-if pgrep -x nginx >/dev/null; then
-    fail "an nginx is running; this test starts the system's own"
+# (nginx -t leaves an empty pid file behind: only a live pid counts)
+system_nginx() { [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; }
+if system_nginx; then
+    fail "the system's nginx is running (/run/nginx.pid); this test starts it"
 fi
 
 # ------------------------------------------------------------- lintian
@@ -144,7 +146,8 @@ PUB_PID=
 grep -q "publisher: stopping: 1 published, 0 dropped" "$WORK/publisher.log" \
     || fail "publisher log: $(cat "$WORK/publisher.log")"
 /usr/sbin/nginx -s quit
-for _ in $(seq 50); do pgrep -x nginx >/dev/null || break; sleep 0.1; done
+for _ in $(seq 50); do system_nginx || break; sleep 0.1; done
+system_nginx && fail "nginx did not stop"
 rm -f /etc/nginx/conf.d/pulse.conf
 
 # ------------------------------------------------------------- remove, purge
