@@ -7,6 +7,8 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_conf.h"
@@ -20,6 +22,7 @@
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
 #include "pulse/limits.h"
+#include "pulse/nchan_directives.h"
 #include "pulse/publish_request.h"
 
 namespace {
@@ -175,6 +178,37 @@ try {
     mark_used(cf);
     set_content_handler(cf, ngx_http_pulse_stub_status_handler);
     return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// nchan's directives that Pulse does not implement (the table is made from
+// lib/pulse/nchan_directives.h below): fail with what replaces each.
+char* ngx_http_pulse_refuse(ngx_conf_t* cf, ngx_command_t* cmd, void*) noexcept
+try {
+    std::string why = pulse::nchan_refusal(pulse::ngx::sv(cmd->name));
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%*s", why.size(), why.data());
+    return static_cast<char*>(NGX_CONF_ERROR);
+}
+PULSE_CATCH_CONF(cf)
+
+// pulse_storage_engine memory: nchan's default and Pulse's only engine.
+char* ngx_http_pulse_set_storage_engine(ngx_conf_t* cf, ngx_command_t* cmd,
+                                        void*) noexcept
+try {
+    const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    if (pulse::ngx::sv(args[1]) == "memory") {
+        return NGX_CONF_OK;
+    }
+    if (pulse::ngx::sv(args[1]) == "redis") {
+        std::string why = pulse::nchan_storage_engine_refusal();
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%*s", why.size(), why.data());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\": Pulse's one "
+                       "storage engine is \"memory\"",
+                       &args[1], &cmd->name);
+    return static_cast<char*>(NGX_CONF_ERROR);
 }
 PULSE_CATCH_CONF(cf)
 
@@ -430,10 +464,20 @@ PULSE_CATCH_CONF(cf)
 ngx_conf_num_bounds_t max_id_length_bounds = {ngx_conf_check_num_bounds, 1,
                                               65536};
 
+// nchan's aliases (pulse_publisher_location, pulse_pub_channel_id, ...)
+// follow their directives, with the same handler and meaning.
 // clang-format off
 ngx_command_t ngx_http_pulse_commands[] = {
 
     { ngx_string("pulse_publisher"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_NOARGS
+          |NGX_CONF_TAKE12,
+      ngx_http_pulse_set_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      reinterpret_cast<void*>(kPublisher) },
+
+    { ngx_string("pulse_publisher_location"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_NOARGS
           |NGX_CONF_TAKE12,
       ngx_http_pulse_set_roles,
@@ -448,7 +492,21 @@ ngx_command_t ngx_http_pulse_commands[] = {
       0,
       reinterpret_cast<void*>(kSubscriber) },
 
+    { ngx_string("pulse_subscriber_location"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_ANY,
+      ngx_http_pulse_set_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      reinterpret_cast<void*>(kSubscriber) },
+
     { ngx_string("pulse_pubsub"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_ANY,
+      ngx_http_pulse_set_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      reinterpret_cast<void*>(kPubSub) },
+
+    { ngx_string("pulse_pubsub_location"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_ANY,
       ngx_http_pulse_set_roles,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -511,6 +569,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, channel_id),
       nullptr },
 
+    { ngx_string("pulse_pubsub_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, channel_id),
+      nullptr },
+
     { ngx_string("pulse_publisher_channel_id"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
       ngx_http_pulse_set_channel_ids,
@@ -518,7 +583,21 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, pub_channel_id),
       nullptr },
 
+    { ngx_string("pulse_pub_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, pub_channel_id),
+      nullptr },
+
     { ngx_string("pulse_subscriber_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
+      ngx_http_pulse_set_channel_ids,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, sub_channel_id),
+      nullptr },
+
+    { ngx_string("pulse_sub_channel_id"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_1MORE,
       ngx_http_pulse_set_channel_ids,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -554,6 +633,14 @@ ngx_command_t ngx_http_pulse_commands[] = {
       reinterpret_cast<void*>(
           offsetof(ngx_http_pulse_loc_conf_t, buffer_length_cv)) },
 
+    { ngx_string("pulse_message_max_buffer_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_num_or_var,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, buffer_length),
+      reinterpret_cast<void*>(
+          offsetof(ngx_http_pulse_loc_conf_t, buffer_length_cv)) },
+
     { ngx_string("pulse_message_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_pulse_set_num_or_var,
@@ -577,7 +664,21 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, channel_timeout),
       nullptr },
 
+    { ngx_string("pulse_storage_engine"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_pulse_set_storage_engine,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
     { ngx_string("pulse_shared_memory_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pulse_main_conf_t, shm_size),
+      nullptr },
+
+    { ngx_string("pulse_max_reserved_memory"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
@@ -1192,3 +1293,45 @@ ngx_module_t ngx_http_pulse_module = {
 };
 }
 // clang-format on
+
+namespace {
+
+// The table nginx reads: ngx_http_pulse_commands, then a refusal for each of
+// nchan's directives that Pulse does not implement. A static initializer
+// builds it when nginx dlopen()s the module, before nginx reads the table.
+std::vector<ngx_command_t> make_commands()
+{
+    std::vector<ngx_command_t> all;
+    for (const ngx_command_t* c = ngx_http_pulse_commands; c->name.len != 0;
+         ++c) {
+        all.push_back(*c);
+    }
+    for (std::string_view name : pulse::nchan_refused_directives()) {
+        all.push_back(
+            {{name.size(),
+              reinterpret_cast<u_char*>(const_cast<char*>(name.data()))},
+             NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
+                 | NGX_HTTP_LIF_CONF | NGX_HTTP_SIF_CONF | NGX_HTTP_UPS_CONF
+                 | NGX_CONF_ANY,
+             ngx_http_pulse_refuse,
+             NGX_HTTP_LOC_CONF_OFFSET,
+             0,
+             nullptr});
+    }
+    all.push_back(ngx_null_command);
+    return all;
+}
+
+// NOLINTNEXTLINE(cert-err58-cpp): the lambda is noexcept and catches all
+const bool kCommandsBuilt = []() noexcept {
+    try {
+        static std::vector<ngx_command_t> all = make_commands();
+        ngx_http_pulse_module.commands = all.data();
+        return true;
+    } catch (...) {
+        // out of memory while loading: the table without the refusals
+        return false;
+    }
+}();
+
+}  // namespace
