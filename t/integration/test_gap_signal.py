@@ -51,6 +51,7 @@ def fill(n, count=4):
     """A channel with `count` messages and a buffer of 2; their ids."""
     c = uuid.uuid4().hex
     live = sse(n.url("/sub/" + c))
+    assert live.head().status == 200, live.head().status
     for i in range(count):
         assert requests.post(n.url("/pub/" + c), data="m%d" % i,
                              timeout=5).status_code == 201

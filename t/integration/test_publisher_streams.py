@@ -267,9 +267,12 @@ def test_two_nodes_resume_across_nodes(request, nginx_factory, r, tmp_path,
         last = datas(body)[-1]["id"]
         for i in range(3, 6):  # missed while disconnected
             xadd(r, "tn", "t%d" % i, widget="tn")
-        wait_for(lambda: requests.get(
-            b.url("/pub/acme.tn"), headers={"Accept": "text/json"}).json()
-            ["messages"] == 6, 10, "node B has all six")
+        def b_has_six():
+            r = requests.get(b.url("/pub/acme.tn"),
+                             headers={"Accept": "text/json"})
+            # 404 until node B's sidecar made the channel
+            return r.status_code == 200 and r.json()["messages"] == 6
+        wait_for(b_has_six, 10, "node B has all six")
         s = sse(b.url("/sub/acme.tn"), {"Last-Event-ID": last})
         body = s.read_until(lambda x: b"data: t5\n\n" in x)
         s.close()
