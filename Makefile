@@ -52,15 +52,18 @@ PUB_SRCS   := $(filter-out publisher/main.cpp,$(wildcard publisher/*.cpp))
 PUB_HDRS   := $(wildcard publisher/*.h)
 ULIB_TESTS := $(wildcard t/unit/lib/*_test.cpp)
 UPUB_TESTS := $(wildcard t/unit/publisher/*_test.cpp)
+MIG_SRCS   := $(filter-out migrate/main.cpp,$(wildcard migrate/*.cpp))
+UMIG_TESTS := $(wildcard t/unit/migrate/*_test.cpp)
 
 MODULE_SO  := $(BUILD)/ngx_http_pulse_module.so
 PUBLISHER  := $(BUILD)/pulse-publisher
+MIGRATE    := $(BUILD)/pulse-migrate
 
-.PHONY: all deps module publisher unit itest test asan asan-module nginx-t \
+.PHONY: all deps module publisher migrate unit itest test asan asan-module nginx-t \
         format format-check tidy style-check clean bench bench-quick demo fuzz \
         bench-deps deb package-test install install-module install-publisher
 
-all: module publisher
+all: module publisher migrate
 
 # ---------------------------------------------------------------- deps
 # Installs only what is missing, so it is cheap to call from every target.
@@ -123,7 +126,7 @@ nginx-t: $(MODULE_SO)
 # and LDFLAGS from the environment apply to the sidecar (dpkg-buildflags'
 # hardening in the package build).
 OBJ := $(BUILD)/obj
-INCLUDES := -Ilib -Ipublisher -It/unit
+INCLUDES := -Ilib -Ipublisher -Imigrate -It/unit
 DEFS := -DPULSE_VERSION='"$(PULSE_VERSION)"' $(SYSTEMD_DEFS)
 $(OBJ)/rel/%.o: %.cpp | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
@@ -149,6 +152,13 @@ $(PUBLISHER): $(call rel,publisher/main.cpp $(PUB_SRCS) $(PUB_LIB_SRCS))
 # the version is compiled in
 $(OBJ)/rel/publisher/main.o: debian/changelog
 
+# ---------------------------------------------------------------- migrate
+# pulse-migrate: nchan config -> Pulse config (docs/migrating-from-nchan.md)
+MIG_LIB_SRCS := lib/pulse/nchan_directives.cpp
+migrate: $(MIGRATE)
+$(MIGRATE): $(call rel,migrate/main.cpp $(MIG_SRCS) $(MIG_LIB_SRCS))
+	$(CXX) $(LDFLAGS) $^ -o $@.tmp && mv -f $@.tmp $@
+
 # ---------------------------------------------------------------- tests
 $(BUILD)/unit_lib: $(call san,$(ULIB_TESTS) $(LIB_SRCS))
 	$(CXX) $(SANITIZE) $^ -lgtest_main -lgtest -lcrypto -lz -pthread -o $@
@@ -157,14 +167,19 @@ $(BUILD)/unit_publisher: $(call san,$(UPUB_TESTS) $(PUB_SRCS) $(PUB_LIB_SRCS))
 	$(CXX) $(SANITIZE) $^ -lhiredis -lyaml-cpp \
 	    -lgtest_main -lgtest -pthread -o $@
 
-unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher
+$(BUILD)/unit_migrate: $(call san,$(UMIG_TESTS) $(MIG_SRCS) $(MIG_LIB_SRCS))
+	$(CXX) $(SANITIZE) $^ -lgtest_main -lgtest -pthread -o $@
+
+unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher $(BUILD)/unit_migrate
 	$(BUILD)/unit_lib --gtest_brief=1
 	$(BUILD)/unit_publisher --gtest_brief=1
+	$(BUILD)/unit_migrate --gtest_brief=1
 
 PYTEST_ARGS ?=
-itest: $(MODULE_SO) $(PUBLISHER) nginx-t $(BUILD)/loadgen $(BUILD)/floor
+itest: $(MODULE_SO) $(PUBLISHER) $(MIGRATE) nginx-t $(BUILD)/loadgen $(BUILD)/floor
 	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
-	    --nginx=$(NGINX) --module=$(MODULE_SO) --publisher=$(PUBLISHER) $(PYTEST_ARGS)
+	    --nginx=$(NGINX) --module=$(MODULE_SO) --publisher=$(PUBLISHER) \
+	    --migrate=$(MIGRATE) $(PYTEST_ARGS)
 
 test: unit itest
 
@@ -183,15 +198,15 @@ asan: $(BUILD)/loadgen $(BUILD)/floor
 	    $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------- style
-STYLE_DIRS := ngx_module lib publisher t/unit t/fuzz
+STYLE_DIRS := ngx_module lib publisher migrate t/unit t/fuzz
 format:
 	clang-format -i $$(find $(STYLE_DIRS) -name '*.cpp' -o -name '*.h')
 format-check: $(BUILD)/.deps
 	clang-format --dry-run --Werror $$(find $(STYLE_DIRS) -name '*.cpp' -o -name '*.h')
 style-check:
-	@! grep -rnP '\t' ngx_module lib publisher --include='*.cpp' --include='*.h' \
+	@! grep -rnP '\t' ngx_module lib publisher migrate --include='*.cpp' --include='*.h' \
 	    || { echo "style: tabs found"; exit 1; }
-	@! grep -rnE '^.{81,}$$' ngx_module lib publisher --include='*.cpp' --include='*.h' \
+	@! grep -rnE '^.{81,}$$' ngx_module lib publisher migrate --include='*.cpp' --include='*.h' \
 	    || { echo "style: lines over 80 columns"; exit 1; }
 	$(PYTHON) -m pyflakes t/integration bench demo
 # The glue with its own .clang-tidy (ngx_module/), nginx's headers as system
@@ -199,8 +214,9 @@ style-check:
 NGX_TIDY_INC := -isystem $(NGX_DIR)/objs $(patsubst %,-isystem $(NGX_SRC)/src/%,\
                 core event event/modules os/unix http http/modules http/v2)
 tidy: $(BUILD)/.deps $(MODULE_SO)
-	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp -- \
-	    -std=c++17 -Ilib -Ipublisher $(DEFS)
+	clang-tidy --quiet $(LIB_SRCS) $(PUB_SRCS) publisher/main.cpp \
+	    $(MIG_SRCS) migrate/main.cpp -- -std=c++17 -Ilib -Ipublisher \
+	    -Imigrate $(DEFS)
 	clang-tidy --quiet $(wildcard ngx_module/*.cpp) -- \
 	    -std=c++17 -Ilib -Ingx_module $(NGX_TIDY_INC) $(DEFS)
 
@@ -288,10 +304,13 @@ install-module: $(MODULE_SO)
 	    $(DESTDIR)$(DOCDIR)/examples/pulse.conf.example
 	@echo "install: add to nginx.conf: load_module" \
 	    "$(NGX_MODULES_DIR)/ngx_http_pulse_module.so;"
-install-publisher: $(PUBLISHER)
+install-publisher: $(PUBLISHER) $(MIGRATE)
 	install -D -m 0755 $(PUBLISHER) $(DESTDIR)$(BINDIR)/pulse-publisher
+	install -D -m 0755 $(MIGRATE) $(DESTDIR)$(BINDIR)/pulse-migrate
 	install -D -m 0644 publisher/pulse-publisher.1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-publisher.1
+	install -D -m 0644 migrate/pulse-migrate.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-migrate.1
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml ]; then \
 	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml"; \
 	else install -D -m 0644 conf.d/publisher.yaml.example \

@@ -27,6 +27,8 @@ def pytest_addoption(parser):
                                           "ngx_http_pulse_module.so"))
     parser.addoption("--publisher",
                      default=os.path.join(ROOT, "build", "pulse-publisher"))
+    parser.addoption("--migrate",
+                     default=os.path.join(ROOT, "build", "pulse-migrate"))
     parser.addoption("--redis-server", default="/usr/bin/redis-server")
     parser.addoption("--nchan-module",
                      default="/usr/lib/nginx/modules/ngx_nchan_module.so")

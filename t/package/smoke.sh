@@ -75,8 +75,11 @@ dpkg-query -W -f='${Conffiles}\n' pulse-publisher \
     || fail "/etc/pulse/publisher.yaml is not a conffile"
 [ "$(/usr/bin/pulse-publisher --version)" = "pulse-publisher $VERSION" ] \
     || fail "pulse-publisher --version: $(/usr/bin/pulse-publisher --version)"
-man -w pulse-publisher >/dev/null 2>&1 \
-    || [ -f /usr/share/man/man1/pulse-publisher.1.gz ] || fail "no man page"
+for page in pulse-publisher pulse-migrate; do
+    [ -f /usr/share/man/man1/$page.1.gz ] || fail "no man page for $page"
+done
+/usr/bin/pulse-migrate --help | grep -q '^usage: pulse-migrate' \
+    || fail "pulse-migrate --help"
 
 # ------------------------------------------------------------- nginx
 step "nginx with the stock nginx.conf and the example server"

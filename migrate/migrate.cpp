@@ -1,0 +1,634 @@
+#include "migrate.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <iterator>
+#include <optional>
+
+#include "pulse/nchan_directives.h"
+
+namespace pulse::migrate {
+
+namespace {
+
+constexpr std::string_view kNchan = "nchan_";
+constexpr std::string_view kSidecarPath = "/pulse-sidecar/";
+
+bool starts_with(std::string_view s, std::string_view p)
+{
+    return s.substr(0, p.size()) == p;
+}
+
+bool ends_with(std::string_view s, std::string_view p)
+{
+    return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
+}
+
+std::string pulse_name(std::string_view nchan)
+{
+    return "pulse_" + std::string(nchan.substr(kNchan.size()));
+}
+
+// nchan's role directives, aliases included
+bool publishes(std::string_view n)
+{
+    return n == "nchan_publisher" || n == "nchan_publisher_location"
+           || n == "nchan_pubsub" || n == "nchan_pubsub_location";
+}
+
+bool subscribes(std::string_view n)
+{
+    return n == "nchan_subscriber" || n == "nchan_subscriber_location"
+           || n == "nchan_pubsub" || n == "nchan_pubsub_location";
+}
+
+bool is_redis(std::string_view n)
+{
+    return starts_with(n, "nchan_redis_") || n == "nchan_use_redis";
+}
+
+// The $nchan_ variables Pulse has under its own name.
+constexpr std::pair<std::string_view, std::string_view> kVariables[] = {
+    {"nchan_channel_id", "pulse_channel_id"},
+    {"nchan_subscriber_type", "pulse_subscriber_type"},
+    {"nchan_message_id", "pulse_message_id"},
+};
+
+// What behaves differently, by the directive that brings it in
+// (docs/migrating-from-nchan.md, "Deliberate differences").
+constexpr std::pair<std::string_view, std::string_view> kDifferences[] = {
+    {"subscriber",
+     "EventSource over HTTP/1.1 is sent chunked (the decoded body is "
+     "nchan's); each multipart stream has its own random boundary; a "
+     "malformed message id is 400 \"Message ID invalid\"; a subscriber "
+     "more than pulse_subscriber_max_buffered (4 MiB) behind is "
+     "disconnected and resumes with its last id"},
+    {"nchan_subscribe_existing_channels_only",
+     "pulse_subscribe_existing_channels_only answers 404, not 403, for "
+     "a channel that does not exist"},
+    {"nchan_stub_status",
+     "the stub status's last line reads \"pulse version: ...\""},
+    {"nchan_eventsource_ping_",
+     "the EventSource ping settings inherit one by one (nchan merges "
+     "ping_data from the parent's ping_comment)"},
+    {"nchan_subscribe_request",
+     "pulse_subscribe_request and pulse_unsubscribe_request also fire on "
+     "abrupt disconnects and EventSource closes"},
+    {"redis",
+     "channels live in each nginx: a POST to one node reaches that "
+     "node's subscribers only. Backends PUBLISH to Redis to reach every "
+     "node, through the sidecar (publisher.yaml); nchan's POST-to-any-"
+     "node fan-out needs the sidecar's HTTP ingest, not built yet"},
+};
+
+std::string yaml_string(std::string_view s)
+{
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+struct Migration::Scope {
+    bool redis = false;                 // publishes go through Redis
+    const Directive* server = nullptr;  // the enclosing server block
+    std::string_view server_text;
+};
+
+Result<std::string> Migration::file(const std::string& name,
+                                    std::string_view text)
+{
+    auto parsed = parse(text);
+    if (!parsed.is_ok()) {
+        return Status(Code::kInvalidArgument,
+                      name + ": " + parsed.status().message());
+    }
+    file_ = name;
+    edits_.clear();
+    Scope top;
+    walk(parsed.value(), text, top, "");
+    std::sort(edits_.begin(), edits_.end(),
+              [](const Edit& a, const Edit& b) { return a.begin > b.begin; });
+    std::string out(text);
+    size_t limit = out.size();
+    for (const Edit& e : edits_) {
+        if (e.end > limit) {
+            return Status(Code::kInvalidArgument,
+                          name + ": overlapping rewrites (a bug)");
+        }
+        out.replace(e.begin, e.end - e.begin, e.text);
+        limit = e.begin;
+    }
+    return out;
+}
+
+void Migration::walk(const std::vector<Directive>& ds, std::string_view text,
+                     Scope& scope, const std::string& parent)
+{
+    // A block's Redis settings apply to all of it, wherever they stand.
+    for (const Directive& d : ds) {
+        const std::string& n = d.name();
+        if (n == "nchan_redis_pass" || n == "nchan_redis_url") {
+            scope.redis = parent != "upstream" || scope.redis;
+        } else if (n == "nchan_use_redis" && d.words.size() > 1) {
+            scope.redis = d.words[1].value == "on";
+        }
+    }
+    for (const Directive& d : ds) {
+        directive(d, text, scope, parent);
+    }
+}
+
+void Migration::note(const Directive& d, const std::string& what)
+{
+    changes_.push_back(file_ + ":" + std::to_string(d.line()) + ": " + what);
+}
+
+namespace {
+
+// The blanks before `at` on its line, or nullopt when something else is.
+std::optional<std::string> indentation(std::string_view text, size_t at)
+{
+    size_t start = text.rfind('\n', at == 0 ? 0 : at - 1);
+    start = start == std::string_view::npos || at == 0 ? 0 : start + 1;
+    std::string_view before = text.substr(start, at - start);
+    if (before.find_first_not_of(" \t") != std::string_view::npos) {
+        return std::nullopt;
+    }
+    return std::string(before);
+}
+
+}  // namespace
+
+void Migration::comment_out(const Directive& d, std::string_view text,
+                            const std::string& why)
+{
+    // "# pulse-migrate: <why>", then each line of the directive behind a
+    // "# " at its own indentation; whatever shares its first or last line
+    // moves to a line of its own.
+    auto lead = indentation(text, d.begin);
+    std::string indent = lead ? *lead : std::string();
+    std::string out = lead ? "" : "\n" + indent;
+    out += "# pulse-migrate: " + why + "\n" + indent + "# ";
+    std::string_view original = text.substr(d.begin, d.end - d.begin);
+    for (size_t i = 0; i < original.size(); ++i) {
+        out += original[i];
+        if (original[i] == '\n') {
+            size_t blanks = original.find_first_not_of(" \t", i + 1);
+            if (blanks == std::string_view::npos) {
+                blanks = original.size();
+            }
+            out += original.substr(i + 1, blanks - i - 1);
+            out += "# ";
+            i = blanks - 1;
+        }
+    }
+    size_t after = text.find_first_not_of(" \t", d.end);
+    if (after != std::string_view::npos && text[after] != '\n') {
+        out += "\n" + indent;
+    }
+    edits_.push_back({d.begin, d.end, out});
+}
+
+void Migration::rename_variables(const Directive& d, std::string_view text)
+{
+    for (size_t i = 1; i < d.words.size(); ++i) {
+        const Word& w = d.words[i];
+        std::string_view raw = text.substr(w.begin, w.end - w.begin);
+        for (size_t at = raw.find('$'); at != std::string_view::npos;
+             at = raw.find('$', at + 1))
+        {
+            size_t name_at = at + 1;
+            if (name_at < raw.size() && raw[name_at] == '{') {
+                ++name_at;
+            }
+            if (!starts_with(raw.substr(name_at), kNchan)) {
+                continue;
+            }
+            size_t name_end = name_at;
+            while (name_end < raw.size()
+                   && (std::isalnum(static_cast<unsigned char>(raw[name_end]))
+                       || raw[name_end] == '_'))
+            {
+                ++name_end;
+            }
+            std::string var(raw.substr(name_at, name_end - name_at));
+            // $nchan_channel_id1..4: the multiplexed ids, Pulse has the
+            // first one only
+            const auto* it =
+                std::find_if(std::begin(kVariables), std::end(kVariables),
+                             [&](const auto& v) { return v.first == var; });
+            if (it == std::end(kVariables)) {
+                problems_.push_back(file_ + ":" + std::to_string(w.line)
+                                    + ": $" + var
+                                    + " has no Pulse equivalent; nginx -t "
+                                      "will call it unknown");
+                continue;
+            }
+            std::string to(it->second);
+            edits_.push_back({w.begin + name_at, w.begin + name_end, to});
+            note(d, "$" + var + " -> $" + to);
+        }
+    }
+}
+
+bool Migration::parse_redis_url(const Directive& d, const std::string& url,
+                                RedisTarget& into)
+{
+    std::string rest = url;
+    if (starts_with(rest, "rediss://")) {
+        into.tls = true;
+        tls_problem(d);
+        rest = rest.substr(9);
+    } else if (starts_with(rest, "redis://")) {
+        rest = rest.substr(8);
+    }
+    size_t at = rest.rfind('@');
+    if (at != std::string::npos) {
+        std::string auth = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        size_t colon = auth.find(':');
+        if (colon == std::string::npos) {
+            into.password = auth;
+        } else {
+            into.username = auth.substr(0, colon);
+            into.password = auth.substr(colon + 1);
+        }
+    }
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+        std::string db = rest.substr(slash + 1);
+        rest = rest.substr(0, slash);
+        if (!db.empty()) {
+            if (db.find_first_not_of("0123456789") != std::string::npos
+                || db.size() > 7) {
+                problems_.push_back(file_ + ":" + std::to_string(d.line())
+                                    + ": " + url + ": bad database number");
+                return false;
+            }
+            into.db = std::atoi(db.c_str());
+        }
+    }
+    size_t colon = rest.rfind(':');
+    if (colon != std::string::npos && rest.find(']') == std::string::npos) {
+        std::string port = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+        if (port.empty() || port.size() > 5
+            || port.find_first_not_of("0123456789") != std::string::npos
+            || std::atoi(port.c_str()) > 65535)
+        {
+            problems_.push_back(file_ + ":" + std::to_string(d.line()) + ": "
+                                + url + ": bad port");
+            return false;
+        }
+        into.port = std::atoi(port.c_str());
+    }
+    if (!rest.empty()) {
+        into.host = rest;
+    }
+    into.from =
+        file_ + ":" + std::to_string(d.line()) + ": " + d.name() + " " + url;
+    return true;
+}
+
+void Migration::tls_problem(const Directive& d)
+{
+    problems_.push_back(file_ + ":" + std::to_string(d.line()) + ": " + d.name()
+                        + ": the sidecar reaches Redis over TCP or a Unix "
+                          "socket, not TLS: keep Redis local or tunnel it");
+}
+
+void Migration::redis_directive(const Directive& d, std::string_view text,
+                                Scope& scope)
+{
+    const std::string& n = d.name();
+    std::string arg = d.words.size() > 1 ? d.words[1].value : "";
+    uses_redis_ = uses_redis_ || scope.redis || n == "nchan_redis_server";
+    std::string moved;
+    if (n == "nchan_redis_url") {
+        if (parse_redis_url(d, arg, redis_)) {
+            have_redis_target_ = true;
+            moved = "redis: host " + redis_.host + ", port "
+                    + std::to_string(redis_.port);
+        }
+    } else if (n == "nchan_redis_pass") {
+        auto it = upstreams_.find(arg);
+        if (it == upstreams_.end()) {
+            problems_.push_back(file_ + ":" + std::to_string(d.line())
+                                + ": nchan_redis_pass " + arg
+                                + ": no upstream of that name before it");
+        } else {
+            redis_ = it->second;
+            have_redis_target_ = true;
+            moved = "redis: the servers of upstream " + arg;
+        }
+    } else if (n == "nchan_redis_password") {
+        redis_.password = arg;
+        moved = "redis.password";
+    } else if (n == "nchan_redis_username") {
+        redis_.username = arg;
+        moved = "redis.username";
+    } else if (n == "nchan_redis_namespace") {
+        namespace_ = arg;
+        moved = "the source's pattern prefix";
+    } else if (n == "nchan_use_redis") {
+        moved = "the sidecar's source";
+    } else if ((starts_with(n, "nchan_redis_ssl")
+                || starts_with(n, "nchan_redis_tls"))
+               && arg != "off")
+    {
+        redis_.tls = true;
+        tls_problem(d);
+    } else {
+        dropped_settings_.push_back(n);
+    }
+    std::string why = moved.empty()
+                          ? pulse::nchan_refusal(pulse_name(n))
+                          : n + " moved to publisher.yaml (" + moved + ")";
+    comment_out(d, text, why);
+    note(d, moved.empty() ? "removed " + n : why);
+}
+
+void Migration::directive(const Directive& d, std::string_view text,
+                          Scope& scope, const std::string& parent)
+{
+    const std::string& n = d.name();
+    if (n == "include" && d.words.size() > 1) {
+        includes_.push_back(d.words[1].value);
+    }
+    if (n == "load_module" && d.words.size() > 1
+        && ends_with(d.words[1].value, "ngx_nchan_module.so"))
+    {
+        const Word& w = d.words[1];
+        std::string v = w.value;
+        v.replace(v.size() - std::string_view("ngx_nchan_module.so").size(),
+                  std::string::npos, "ngx_http_pulse_module.so");
+        edits_.push_back({w.begin, w.end, v});
+        note(d, "load_module " + w.value + " -> " + v);
+        return;
+    }
+    if (n == "upstream" && d.block) {
+        bool only_redis = !d.children.empty();
+        RedisTarget target;
+        bool have = false;
+        for (const Directive& c : d.children) {
+            only_redis = only_redis && is_redis(c.name());
+            if (c.name() == "nchan_redis_server" && c.words.size() > 1 && !have)
+            {
+                bool replica =
+                    c.words.size() > 2 && c.words[2].value == "slave";
+                if (!replica) {
+                    have = parse_redis_url(c, c.words[1].value, target);
+                }
+            }
+            if (c.name() == "nchan_redis_password" && c.words.size() > 1) {
+                target.password = c.words[1].value;
+            }
+            if (c.name() == "nchan_redis_username" && c.words.size() > 1) {
+                target.username = c.words[1].value;
+            }
+        }
+        if (have && d.words.size() > 1) {
+            upstreams_[d.words[1].value] = target;
+        }
+        if (only_redis) {
+            uses_redis_ = true;
+            for (const Directive& c : d.children) {
+                const std::string& cn = c.name();
+                if (cn != "nchan_redis_server" && cn != "nchan_redis_password"
+                    && cn != "nchan_redis_username")
+                {
+                    dropped_settings_.push_back(cn);
+                }
+            }
+            comment_out(d, text,
+                        "a Redis upstream of nchan's: the sidecar's redis: "
+                        "in publisher.yaml");
+            note(d,
+                 "removed upstream "
+                     + (d.words.size() > 1 ? d.words[1].value : std::string())
+                     + " (Redis servers: publisher.yaml)");
+            return;
+        }
+    }
+    if (starts_with(n, kNchan)) {
+        for (const auto& [trigger, line] : kDifferences) {
+            if ((trigger == "subscriber" && subscribes(n))
+                || starts_with(n, trigger)) {
+                differences_.emplace(std::string(trigger), std::string(line));
+            }
+        }
+        if (is_redis(n)) {
+            redis_directive(d, text, scope);
+            return;
+        }
+        if (n == "nchan_storage_engine" && d.words.size() > 1
+            && d.words[1].value == "redis")
+        {
+            uses_redis_ = true;
+            comment_out(d, text, pulse::nchan_storage_engine_refusal());
+            note(d, "removed nchan_storage_engine redis");
+            return;
+        }
+        std::string refusal = pulse::nchan_refusal(pulse_name(n));
+        if (!refusal.empty()) {
+            comment_out(d, text, refusal);
+            note(d, "removed " + n + ": " + refusal);
+            return;
+        }
+        std::string pn = pulse_name(n);
+        edits_.push_back({d.words[0].begin, d.words[0].end, pn});
+        note(d, n + " -> " + pn);
+        if (publishes(n) && scope.redis && scope.server != nullptr
+            && !sidecar_added_) {
+            uses_redis_ = true;
+            differences_.emplace(
+                "redis", std::string(std::end(kDifferences)[-1].second));
+            publisher_location_ = parent_location_;
+        }
+    }
+    rename_variables(d, text);
+    if (d.block) {
+        Scope inner = scope;
+        if (n == "server") {
+            inner.server = &d;
+            inner.server_text = text;
+            for (const Directive& c : d.children) {
+                if (c.name() == "listen" && c.words.size() > 1
+                    && sidecar_listen_.empty()) {
+                    sidecar_listen_ = c.words[1].value;
+                }
+            }
+        }
+        const Directive* saved = parent_location_;
+        if (n == "location") {
+            parent_location_ = &d;
+        }
+        walk(d.children, text, inner, n);
+        parent_location_ = saved;
+        if (n == "server" && publisher_location_ != nullptr && !sidecar_added_)
+        {
+            add_sidecar_location(d, text, *publisher_location_);
+        }
+    }
+    (void) parent;
+}
+
+void Migration::add_sidecar_location(const Directive& server,
+                                     std::string_view text,
+                                     const Directive& publisher)
+{
+    sidecar_added_ = true;
+    // the publishing location's channel settings: a channel takes those of
+    // the location that last published to it
+    std::vector<std::string> copied;
+    for (const Directive& c : publisher.children) {
+        const std::string& n = c.name();
+        if (starts_with(n, "nchan_message_") || n == "nchan_store_messages"
+            || n == "nchan_channel_group" || n == "nchan_channel_timeout")
+        {
+            if (!pulse::nchan_refusal(pulse_name(n)).empty()) {
+                continue;
+            }
+            std::string line = pulse_name(n);
+            for (size_t i = 1; i < c.words.size(); ++i) {
+                line += " ";
+                line += text.substr(c.words[i].begin,
+                                    c.words[i].end - c.words[i].begin);
+            }
+            copied.push_back(line + ";");
+        }
+    }
+    std::string in = "    ";
+    if (!server.children.empty()) {
+        in = indentation(text, server.children.front().begin).value_or(in);
+    }
+    std::string in2 = in + "    ";
+    std::string loc =
+        "\n" + in + "# pulse-migrate: pulse-publisher publishes here what\n"
+        + in + "# backends PUBLISH to Redis (publisher.yaml), with the\n" + in
+        + "# settings of the location that published through Redis (line "
+        + std::to_string(publisher.line()) + ").\n" + in + "location ~ ^"
+        + std::string(kSidecarPath) + "(.+)$ {\n" + in2 + "allow 127.0.0.1;\n"
+        + in2 + "allow ::1;\n" + in2 + "allow unix:;\n" + in2 + "deny all;\n"
+        + in2 + "pulse_publisher;\n" + in2 + "pulse_channel_id $1;\n";
+    for (const std::string& c : copied) {
+        loc += in2 + c + "\n";
+    }
+    loc += in + "}\n";
+    // before the line of the server's `}` when it stands alone there
+    size_t at = server.block_close;
+    if (indentation(text, at)) {
+        at = text.rfind('\n', at) + 1;
+    } else {
+        loc += "\n";
+    }
+    edits_.push_back({at, at, loc});
+    note(server, "added location ~ ^" + std::string(kSidecarPath)
+                     + "(.+)$ for the sidecar");
+    publisher_location_ = nullptr;
+}
+
+std::string Migration::yaml() const
+{
+    std::string host = "127.0.0.1";
+    std::string port = "80";
+    std::string unix_socket;
+    std::string listen = sidecar_listen_;
+    if (starts_with(listen, "unix:")) {
+        unix_socket = listen.substr(5);
+    } else if (!listen.empty()) {
+        size_t colon = listen.rfind(':');
+        bool v6 = listen.front() == '[';
+        if (colon != std::string::npos && (!v6 || listen[colon - 1] == ']')) {
+            std::string h = listen.substr(0, colon);
+            port = listen.substr(colon + 1);
+            if (h != "*" && h != "0.0.0.0" && h != "[::]") {
+                host = v6 ? h.substr(1, h.size() - 2) : h;
+            }
+        } else if (listen.find_first_not_of("0123456789") == std::string::npos)
+        {
+            port = listen;
+        }
+    }
+    std::string y;
+    y += "# pulse-publisher configuration, written by pulse-migrate from the\n"
+         "# nchan config's Redis settings";
+    y += redis_.from.empty() ? ".\n" : " (" + redis_.from + ").\n";
+    y += "# Check it with: pulse-publisher -c publisher.yaml --check\n\n";
+    y += "nginx:\n";
+    if (unix_socket.empty()) {
+        y += "  host: " + yaml_string(host) + "\n  port: " + port + "\n";
+    } else {
+        y += "  unix: " + yaml_string(unix_socket) + "\n";
+    }
+    y += "  publish_path: "
+         + yaml_string(std::string(kSidecarPath) + "{channel}")
+         + "\n\nredis:\n";
+    if (redis_.unix_socket.empty()) {
+        y += "  host: " + yaml_string(redis_.host)
+             + "\n  port: " + std::to_string(redis_.port) + "\n";
+    } else {
+        y += "  unix: " + yaml_string(redis_.unix_socket) + "\n";
+    }
+    y += "  db: " + std::to_string(redis_.db) + "\n";
+    if (!redis_.username.empty()) {
+        y += "  username: " + yaml_string(redis_.username) + "\n";
+    }
+    if (!redis_.password.empty()) {
+        y += "  password: " + yaml_string(redis_.password) + "\n";
+    }
+    std::string prefix = namespace_ + "pulse:";
+    y += "\nmetrics: 127.0.0.1:9464\n\nsources:\n"
+         "  # Backends publish to every node with\n"
+         "  #   PUBLISH "
+         + prefix
+         + "<channel> <message>\n"
+           "  - name: nchan-redis\n"
+           "    type: pubsub\n"
+           "    patterns: ["
+         + yaml_string(prefix + "*")
+         + "]\n"
+           "    target: \"{1}\"\n";
+    return y;
+}
+
+std::vector<std::string> Migration::report() const
+{
+    std::vector<std::string> out = changes_;
+    for (const auto& [trigger, line] : differences_) {
+        (void) trigger;
+        out.push_back("differs: " + line);
+    }
+    if (uses_redis_) {
+        if (!dropped_settings_.empty()) {
+            std::string names;
+            for (const std::string& n : dropped_settings_) {
+                names += (names.empty() ? "" : ", ") + n;
+            }
+            out.push_back(
+                "dropped (the sidecar reconnects with capped backoff "
+                "and needs none of them): "
+                + names);
+        }
+        if (!have_redis_target_) {
+            out.push_back(
+                "redis: no nchan_redis_url or nchan_redis_server: "
+                "publisher.yaml uses 127.0.0.1:6379, nchan's "
+                "default");
+        }
+    }
+    for (const std::string& p : problems_) {
+        out.push_back("problem: " + p);
+    }
+    return out;
+}
+
+}  // namespace pulse::migrate

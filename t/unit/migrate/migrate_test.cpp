@@ -1,0 +1,201 @@
+#include "migrate.h"
+
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+namespace pulse::migrate {
+namespace {
+
+bool has(const std::string& s, std::string_view part)
+{
+    return s.find(part) != std::string::npos;
+}
+
+bool report_has(const Migration& m, std::string_view part)
+{
+    auto r = m.report();
+    return std::any_of(r.begin(), r.end(),
+                       [&](const std::string& l) { return has(l, part); });
+}
+
+TEST(Migrate, RenamesDirectivesAndKeepsTheRestByteForByte)
+{
+    std::string in =
+        "load_module /usr/lib/nginx/modules/ngx_nchan_module.so;\n"
+        "http {\n"
+        "    # nchan_publisher in a comment stays\n"
+        "    server {\n"
+        "        location ~ /sub/(\\w+)$ { nchan_subscriber;\n"
+        "            nchan_channel_id \"$1\";  }\n"
+        "        add_header X-Note \"nchan_subscriber; here\";\n"
+        "    }\n"
+        "}\n";
+    Migration m;
+    auto out = m.file("nginx.conf", in);
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    EXPECT_EQ(out.value(),
+              "load_module /usr/lib/nginx/modules/ngx_http_pulse_module.so;\n"
+              "http {\n"
+              "    # nchan_publisher in a comment stays\n"
+              "    server {\n"
+              "        location ~ /sub/(\\w+)$ { pulse_subscriber;\n"
+              "            pulse_channel_id \"$1\";  }\n"
+              "        add_header X-Note \"nchan_subscriber; here\";\n"
+              "    }\n"
+              "}\n");
+    EXPECT_TRUE(report_has(m,
+                           "nginx.conf:5: nchan_subscriber -> "
+                           "pulse_subscriber"));
+    EXPECT_TRUE(report_has(m, "nginx.conf:1: load_module"));
+    EXPECT_TRUE(report_has(m, "differs: EventSource over HTTP/1.1"));
+    EXPECT_FALSE(m.uses_redis());
+    EXPECT_TRUE(m.problems().empty());
+}
+
+TEST(Migrate, VariablesPulseHasAreRenamedOthersAreProblems)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "set $a \"${nchan_channel_id}/$nchan_message_id\";\n"
+                      "set $b $nchan_publisher_type;\n");
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_TRUE(has(out.value(), "${pulse_channel_id}/$pulse_message_id"));
+    EXPECT_TRUE(has(out.value(), "$nchan_publisher_type"));
+    ASSERT_EQ(m.problems().size(), 1U);
+    EXPECT_TRUE(has(m.problems()[0], "c:2: $nchan_publisher_type has no"));
+}
+
+TEST(Migrate, RefusedDirectivesAreCommentedOutWithTheReason)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "location /g { nchan_group_location; "
+                      "nchan_benchmark; }\n");
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_EQ(out.value(),
+              "location /g { \n# pulse-migrate: pulse_group_location: nchan's "
+              "channel group accounting and limits are not in this version of "
+              "Pulse yet; pulse_max_tenant_subscribers and "
+              "pulse_tenant_publish_rate limit JWT tenants (docs/auth.md) "
+              "(docs/migrating-from-nchan.md)\n# nchan_group_location;\n \n"
+              "# pulse-migrate: pulse_benchmark: nchan's built-in benchmark is "
+              "not in Pulse; run `make bench` (bench/run.py) from the source "
+              "tree against a server (docs/migrating-from-nchan.md)\n"
+              "# nchan_benchmark;\n }\n");
+    EXPECT_TRUE(report_has(m, "c:1: removed nchan_group_location"));
+    EXPECT_TRUE(parse(out.value()).is_ok());
+}
+
+const char* kRedisConf = R"(http {
+    upstream redis_cluster {
+        nchan_redis_server redis://:s3cret@10.0.0.5:6380/2;
+        nchan_redis_server redis://10.0.0.6:6380 slave;
+    }
+    nchan_redis_namespace "dash:";
+    nchan_redis_ping_interval 10;
+    server {
+        listen 127.0.0.1:8081;
+        location ~ ^/pub/(\w+)$ {
+            nchan_publisher;
+            nchan_channel_id $1;
+            nchan_redis_pass redis_cluster;
+            nchan_message_buffer_length 50;
+            nchan_message_timeout 5m;
+        }
+        location ~ ^/sub/(\w+)$ {
+            nchan_subscriber;
+            nchan_channel_id $1;
+            nchan_redis_pass redis_cluster;
+        }
+    }
+}
+)";
+
+TEST(Migrate, RedisBecomesTheSidecarsYamlAndALocationForIt)
+{
+    Migration m;
+    auto out = m.file("n.conf", kRedisConf);
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    const std::string& o = out.value();
+    // no nchan_ directive is left outside comments
+    auto tree = parse(o);
+    ASSERT_TRUE(tree.is_ok()) << tree.status().message();
+    EXPECT_TRUE(has(o,
+                    "    # upstream redis_cluster {\n"
+                    "        # nchan_redis_server redis://:s3cret@"));
+    EXPECT_TRUE(
+        has(o, "        }\n\n        # pulse-migrate: pulse-publisher"));
+    EXPECT_TRUE(has(o,
+                    "        location ~ ^/pulse-sidecar/(.+)$ {\n"
+                    "            allow 127.0.0.1;\n"));
+    EXPECT_TRUE(has(o,
+                    "            pulse_message_buffer_length 50;\n"
+                    "            pulse_message_timeout 5m;\n        }\n"
+                    "    }\n}\n"))
+        << o;
+    EXPECT_TRUE(m.uses_redis());
+    std::string y = m.yaml();
+    EXPECT_TRUE(has(y,
+                    "nginx:\n  host: \"127.0.0.1\"\n  port: 8081\n"
+                    "  publish_path: \"/pulse-sidecar/{channel}\"\n"))
+        << y;
+    EXPECT_TRUE(has(y,
+                    "redis:\n  host: \"10.0.0.5\"\n  port: 6380\n"
+                    "  db: 2\n  password: \"s3cret\"\n"))
+        << y;
+    EXPECT_TRUE(has(y, "patterns: [\"dash:pulse:*\"]")) << y;
+    EXPECT_TRUE(report_has(m, "differs: channels live in each nginx"));
+    EXPECT_TRUE(report_has(m,
+                           "dropped (the sidecar reconnects with capped "
+                           "backoff and needs none of them): "
+                           "nchan_redis_ping_interval"));
+    EXPECT_TRUE(m.problems().empty());
+}
+
+TEST(Migrate, RedisTlsAndBadUrlsAreProblems)
+{
+    Migration m;
+    ASSERT_TRUE(m.file("c",
+                       "nchan_redis_url rediss://h:1;\n"
+                       "nchan_redis_url redis://h:99999;\n"
+                       "nchan_redis_pass nowhere;\n")
+                    .is_ok());
+    ASSERT_EQ(m.problems().size(), 3U);
+    EXPECT_TRUE(has(m.problems()[0],
+                    "c:1: nchan_redis_url: the sidecar "
+                    "reaches Redis over TCP"));
+    EXPECT_TRUE(has(m.problems()[1], "c:2: redis://h:99999: bad port"));
+    EXPECT_TRUE(has(m.problems()[2],
+                    "c:3: nchan_redis_pass nowhere: no "
+                    "upstream"));
+}
+
+TEST(Migrate, IncludesAreListedAndParseErrorsNameTheFile)
+{
+    Migration m;
+    ASSERT_TRUE(
+        m.file("a", "include conf.d/*.conf;\ninclude /etc/x;\n").is_ok());
+    EXPECT_EQ(m.includes(),
+              (std::vector<std::string>{"conf.d/*.conf", "/etc/x"}));
+    auto bad = m.file("b.conf", "http {\n");
+    ASSERT_FALSE(bad.is_ok());
+    EXPECT_EQ(bad.status().message(),
+              "b.conf: line 2: unexpected end of file, expecting \"}\"");
+}
+
+TEST(Migrate, UseRedisWithoutAUrlIsNchansDefault)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "server { listen 8090; location /p { "
+                      "nchan_use_redis on; nchan_publisher; "
+                      "nchan_channel_id x; } }\n");
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_TRUE(has(m.yaml(), "  host: \"127.0.0.1\"\n  port: 8090\n"));
+    EXPECT_TRUE(has(m.yaml(), "redis:\n  host: \"127.0.0.1\"\n  port: 6379\n"));
+    EXPECT_TRUE(report_has(m, "publisher.yaml uses 127.0.0.1:6379"));
+}
+
+}  // namespace
+}  // namespace pulse::migrate
