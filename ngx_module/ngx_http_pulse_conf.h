@@ -66,6 +66,7 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_str_t custom_etag_header;
     ngx_flag_t existing_only;
     ngx_str_t raw_stream_separator;
+    ngx_uint_t longpoll_parts;  // pulse_longpoll_multipart_response
     ngx_int_t max_channel_subscribers;
     size_t subscriber_max_buffered;
 

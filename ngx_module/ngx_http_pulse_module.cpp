@@ -23,6 +23,7 @@
 #include "pulse/channel_id.h"
 #include "pulse/limits.h"
 #include "pulse/nchan_directives.h"
+#include "pulse/poll.h"
 #include "pulse/publish_request.h"
 
 namespace {
@@ -42,6 +43,12 @@ ngx_conf_num_bounds_t kDeflateLevelBounds = {ngx_conf_check_num_bounds, 0, 9};
 ngx_conf_num_bounds_t kDeflateMemlevelBounds = {ngx_conf_check_num_bounds, 1,
                                                 9};
 ngx_conf_num_bounds_t kDeflateWindowBounds = {ngx_conf_check_num_bounds, 9, 15};
+ngx_conf_enum_t kLongpollParts[] = {
+    {ngx_string("off"), static_cast<ngx_uint_t>(pulse::PollParts::kOne)},
+    {ngx_string("on"), static_cast<ngx_uint_t>(pulse::PollParts::kMultipart)},
+    {ngx_string("raw"), static_cast<ngx_uint_t>(pulse::PollParts::kRaw)},
+    {ngx_null_string, 0},
+};
 ngx_conf_enum_t kDeflateStrategies[] = {
     {ngx_string("default"), Z_DEFAULT_STRATEGY},
     {ngx_string("filtered"), Z_FILTERED},
@@ -728,6 +735,13 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, existing_only),
       nullptr },
 
+    { ngx_string("pulse_longpoll_multipart_response"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, longpoll_parts),
+      kLongpollParts },
+
     { ngx_string("pulse_subscriber_http_raw_stream_separator"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -1079,6 +1093,7 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->stub_status = NGX_CONF_UNSET;
     c->metrics_tenants = NGX_CONF_UNSET;
     c->gap_signal = NGX_CONF_UNSET;
+    c->longpoll_parts = NGX_CONF_UNSET_UINT;
     c->pace_throttle = NGX_CONF_UNSET_MSEC;
     c->pace_min = NGX_CONF_UNSET_MSEC;
     c->pace_max = NGX_CONF_UNSET_MSEC;
@@ -1175,6 +1190,8 @@ try {
     ngx_conf_merge_value(c->allow_credentials, p->allow_credentials, 1);
     ngx_conf_merge_value(c->stub_status, p->stub_status, 0);
     ngx_conf_merge_value(c->gap_signal, p->gap_signal, 0);
+    ngx_conf_merge_uint_value(c->longpoll_parts, p->longpoll_parts,
+                              static_cast<ngx_uint_t>(pulse::PollParts::kOne));
     ngx_conf_merge_str_value(c->gap_event, p->gap_event, "pulse-gap");
     ngx_http_pulse_merge_pacing(c, p);
     ngx_conf_merge_sec_value(c->ws_ping_interval, p->ws_ping_interval, 0);

@@ -18,6 +18,7 @@
 #include "ngx_http_pulse_worker.h"
 #include "pulse/http_date.h"
 #include "pulse/poll.h"
+#include "pulse/sse.h"
 
 namespace pulse::ngx {
 
@@ -35,7 +36,8 @@ public:
           gauge_(interval ? metrics::Tp::kIntervalPoll
                           : metrics::Tp::kLongPoll),
           poll_(Worker::get()->fanout(), *this, interval,
-                lcf->compound_etag != 0, pace)
+                lcf->compound_etag != 0, pace,
+                static_cast<PollParts>(lcf->longpoll_parts))
     {
         timeout_.handler = on_timeout;
         pace_.handler = on_pace;
@@ -67,6 +69,7 @@ private:
     static void on_pace(ngx_event_t* ev) noexcept;
     ngx_int_t write(const PollAnswer& a);
     ngx_int_t send_message(const MsgPtr& m);
+    ngx_int_t send_parts(const PollAnswer& a);
     void add_id_headers(const PollAnswer& a);
 
     ngx_http_request_t* r_;
@@ -214,6 +217,47 @@ ngx_int_t PollRequest::send_message(const MsgPtr& m)
     return ngx_http_output_filter(r, &out);
 }
 
+// Several messages in one response (pulse_longpoll_multipart_response):
+// nchan's multipart/mixed body with a boundary of its own, or the bodies
+// with the raw separator after each.
+ngx_int_t PollRequest::send_parts(const PollAnswer& a)
+{
+    ngx_http_request_t* r = r_;
+    std::string body;
+    if (static_cast<PollParts>(lcf_->longpoll_parts) == PollParts::kRaw) {
+        body = raw_poll_body(a.msg, a.more, sv(lcf_->raw_stream_separator));
+    } else {
+        std::string boundary = stream::random_boundary(32);
+        body = multipart_poll_body(a.msg, a.more, boundary);
+        ngx_str_t ct =
+            pool_str(r->pool, "multipart/mixed; boundary=" + boundary);
+        r->headers_out.content_type = ct;
+        r->headers_out.content_type_len = ct.len;
+        r->headers_out.content_type_lowcase = nullptr;
+    }
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+    if (body.empty() || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;  // raw: empty bodies, an empty separator
+    }
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+    ngx_str_t copy = pool_str(r->pool, body);
+    auto* b = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (copy.data == nullptr || b == nullptr) {
+        return NGX_ERROR;
+    }
+    b->pos = b->start = copy.data;
+    b->last = b->end = copy.data + copy.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    ngx_chain_t out{b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
 ngx_int_t PollRequest::write(const PollAnswer& a)
 {
     if (a.status == 200 || a.status == 304) {
@@ -221,6 +265,21 @@ ngx_int_t PollRequest::write(const PollAnswer& a)
         if (a.gap && lcf_->gap_signal != 0) {
             add_header(r_, "Pulse-Gap", "1");
         }
+    }
+    if (a.status == 200 && a.msg && !a.more.empty()) {
+        set_message_id(r_, to_string(a.more.back()->id));
+        ngx_int_t rc = send_parts(a);
+        metrics::Block* b = metrics_block();
+        if (b != nullptr && (rc == NGX_OK || rc == NGX_AGAIN)) {
+            int64_t now = mono_ns();
+            count_delivery(b, gauge_.transport(), a.msg->body.size(),
+                           a.msg->published_ns, now);
+            for (const MsgPtr& m : a.more) {
+                count_delivery(b, gauge_.transport(), m->body.size(),
+                               m->published_ns, now);
+            }
+        }
+        return rc;
     }
     if (a.status == 200 && a.msg) {
         set_message_id(r_, to_string(a.msg->id));

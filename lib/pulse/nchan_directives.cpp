@@ -98,7 +98,6 @@ constexpr std::string_view kRefused[] = {
     "pulse_group_max_subscribers",
     "pulse_group_max_messages",
     "pulse_group_max_messages_memory",
-    "pulse_longpoll_multipart_response",
     "pulse_subscriber_info",
     "pulse_subscriber_info_string",
 };
@@ -170,11 +169,6 @@ std::string why(std::string_view name)
         return "nchan's channel events (the meta group) are not in this "
                "version of Pulse yet; pulse_subscribe_request and "
                "pulse_unsubscribe_request report subscribers to an upstream";
-    }
-    if (name == "pulse_longpoll_multipart_response") {
-        return "multipart long-poll responses are not in this version of "
-               "Pulse yet; a long-poll answers one message at a time, as "
-               "with nchan's default (off)";
     }
     if (starts_with(name, "pulse_subscriber_info")) {
         return "nchan's subscriber info is not in this version of Pulse yet; "

@@ -14,6 +14,38 @@ void id_headers(const MultiMsgId& id, bool compound, PollAnswer* a)
     a->last_modified = id.time;
 }
 
+std::string multipart_poll_body(const MsgPtr& first,
+                                const std::vector<MsgPtr>& more,
+                                std::string_view boundary)
+{
+    std::string out;
+    auto part = [&](const Msg& m) {
+        out.append("--").append(boundary).append("\r\n");
+        // as nchan: no Content-Type with an empty body
+        if (!m.content_type.empty() && !m.body.empty()) {
+            out.append("Content-Type: ").append(m.content_type).append("\r\n");
+        }
+        out.append("\r\n").append(m.body).append("\r\n");
+    };
+    part(*first);
+    for (const MsgPtr& m : more) {
+        part(*m);
+    }
+    out.append("--").append(boundary).append("--\r\n");
+    return out;
+}
+
+std::string raw_poll_body(const MsgPtr& first, const std::vector<MsgPtr>& more,
+                          std::string_view separator)
+{
+    std::string out(first->body);
+    out.append(separator);
+    for (const MsgPtr& m : more) {
+        out.append(m->body).append(separator);
+    }
+    return out;
+}
+
 Result<bool> Poll::start(const std::vector<std::string>& keys,
                          std::optional<MultiMsgId> after,
                          const Fanout::JoinOptions& o)
@@ -22,10 +54,15 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
     Fanout::JoinOptions one = o;
     // the oldest newer message of each channel is enough, unless later
     // ones of its key may supersede it
-    one.limit = paced() ? kMaxPollConflation : 1;
+    one.limit = paced() || parts_ != PollParts::kOne ? kMaxPollConflation : 1;
     auto catch_up = sub_.join(fanout_, keys, asked_, one, &gap_);
     if (!catch_up.is_ok()) {
         return catch_up.status();
+    }
+    if (!catch_up->empty() && parts_ != PollParts::kOne) {
+        sub_.leave();
+        answer(catch_up.value());
+        return false;
     }
     if (!catch_up->empty()) {
         // in id order: the first is the oldest of any channel
@@ -82,12 +119,60 @@ void Poll::answer(const MsgPtr& m, size_t index)
     io_.respond(a);
 }
 
+void Poll::answer(const std::vector<Subscription::CatchUp>& msgs)
+{
+    if (msgs.size() == 1) {
+        answer(msgs.front().msg, msgs.front().index);
+        return;
+    }
+    waiting_ = false;
+    PollAnswer a;
+    a.msg = msgs.front().msg;
+    a.gap = gap_;
+    for (size_t i = 1; i < msgs.size(); ++i) {
+        a.more.push_back(msgs[i].msg);
+    }
+    const MsgPtr& last = msgs.back().msg;
+    if (sub_.size() > 1) {
+        MultiMsgId id;
+        if (asked_) {
+            id = *asked_;
+        } else {
+            id.tags.assign(sub_.size(), -1);
+        }
+        for (const Subscription::CatchUp& c : msgs) {
+            id = advance_multi_id(id, c.index, c.msg->id);
+        }
+        id_headers(id, compound_, &a);
+    } else if (compound_) {
+        a.etag = std::string(last->id_text());
+    } else {
+        a.etag = std::to_string(last->id.tag);
+        a.last_modified = last->id.time;
+    }
+    io_.respond(a);
+}
+
 void Poll::member_messages(size_t index, const std::vector<MsgPtr>& msgs)
 {
     if (!waiting_) {
         return;
     }
     Member& who = sub_.member(index);
+    if (parts_ != PollParts::kOne) {
+        // what came together goes together
+        std::vector<Subscription::CatchUp> taken;
+        for (const MsgPtr& m : msgs) {
+            if (who.take(m->id) && taken.size() < kMaxPollConflation) {
+                taken.push_back(Subscription::CatchUp{m, index});
+            }
+        }
+        if (!taken.empty()) {
+            sub_.leave();
+            answer(taken);
+        }
+        return;
+    }
     for (const MsgPtr& m : msgs) {
         if (!who.take(m->id)) {
             continue;

@@ -14,12 +14,23 @@
 
 namespace pulse {
 
+/// pulse_longpoll_multipart_response: how a long-poll answers when several
+/// messages are there (nchan's off, on, raw).
+enum class PollParts {
+    kOne,        // the oldest one
+    kMultipart,  // all of them, multipart/mixed
+    kRaw,        // all of them, each body followed by the raw separator
+};
+
 /// What a poll answers.
 struct PollAnswer {
     int status = 200;  // 200, 304, or an end_status
     /// 200: the message (its body and content type). Shared: the response
     /// may point into it instead of copying the body.
     MsgPtr msg;
+    /// PollParts kMultipart, kRaw: the messages after `msg`, in order; the
+    /// id headers are the last one's.
+    std::vector<MsgPtr> more;
     /// The id headers to send (200, and 304 when the request named an id):
     /// Etag = `etag`, Last-Modified = `last_modified` (unless compound).
     std::optional<std::string> etag;
@@ -47,8 +58,19 @@ protected:
 /// time, or Etag the whole id in compound mode.
 void id_headers(const MultiMsgId& id, bool compound, PollAnswer* a);
 
-/// Most buffered messages a paced poll conflates over.
+/// Most buffered messages a paced poll conflates over, and a multipart
+/// answer holds.
 constexpr uint32_t kMaxPollConflation = 1024;
+
+/// nchan's multipart long-poll body: for each message `--<boundary>\r\n`,
+/// `Content-Type: <ct>\r\n` when it has one and a body, `\r\n<body>\r\n`;
+/// then `--<boundary>--\r\n`.
+std::string multipart_poll_body(const MsgPtr& first,
+                                const std::vector<MsgPtr>& more,
+                                std::string_view boundary);
+/// nchan's raw long-poll body: each body followed by `separator`.
+std::string raw_poll_body(const MsgPtr& first, const std::vector<MsgPtr>& more,
+                          std::string_view separator);
 
 /// A poll with a pace (docs/pacing.md): it answers with the first message
 /// after its id that no later one of the same key supersedes, and a
@@ -57,12 +79,15 @@ constexpr uint32_t kMaxPollConflation = 1024;
 class Poll final : public MemberOwner {
 public:
     Poll(Fanout& f, PollIo& io, bool interval, bool compound_etag,
-         pacing::Pace pace = {})
+         pacing::Pace pace = {}, PollParts parts = PollParts::kOne)
         : fanout_(f),
           io_(io),
           interval_(interval),
           compound_(compound_etag),
           pace_(pace),
+          // a paced poll answers with one message by design; an
+          // interval-poll as nchan would answer 304 (docs/directives.md)
+          parts_(paced() || interval ? PollParts::kOne : parts),
           sub_(this)
     {}
     Poll(const Poll&) = delete;
@@ -89,6 +114,8 @@ public:
 
 private:
     void answer(const MsgPtr& m, size_t index);
+    /// Several messages (parts_), in order: one answer.
+    void answer(const std::vector<Subscription::CatchUp>& msgs);
     bool paced() const { return pace_.mode != pacing::Mode::kLive; }
 
     Fanout& fanout_;
@@ -96,6 +123,7 @@ private:
     bool interval_;
     bool compound_;
     pacing::Pace pace_;
+    PollParts parts_;
     std::vector<pacing::Item> held_;  // paced and waiting: what came
     Subscription sub_;
     std::optional<MultiMsgId> asked_;

@@ -442,6 +442,88 @@ TEST(Poll, MultiplexedAnswersCarryEveryTag)
     EXPECT_EQ(w.subscribers("/a"), 0u);
 }
 
+TEST(Poll, MultipartAnswersEveryBufferedMessageWithTheLastId)
+{
+    StreamWorld w;
+    w.publish("/c", "m0");
+    std::string after = w.id("/c");
+    w.publish("/c", "m1");
+    w.publish("/c", "m2");
+    w.publish("/c", "m3");
+    std::string last = w.id("/c");
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false, {}, PollParts::kMultipart);
+    ASSERT_FALSE(
+        p.start({"/c"}, parse_msg_id(after).value(), w.opts()).value());
+    ASSERT_EQ(io.answers.size(), 1u);
+    const PollAnswer& a = io.answers[0];
+    EXPECT_EQ(a.msg->body, "m1");
+    ASSERT_EQ(a.more.size(), 2u);
+    EXPECT_EQ(a.more[0]->body, "m2");
+    EXPECT_EQ(a.more[1]->body, "m3");
+    EXPECT_EQ(a.etag, last.substr(last.find(':') + 1));
+    EXPECT_EQ(w.subscribers("/c"), 0u);
+}
+
+TEST(Poll, MultipartWithOneMessageIsAPlainAnswer)
+{
+    StreamWorld w;
+    w.publish("/c", "only");
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false, {}, PollParts::kRaw);
+    ASSERT_FALSE(p.start({"/c"}, std::nullopt, w.opts()).value());
+    ASSERT_EQ(io.bodies, (std::vector<std::string>{"only"}));
+    EXPECT_TRUE(io.answers[0].more.empty());
+}
+
+TEST(Poll, AWaitingMultipartPollTakesWhatCameTogether)
+{
+    StreamWorld w;
+    FakePollIo io;
+    Poll p(*w.fanout, io, false, false, {}, PollParts::kMultipart);
+    auto o = w.opts();
+    o.first = FirstMessage{FirstMessage::kNewest};
+    ASSERT_TRUE(p.start({"/a", "/b"}, std::nullopt, o).value());
+    w.publish("/b", "x");
+    w.publish("/b", "y");
+    w.deliver();
+    ASSERT_EQ(io.answers.size(), 1u);
+    EXPECT_EQ(io.answers[0].msg->body, "x");
+    ASSERT_EQ(io.answers[0].more.size(), 1u);
+    EXPECT_EQ(io.answers[0].more[0]->body, "y");
+    EXPECT_EQ(io.answers[0].etag, "-,[1]");
+}
+
+TEST(Poll, IntervalPollsAnswerOneMessageWhateverTheParts)
+{
+    StreamWorld w;
+    w.publish("/c", "m0");
+    w.publish("/c", "m1");
+    FakePollIo io;
+    Poll interval(*w.fanout, io, true, false, {}, PollParts::kMultipart);
+    ASSERT_FALSE(interval.start({"/c"}, std::nullopt, w.opts()).value());
+    EXPECT_TRUE(io.answers.back().more.empty());
+    EXPECT_EQ(io.bodies.back(), "m0");
+}
+
+TEST(Poll, MultipartAndRawBodiesAreNchans)
+{
+    auto msg = [](std::string_view body, std::string_view ct) {
+        MessageView v;
+        v.body = body;
+        v.content_type = ct;
+        return std::make_shared<Msg>(v);
+    };
+    MsgPtr first = msg("one", "text/plain");
+    std::vector<MsgPtr> more{msg("", "text/plain"), msg("three", "")};
+    EXPECT_EQ(multipart_poll_body(first, more, "B"),
+              "--B\r\nContent-Type: text/plain\r\n\r\none\r\n"
+              "--B\r\n\r\n\r\n"
+              "--B\r\n\r\nthree\r\n"
+              "--B--\r\n");
+    EXPECT_EQ(raw_poll_body(first, more, "|\n"), "one|\n|\nthree|\n");
+}
+
 TEST(HttpStreamPacing, ThrottledEventSourceGetsTheLatestPerKey)
 {
     StreamWorld w;
