@@ -229,14 +229,19 @@ tidy: $(BUILD)/.deps $(MODULE_SO)
 #                   forged line in any output
 #   jwt             token verification (nothing unsigned accepted) and ACL
 #                   patterns against a reference matcher
+#   nginx_conf      pulse-migrate's parser and rewrite: what parses is
+#                   rewritten into a config that parses, with no nchan_ left
 # FUZZ_SECONDS bounds each target's run (CI uses a short one).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ws_frame v1_request publish_fields jwt
+FUZZ_TARGETS := ws_frame v1_request publish_fields jwt nginx_conf
 FUZZ_CXX := clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=all -Ilib
 FUZZ_LIB := $(LIB_SRCS)
 $(BUILD)/%_fuzz: t/fuzz/%_fuzz.cpp $(FUZZ_LIB) $(LIB_HDRS) | $(BUILD)/.deps
 	$(FUZZ_CXX) $< $(FUZZ_LIB) -lcrypto -lz -o $@
+$(BUILD)/nginx_conf_fuzz: t/fuzz/nginx_conf_fuzz.cpp $(MIG_SRCS) $(MIG_LIB_SRCS) \
+                          $(wildcard migrate/*.h) | $(BUILD)/.deps
+	$(FUZZ_CXX) -Imigrate $< $(MIG_SRCS) $(MIG_LIB_SRCS) -o $@
 fuzz: $(patsubst %,$(BUILD)/%_fuzz,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz-corpus/$$t; \
