@@ -307,6 +307,8 @@ install-module: $(MODULE_SO)
 	    $(DESTDIR)$(NGX_MODULES_DIR)/ngx_http_pulse_module.so
 	install -D -m 0644 conf.d/pulse.conf.example \
 	    $(DESTDIR)$(DOCDIR)/examples/pulse.conf.example
+	install -D -m 0644 conf.d/pulse-proxy.conf.example \
+	    $(DESTDIR)$(DOCDIR)/examples/pulse-proxy.conf.example
 	@echo "install: add to nginx.conf: load_module" \
 	    "$(NGX_MODULES_DIR)/ngx_http_pulse_module.so;"
 install-publisher: $(PUBLISHER) $(MIGRATE)

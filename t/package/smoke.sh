@@ -52,6 +52,27 @@ if system_nginx; then
     fail "the system's nginx is running (/run/nginx.pid); this test starts it"
 fi
 
+# ------------------------------------------------------------- make install
+step "make install DESTDIR=... PREFIX=/usr/local"
+make -s -C "$ROOT" install DESTDIR="$WORK/stage" PREFIX=/usr/local >/dev/null
+for f in lib/nginx/modules/ngx_http_pulse_module.so bin/pulse-publisher \
+         bin/pulse-migrate etc/pulse/publisher.yaml \
+         lib/systemd/system/pulse-publisher.service \
+         share/man/man1/pulse-publisher.1 share/man/man1/pulse-migrate.1 \
+         share/doc/pulse/examples/pulse.conf.example \
+         share/doc/pulse/examples/pulse-proxy.conf.example; do
+    [ -f "$WORK/stage/usr/local/$f" ] || fail "make install: no $f"
+done
+grep -qx 'ExecStart=/usr/local/bin/pulse-publisher -c /usr/local/etc/pulse/publisher.yaml' \
+    "$WORK/stage/usr/local/lib/systemd/system/pulse-publisher.service" \
+    || fail "make install: the unit's paths are not filled in"
+# a second install keeps an edited configuration
+echo "# edited" >> "$WORK/stage/usr/local/etc/pulse/publisher.yaml"
+make -s -C "$ROOT" install-publisher DESTDIR="$WORK/stage" PREFIX=/usr/local \
+    >/dev/null
+grep -q "^# edited" "$WORK/stage/usr/local/etc/pulse/publisher.yaml" \
+    || fail "make install replaced an existing publisher.yaml"
+
 # ------------------------------------------------------------- lintian
 step "lintian"
 # As an unprivileged user (lintian warns when run as root), on copies it
