@@ -190,7 +190,7 @@ asan: $(BUILD)/loadgen $(BUILD)/floor
 	$(MAKE) module NGX_DIR=$(ASAN_DIR) MODULE_SO=$(BUILD)/asan/ngx_http_pulse_module.so \
 	    NGX_CC_OPT="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    NGX_LD_OPT="-fsanitize=address,undefined"
-	$(MAKE) publisher
+	$(MAKE) publisher migrate
 	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    --nginx=$(NGINX) --module=$(BUILD)/asan/ngx_http_pulse_module.so \
 	    --publisher=$(PUBLISHER) \

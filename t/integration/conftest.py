@@ -83,6 +83,17 @@ PUBLISHER_LINE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (publisher: .*)")
 
 
+def module_env(request):
+    """The environment for running nginx with the module under test: the
+    sanitizer runtimes preloaded when it is the ASan build (make asan)."""
+    env = dict(os.environ)
+    preload = request.config.getoption("--preload")
+    if preload:
+        env["LD_PRELOAD"] = preload
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
 def publisher_lines(stderr):
     """The sidecar's stderr lines without their timestamps. Every line must
     carry one: an unstamped line is a message that bypassed the log."""

@@ -137,7 +137,8 @@ def start(n, conf_path, module=None):
         assert PULSE_SO in text, "load_module was not rewritten"
         with open(conf_path, "w") as f:
             f.write(text.replace(PULSE_SO, module))
-    t = subprocess.run(n.cmd("-t"), capture_output=True, text=True)
+    t = subprocess.run(n.cmd("-t"), capture_output=True, text=True,
+                       env=n.env)
     assert t.returncode == 0, t.stderr
     return n.start()
 

@@ -13,17 +13,19 @@ import subprocess
 import pytest
 import requests
 
+from conftest import module_env
+
 REFUSAL = re.compile(r"\[emerg\] \d+#\d+: (pulse_\w+( \w+)?): (.+) "
                      r"\(docs/migrating-from-nchan\.md\) in ")
 
 
-def nginx_t(binary, module, body, tmp):
+def nginx_t(binary, module, body, tmp, env=None):
     conf = os.path.join(tmp, "t.conf")
     with open(conf, "w") as f:
         f.write("load_module %s;\nerror_log /dev/null;\npid %s/t.pid;\n"
                 "events {}\nhttp { %s }\n" % (module, tmp, body))
     return subprocess.run([binary, "-t", "-p", tmp, "-c", conf],
-                          capture_output=True, text=True).stderr
+                          capture_output=True, text=True, env=env).stderr
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,8 @@ def test_no_nchan_directive_is_unknown_to_pulse(request, nchan_directives,
     implemented, refused = [], []
     for name in nchan_directives:
         pulse = "pulse_" + name[len("nchan_"):]
-        out = nginx_t(binary, module, pulse + " x;", str(tmp_path))
+        out = nginx_t(binary, module, pulse + " x;", str(tmp_path),
+                      module_env(request))
         assert "unknown directive" not in out, out
         m = REFUSAL.search(out)
         if m:
@@ -88,7 +91,8 @@ def test_no_nchan_directive_is_unknown_to_pulse(request, nchan_directives,
 def test_refusal_in_the_context_nchan_uses(request, tmp_path, where, body,
                                            replacement):
     out = nginx_t(request.config.getoption("--nginx"),
-                  request.config.getoption("--module"), body, str(tmp_path))
+                  request.config.getoption("--module"), body, str(tmp_path),
+                  module_env(request))
     assert REFUSAL.search(out), out
     assert replacement in out, out
     assert "test failed" in out
@@ -100,10 +104,10 @@ def test_storage_engine_memory_is_accepted_and_others_named(request,
     module = request.config.getoption("--module")
     ok = nginx_t(binary, module, "server { location / { "
                  "pulse_storage_engine memory; pulse_pubsub; } }",
-                 str(tmp_path))
+                 str(tmp_path), module_env(request))
     assert "test is successful" in ok, ok
     bad = nginx_t(binary, module, "pulse_storage_engine disk;",
-                  str(tmp_path))
+                  str(tmp_path), module_env(request))
     assert 'invalid value "disk" in "pulse_storage_engine"' in bad, bad
 
 
