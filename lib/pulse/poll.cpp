@@ -97,34 +97,11 @@ Result<bool> Poll::start(const std::vector<std::string>& keys,
 
 void Poll::answer(const MsgPtr& m, size_t index)
 {
-    waiting_ = false;
-    PollAnswer a;
-    a.msg = m;
-    a.gap = gap_;
-    if (sub_.size() > 1) {
-        MultiMsgId prev;
-        if (asked_) {
-            prev = *asked_;
-        } else {
-            prev.tags.assign(sub_.size(), -1);
-        }
-        id_headers(advance_multi_id(prev, index, m->id), compound_, &a);
-    } else if (compound_) {
-        a.etag = std::string(m->id_text());
-    } else {
-        // one channel, the usual poll: the tag and the time, no id object
-        a.etag = std::to_string(m->id.tag);
-        a.last_modified = m->id.time;
-    }
-    io_.respond(a);
+    answer(std::vector<Subscription::CatchUp>{{m, index}});
 }
 
 void Poll::answer(const std::vector<Subscription::CatchUp>& msgs)
 {
-    if (msgs.size() == 1) {
-        answer(msgs.front().msg, msgs.front().index);
-        return;
-    }
     waiting_ = false;
     PollAnswer a;
     a.msg = msgs.front().msg;
@@ -132,6 +109,7 @@ void Poll::answer(const std::vector<Subscription::CatchUp>& msgs)
     for (size_t i = 1; i < msgs.size(); ++i) {
         a.more.push_back(msgs[i].msg);
     }
+    // the id headers are the last message's
     const MsgPtr& last = msgs.back().msg;
     if (sub_.size() > 1) {
         MultiMsgId id;
@@ -147,6 +125,7 @@ void Poll::answer(const std::vector<Subscription::CatchUp>& msgs)
     } else if (compound_) {
         a.etag = std::string(last->id_text());
     } else {
+        // one channel, the usual poll: the tag and the time, no id object
         a.etag = std::to_string(last->id.tag);
         a.last_modified = last->id.time;
     }

@@ -114,7 +114,7 @@ public:
 
 private:
     void answer(const MsgPtr& m, size_t index);
-    /// Several messages (parts_), in order: one answer.
+    /// One answer: the message, or several (parts_) in order.
     void answer(const std::vector<Subscription::CatchUp>& msgs);
     bool paced() const { return pace_.mode != pacing::Mode::kLive; }
 

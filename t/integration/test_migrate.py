@@ -19,12 +19,9 @@ from conftest import free_port, wait_for
 
 TEMPS = "".join("    %s_temp_path {prefix}/%s;\n" % (t, t) for t in
                 ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-PULSE_SO = "/usr/lib/nginx/modules/ngx_http_pulse_module.so"
-
-# nchan's own shape: a main file with an http-level include of a glob and a
-# server-level include by a relative path.
-DASHBOARD = {
-    "nginx.conf": """
+# The top of both main files, to the start of http {}: what a test
+# instance needs (its prefix, workers as the test's user, no daemon).
+MAIN = """
 load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
 {user}
 daemon off;
@@ -34,7 +31,13 @@ worker_processes 2;
 events { worker_connections 1024; }
 http {
     access_log off;
-""" + TEMPS + """
+""" + TEMPS
+PULSE_SO = "/usr/lib/nginx/modules/ngx_http_pulse_module.so"
+
+# nchan's own shape: a main file with an http-level include of a glob and a
+# server-level include by a relative path.
+DASHBOARD = {
+    "nginx.conf": MAIN + """
     nchan_max_reserved_memory 32m;   # nchan's old name for the zone size
     include conf.d/*.conf;
 }
@@ -78,17 +81,7 @@ location ~ ^/secret/(\\w+)$ {
 }
 
 REDIS = {
-    "nginx.conf": """
-load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
-{user}
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-worker_processes 2;
-events { worker_connections 1024; }
-http {
-    access_log off;
-""" + TEMPS + """
+    "nginx.conf": MAIN + """
     upstream redis_main {
         nchan_redis_server redis://127.0.0.1:{redis_port}/0;
         nchan_redis_connect_timeout 2s;
