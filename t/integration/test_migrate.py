@@ -274,6 +274,29 @@ def test_bad_input_is_named_and_writes_nothing_wrong(request, tmp_path, text,
         assert not os.path.exists(out)
 
 
+def test_an_absolute_include_with_nchan_directives_is_a_problem(request,
+                                                                tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "loc.conf").write_text(
+        "location /s { nchan_subscriber; nchan_channel_id s; }\n")
+    (elsewhere / "plain.conf").write_text("location /p { return 204; }\n")
+    main = tmp_path / "main" / "nginx.conf"
+    main.parent.mkdir()
+    main.write_text("http { server {\n include %s/loc.conf;\n"
+                    " include %s/plain.conf;\n } }\n"
+                    % (elsewhere, elsewhere))
+    r = migrate(request, str(main), str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert ("problem: %s/loc.conf is included by an absolute path and has "
+            "nchan directives" % elsewhere) in r.stdout
+    assert "plain.conf" not in r.stdout.replace(
+        "include %s/plain.conf" % elsewhere, "")
+    # the main file is still written, its include unchanged
+    out = (tmp_path / "out" / "nginx.conf").read_text()
+    assert "include %s/loc.conf;" % elsewhere in out
+
+
 def test_usage_and_missing_file(request, tmp_path):
     tool = request.config.getoption("--migrate")
     r = subprocess.run([tool], capture_output=True, text=True)
