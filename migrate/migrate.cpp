@@ -99,7 +99,6 @@ std::string yaml_string(std::string_view s)
 struct Migration::Scope {
     bool redis = false;                 // publishes go through Redis
     const Directive* server = nullptr;  // the enclosing server block
-    std::string_view server_text;
 };
 
 Result<std::string> Migration::file(const std::string& name,
@@ -142,7 +141,7 @@ void Migration::walk(const std::vector<Directive>& ds, std::string_view text,
         }
     }
     for (const Directive& d : ds) {
-        directive(d, text, scope, parent);
+        directive(d, text, scope);
     }
 }
 
@@ -357,7 +356,7 @@ void Migration::redis_directive(const Directive& d, std::string_view text,
 }
 
 void Migration::directive(const Directive& d, std::string_view text,
-                          Scope& scope, const std::string& parent)
+                          Scope& scope)
 {
     const std::string& n = d.name();
     if (n == "include" && d.words.size() > 1) {
@@ -451,7 +450,9 @@ void Migration::directive(const Directive& d, std::string_view text,
             uses_redis_ = true;
             differences_.emplace(
                 "redis", std::string(std::end(kDifferences)[-1].second));
-            publisher_location_ = parent_location_;
+            // a server-level publisher: the server's own settings
+            publisher_location_ =
+                parent_location_ != nullptr ? parent_location_ : scope.server;
         }
     }
     rename_variables(d, text);
@@ -459,7 +460,6 @@ void Migration::directive(const Directive& d, std::string_view text,
         Scope inner = scope;
         if (n == "server") {
             inner.server = &d;
-            inner.server_text = text;
             for (const Directive& c : d.children) {
                 if (c.name() == "listen" && c.words.size() > 1
                     && sidecar_listen_.empty()) {
@@ -478,7 +478,6 @@ void Migration::directive(const Directive& d, std::string_view text,
             add_sidecar_location(d, text, *publisher_location_);
         }
     }
-    (void) parent;
 }
 
 void Migration::add_sidecar_location(const Directive& server,

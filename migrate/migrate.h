@@ -57,8 +57,7 @@ private:
 
     void walk(const std::vector<Directive>& ds, std::string_view text,
               Scope& scope, const std::string& parent);
-    void directive(const Directive& d, std::string_view text, Scope& scope,
-                   const std::string& parent);
+    void directive(const Directive& d, std::string_view text, Scope& scope);
     void redis_directive(const Directive& d, std::string_view text,
                          Scope& scope);
     void rename_variables(const Directive& d, std::string_view text);

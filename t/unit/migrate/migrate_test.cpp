@@ -197,5 +197,19 @@ TEST(Migrate, UseRedisWithoutAUrlIsNchansDefault)
     EXPECT_TRUE(report_has(m, "publisher.yaml uses 127.0.0.1:6379"));
 }
 
+TEST(Migrate, AServerLevelPublisherGetsTheSidecarLocationToo)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "server { listen 8085; nchan_publisher; "
+                      "nchan_channel_id x; nchan_use_redis on; "
+                      "nchan_message_timeout 5m; }\n");
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_TRUE(has(out.value(), "location ~ ^/pulse-sidecar/(.+)$ {"));
+    EXPECT_TRUE(has(out.value(), "pulse_message_timeout 5m;\n    }\n"));
+    EXPECT_TRUE(parse(out.value()).is_ok());
+    EXPECT_TRUE(has(m.yaml(), "  port: 8085\n"));
+}
+
 }  // namespace
 }  // namespace pulse::migrate
