@@ -70,6 +70,14 @@ class Publisher:
         return self.lines
 
 
+def stored(nginx, channel):
+    """Messages the channel holds; 0 while it does not exist yet (404, until
+    the sidecar's first publish made it)."""
+    r = requests.get(nginx.url("/pub/" + channel),
+                     headers={"Accept": "text/json"})
+    return r.json()["messages"] if r.status_code == 200 else 0
+
+
 def xadd(r, key, data, tenant="acme", widget="bw", kind="sample", **more):
     fields = {"tenant": tenant, "widget": widget, "kind": kind,
               "data": data}
@@ -267,12 +275,7 @@ def test_two_nodes_resume_across_nodes(request, nginx_factory, r, tmp_path,
         last = datas(body)[-1]["id"]
         for i in range(3, 6):  # missed while disconnected
             xadd(r, "tn", "t%d" % i, widget="tn")
-        def b_has_six():
-            r = requests.get(b.url("/pub/acme.tn"),
-                             headers={"Accept": "text/json"})
-            # 404 until node B's sidecar made the channel
-            return r.status_code == 200 and r.json()["messages"] == 6
-        wait_for(b_has_six, 10, "node B has all six")
+        wait_for(lambda: stored(b, "acme.tn") == 6, 10, "node B has all six")
         s = sse(b.url("/sub/acme.tn"), {"Last-Event-ID": last})
         body = s.read_until(lambda x: b"data: t5\n\n" in x)
         s.close()
@@ -337,9 +340,7 @@ def test_redis_server_restart_resumes_from_stored_position(
         started(c, pub, "rr")
         for i in range(3):
             xadd(c, "rr", "a%d" % i, widget="rr")
-        wait_for(lambda: requests.get(nginx.url("/pub/acme.rr"),
-                                      headers={"Accept": "text/json"})
-                 .json().get("messages") == 3, 10, "first three")
+        wait_for(lambda: stored(nginx, "acme.rr") == 3, 10, "first three")
         rp.terminate()
         rp.wait(10)
         rp, c = start_redis()
