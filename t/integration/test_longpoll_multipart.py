@@ -29,6 +29,11 @@ server {
         pulse_longpoll_multipart_response raw;
         pulse_subscriber_http_raw_stream_separator "|\\n";
     }
+    location ~ ^/rawempty/(\\w+)$ {
+        pulse_subscriber; pulse_channel_id $1;
+        pulse_longpoll_multipart_response raw;
+        pulse_subscriber_http_raw_stream_separator "";
+    }
     location ~ ^/off/(\\w+)$ {
         pulse_subscriber; pulse_channel_id $1;
         pulse_longpoll_multipart_response off;
@@ -109,6 +114,20 @@ def test_raw_joins_bodies_with_the_separator(servers):
         return view(requests.get(n.url("/raw/" + ch), headers=EPOCH))
     got = both(servers, run)
     assert got[1] is None and got[5] == b"one|\n|\nthree|\n"
+
+
+def test_raw_with_empty_bodies_and_no_separator_is_an_empty_200(servers):
+    """Pulse only: nchan 1.3.6 logs "zero size buf in output" and drops the
+    connection here."""
+    n = servers["pulse"]
+    ch = uuid.uuid4().hex
+    requests.post(n.url("/pub/" + ch), data="")
+    requests.post(n.url("/pub/" + ch), data="")
+    got = view(requests.get(n.url("/rawempty/" + ch), headers=EPOCH))
+    assert (got[0], got[4], got[5]) == (200, "0", b"")
+    # and the connection still serves
+    assert requests.get(n.url("/rawempty/" + ch), headers=EPOCH).status_code \
+        == 200
 
 
 def test_multiplexed_multipart_and_its_etag(servers):

@@ -159,15 +159,17 @@ TEST(Migrate, RedisTlsAndBadUrlsAreProblems)
     ASSERT_TRUE(m.file("c",
                        "nchan_redis_url rediss://h:1;\n"
                        "nchan_redis_url redis://h:99999;\n"
+                       "nchan_redis_url redis://h/x1;\n"
                        "nchan_redis_pass nowhere;\n")
                     .is_ok());
-    ASSERT_EQ(m.problems().size(), 3U);
+    ASSERT_EQ(m.problems().size(), 4U);
     EXPECT_TRUE(has(m.problems()[0],
                     "c:1: nchan_redis_url: the sidecar "
                     "reaches Redis over TCP"));
     EXPECT_TRUE(has(m.problems()[1], "c:2: redis://h:99999: bad port"));
-    EXPECT_TRUE(has(m.problems()[2],
-                    "c:3: nchan_redis_pass nowhere: no "
+    EXPECT_TRUE(has(m.problems()[2], "c:3: redis://h/x1: bad database"));
+    EXPECT_TRUE(has(m.problems()[3],
+                    "c:4: nchan_redis_pass nowhere: no "
                     "upstream"));
 }
 
