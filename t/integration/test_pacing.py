@@ -231,11 +231,12 @@ def test_websocket_framings_are_paced(nginx):
             assert mid in ids
             arrivals.append((time.monotonic(), (data, mid)))
         client.close()
-        # frames were read after the storm: group by the ids' batches
-        assert len(arrivals) <= 5 * KEYS + 1
+        # frames were read after the storm, so arrival times say nothing:
+        # a write every 250 ms carries at most one message per key
+        writes = 2 + int(took / 0.25)
+        assert len(arrivals) <= writes * KEYS, (len(arrivals), took)
         seen = [values.index(ids[mid]) for _, (_, mid) in arrivals]
         assert seen == sorted(seen)
-    del took
 
 
 def test_pulse_v1_modes_change_on_an_open_socket(nginx):
