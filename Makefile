@@ -25,7 +25,7 @@ DEBS := nginx nginx-dev libnginx-mod-nchan redis-server libhiredis-dev \
         libclang-rt-14-dev clang-format clang-tidy iproute2 procps openssl \
         python3-pyflakes python3-jwt python3-cryptography \
         python3-prometheus-client libsystemd-dev pkgconf systemd \
-        dpkg-dev debhelper fakeroot lintian
+        dpkg-dev debhelper fakeroot lintian chromium
 
 # The one version, Debian's changelog's (the packages carry it, the stub
 # status and `pulse-publisher --version` print it).
@@ -61,7 +61,8 @@ MIGRATE    := $(BUILD)/pulse-migrate
 
 .PHONY: all deps module publisher migrate unit itest test asan asan-module nginx-t \
         format format-check tidy style-check clean bench bench-quick demo fuzz \
-        bench-deps deb package-test install install-module install-publisher
+        bench-deps deb package-test install install-module install-publisher \
+        js-deps js-test
 
 all: module publisher migrate
 
@@ -175,18 +176,32 @@ unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher $(BUILD)/unit_migrate
 	$(BUILD)/unit_publisher --gtest_brief=1
 	$(BUILD)/unit_migrate --gtest_brief=1
 
+# ---------------------------------------------------------------- pulse.js
+# npm's registry only; the browser is Debian's chromium (playwright-core
+# never downloads one).
+JS_DIR := clients/js
+js-deps: $(JS_DIR)/node_modules/.package-lock.json
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json | $(BUILD)/.deps
+	@node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null \
+	    || { echo "pulse.js needs Node.js 20 or later with npm (node: $$(node --version 2>&1))"; exit 1; }
+	cd $(JS_DIR) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+# Unit tests (fake transports, fake clock), the .d.ts under tsc, the
+# minified+gzipped size budget.
+js-test: js-deps
+	cd $(JS_DIR) && npm test --silent && npm run --silent typecheck && npm run --silent size
+
 PYTEST_ARGS ?=
-itest: $(MODULE_SO) $(PUBLISHER) $(MIGRATE) nginx-t $(BUILD)/loadgen $(BUILD)/floor
+itest: $(MODULE_SO) $(PUBLISHER) $(MIGRATE) nginx-t $(BUILD)/loadgen $(BUILD)/floor js-deps
 	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    --nginx=$(NGINX) --module=$(MODULE_SO) --publisher=$(PUBLISHER) \
 	    --migrate=$(MIGRATE) $(PYTEST_ARGS)
 
-test: unit itest
+test: unit js-test itest
 
 # The module built with ASan+UBSan, loaded into Debian's nginx with the
 # runtimes preloaded (docs/conventions.md §4); teardown greps error logs for reports.
 ASAN_DIR := $(BUILD)/ngx-asan
-asan: $(BUILD)/loadgen $(BUILD)/floor
+asan: $(BUILD)/loadgen $(BUILD)/floor js-deps
 	$(MAKE) module NGX_DIR=$(ASAN_DIR) MODULE_SO=$(BUILD)/asan/ngx_http_pulse_module.so \
 	    NGX_CC_OPT="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    NGX_LD_OPT="-fsanitize=address,undefined"
