@@ -145,18 +145,22 @@ def main():
     redis_port = free_port()
     while redis_port == a.port:
         redis_port = free_port()
+    # Each child has its own session: Ctrl-C signals the terminal's whole
+    # foreground process group, and only this script must get it. It then
+    # stops them in order (publisher, nginx, Redis), so that no process
+    # loses its peer while it still works.
     procs = []
     procs.append(subprocess.Popen(
         [a.redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
          "--save", "", "--appendonly", "no", "--dir", prefix],
-        stdout=subprocess.DEVNULL))
+        stdout=subprocess.DEVNULL, start_new_session=True))
     env = dict(os.environ)
     if os.environ.get("PULSE_NGINX_PRELOAD"):  # a sanitizer-built module
         env["LD_PRELOAD"] = os.environ["PULSE_NGINX_PRELOAD"]
         env["ASAN_OPTIONS"] = "detect_leaks=0"
     nginx = subprocess.Popen([a.nginx, "-p", prefix, "-c", conf_path,
                               "-e", os.path.join(prefix, "error.log")],
-                             env=env)
+                             env=env, start_new_session=True)
     procs.append(nginx)
     yaml_path = os.path.join(prefix, "publisher.yaml")
     with open(yaml_path, "w") as f:
@@ -183,7 +187,8 @@ def main():
             if time.time() > deadline:
                 sys.exit("demo: nginx did not come up")
             time.sleep(0.1)
-        procs.append(subprocess.Popen([a.publisher, "-c", yaml_path]))
+        procs.append(subprocess.Popen([a.publisher, "-c", yaml_path],
+                                      start_new_session=True))
         pub = Publisher(redis_port)
         while pub.r.execute_command("PUBSUB", "NUMPAT") < 1:
             if procs[-1].poll() is not None:
@@ -200,6 +205,8 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C must not cut the shutdown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for p in reversed(procs):
             p.send_signal(signal.SIGQUIT if p is nginx else signal.SIGTERM)
         for p in procs:

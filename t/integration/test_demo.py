@@ -12,6 +12,18 @@ from clients import parse_sse, sse
 from conftest import ROOT, free_port, wait_for
 
 
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
 def test_demo_serves_page_and_live_events(request):
     port = free_port()
     p = subprocess.Popen(
@@ -20,7 +32,8 @@ def test_demo_serves_page_and_live_events(request):
          "--module", request.config.getoption("--module"),
          "--publisher", request.config.getoption("--publisher"),
          "--redis-server", request.config.getoption("--redis-server")],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
         env=dict(os.environ,
                  PULSE_NGINX_PRELOAD=request.config.getoption("--preload")))
     try:
@@ -41,11 +54,18 @@ def test_demo_serves_page_and_live_events(request):
         s = sse("http://127.0.0.1:%d/sub/sessions" % port)
         body = s.read_until(lambda b: b"event: update" in b, 15)
         s.close()
+        # redis-server, nginx and the publisher are out of the terminal's
+        # process group: Ctrl-C reaches only the script, which stops them
+        kids = children(p.pid)
+        assert len(kids) == 3, kids
+        assert all(os.getsid(k) == k for k in kids), kids
     finally:
-        p.send_signal(signal.SIGINT)
-        out, _ = p.communicate(timeout=20)
-    assert p.returncode == 0
+        # Ctrl-C at a terminal: SIGINT to the whole foreground process group
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
     assert "demo: stopped" in out
+    assert "Traceback" not in err, err
     # nothing left listening
     wait_for(lambda: subprocess.run(
         ["ss", "-Htln", "sport", "=", ":%d" % port],
