@@ -62,7 +62,7 @@ MIGRATE    := $(BUILD)/pulse-migrate
 .PHONY: all deps module publisher migrate unit itest test asan asan-module nginx-t \
         format format-check tidy style-check clean bench bench-quick demo fuzz \
         bench-deps deb package-test install install-module install-publisher \
-        js-deps js-test
+        js-deps js-test demo-ui
 
 all: module publisher migrate
 
@@ -177,21 +177,33 @@ unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher $(BUILD)/unit_migrate
 	$(BUILD)/unit_migrate --gtest_brief=1
 
 # ---------------------------------------------------------------- pulse.js
+# One npm workspace (package.json): clients/js, clients/react, demo/ui.
 # npm's registry only; the browser is Debian's chromium (playwright-core
 # never downloads one).
-JS_DIR := clients/js
-js-deps: $(JS_DIR)/node_modules/.package-lock.json
-$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json | $(BUILD)/.deps
+js-deps: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json clients/js/package.json \
+                                 clients/react/package.json demo/ui/package.json | $(BUILD)/.deps
 	@node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null \
 	    || { echo "pulse.js needs Node.js 20 or later with npm (node: $$(node --version 2>&1))"; exit 1; }
-	cd $(JS_DIR) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
-# Unit tests (fake transports, fake clock), the .d.ts under tsc, the
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+# Unit tests (fake transports, fake clock), the .d.ts files under tsc, the
 # minified+gzipped size budget.
 js-test: js-deps
-	cd $(JS_DIR) && npm test --silent && npm run --silent typecheck && npm run --silent size
+	npm test --silent -w clients/js
+	npm run --silent typecheck -w clients/js -w clients/react
+	npm run --silent size -w clients/js
+
+# The dashboard of `make demo`, bundled by esbuild into build/demo-www.
+DEMO_UI_SRCS := $(wildcard demo/ui/src/*) demo/ui/build.mjs clients/js/src/pulse.js \
+                clients/react/src/index.js
+demo-ui: $(BUILD)/demo-www/app.js
+$(BUILD)/demo-www/app.js: $(DEMO_UI_SRCS) | js-deps
+	node demo/ui/build.mjs
 
 PYTEST_ARGS ?=
-itest: $(MODULE_SO) $(PUBLISHER) $(MIGRATE) nginx-t $(BUILD)/loadgen $(BUILD)/floor js-deps
+itest: $(MODULE_SO) $(PUBLISHER) $(MIGRATE) nginx-t $(BUILD)/loadgen $(BUILD)/floor js-deps \
+       demo-ui
 	cd t/integration && $(PYTHON) -m pytest -q -p no:cacheprovider \
 	    --nginx=$(NGINX) --module=$(MODULE_SO) --publisher=$(PUBLISHER) \
 	    --migrate=$(MIGRATE) $(PYTEST_ARGS)
@@ -201,7 +213,7 @@ test: unit js-test itest
 # The module built with ASan+UBSan, loaded into Debian's nginx with the
 # runtimes preloaded (docs/conventions.md §4); teardown greps error logs for reports.
 ASAN_DIR := $(BUILD)/ngx-asan
-asan: $(BUILD)/loadgen $(BUILD)/floor js-deps
+asan: $(BUILD)/loadgen $(BUILD)/floor js-deps demo-ui
 	$(MAKE) module NGX_DIR=$(ASAN_DIR) MODULE_SO=$(BUILD)/asan/ngx_http_pulse_module.so \
 	    NGX_CC_OPT="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    NGX_LD_OPT="-fsanitize=address,undefined"
@@ -285,7 +297,7 @@ bench: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
 bench-quick: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
 	$(PYTHON) bench/run.py --quick --module=$(MODULE_SO) --nginx=$(NGINX)
 
-demo: all
+demo: all demo-ui
 	$(PYTHON) demo/run.py --module=$(MODULE_SO) --nginx=$(NGINX) \
 	    --publisher=$(PUBLISHER)
 

@@ -21,10 +21,10 @@ class BrowserError(AssertionError):
 
 class Browser:
     def __init__(self):
-        if not os.path.isdir(os.path.join(JS_DIR, "node_modules",
+        if not os.path.isdir(os.path.join(ROOT, "node_modules",
                                           "playwright-core")):
             raise AssertionError("playwright-core is not installed: run "
-                                 "`make js-deps` (npm ci in clients/js)")
+                                 "`make js-deps` (npm ci in the repository root)")
         self.proc = subprocess.Popen(
             ["/usr/bin/node", DRIVER], cwd=JS_DIR, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

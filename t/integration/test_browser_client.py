@@ -19,7 +19,7 @@ import redis
 import requests
 
 from browser import JS_DIR, Browser
-from conftest import free_port, publisher_lines, wait_for
+from conftest import ROOT, free_port, publisher_lines, wait_for
 
 NGINX_CONFIG = """
 map $http_accept $wants_sse { ~text/event-stream 1; default 0; }
@@ -32,6 +32,14 @@ server {
     location = /page.html {
         types {} default_type text/html;
         alias @JS@/test/e2e/page.html;
+    }
+    location = /nchan.html {
+        types {} default_type text/html;
+        alias @JS@/test/e2e/nchan.html;
+    }
+    location = /nchan.js {
+        types {} default_type application/javascript;
+        alias @ROOT@/node_modules/nchan/NchanSubscriber.js;
     }
     location ~ ^/pub/(.+)$ {
         pulse_publisher; pulse_channel_id $1;
@@ -96,7 +104,7 @@ def upstream():
 @pytest.fixture(scope="module")
 def stack(nginx_factory, upstream, tmp_path_factory):
     n = nginx_factory("", start=False)
-    n.write_conf(NGINX_CONFIG.replace("@JS@", JS_DIR)
+    n.write_conf(NGINX_CONFIG.replace("@JS@", JS_DIR).replace("@ROOT@", ROOT)
                  .replace("@UPSTREAM@", str(upstream))
                  .replace("@PREFIX@", n.prefix))
     n.start()
@@ -250,6 +258,31 @@ def test_modes_live_interval_and_manual(page, stack):
     publish(stack, "mm", "mm4")
     time.sleep(0.5)
     assert page.eval("T.msgs.mm.length") == 4
+
+
+@pytest.mark.parametrize("transport", ["websocket", "eventsource",
+                                       "longpoll"])
+def test_nchan_js_subscribes_through_each_of_its_transports(page, stack,
+                                                            transport):
+    ch = "nchanjs_" + transport
+    page.open(stack.url("/nchan.html?transport=%s&url=/sub/%s"
+                        % (transport, ch)))
+    page.wait("T.events.includes('transport %s')" % transport)
+    if transport != "longpoll":  # a long-poll "connects" with its first answer
+        page.wait("T.events.includes('connect')")
+    else:
+        time.sleep(0.5)
+    sent = ["%s-%d" % (transport, i) for i in range(3)]
+    for s in sent:
+        publish(stack, ch, s)
+        time.sleep(0.05)
+    page.wait("T.msgs.length >= 3", 10, "3 messages through nchan.js")
+    time.sleep(0.2)
+    got = page.eval("T.msgs")
+    assert [m[1] for m in got] == sent
+    ids = [m[0] for m in got]
+    assert all(ids) and len(set(ids)) == 3, ids  # nchan's ids, resumable
+    assert not [e for e in page.eval("T.events") if e.startswith("error")]
 
 
 # ----------------------------------------------- the sidecar under faults

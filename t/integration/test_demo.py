@@ -1,5 +1,7 @@
-"""`make demo` (demo/run.py) starts nginx with the module, serves the page
-and streams generated dashboard events; SIGINT stops everything."""
+"""`make demo` (demo/run.py) starts nginx with the module, serves the page,
+logs in per tenant and streams each tenant's generated dashboard events;
+SIGINT to its process group (Ctrl-C) stops everything, cleanly. The page
+itself is tested in Chromium by test_dashboard.py."""
 
 import json
 import os
@@ -41,19 +43,30 @@ def test_demo_serves_page_and_live_events(request):
         while "open http://" not in line:
             line = p.stdout.readline()
             assert line, "demo exited early"
-        page = requests.get("http://127.0.0.1:%d/" % port)
+        base = "http://127.0.0.1:%d" % port
+        page = requests.get(base + "/")
         assert page.status_code == 200
-        assert "EventSource" in requests.get(
-            "http://127.0.0.1:%d/app.js" % port).text
-        s = sse("http://127.0.0.1:%d/sub/bandwidth" % port)
-        body = s.read_until(lambda b: b.count(b"event: sample") >= 8, 15)
-        s.close()
-        samples = [json.loads(e["data"]) for e in parse_sse(body)
-                   if e.get("event") == "sample"]
-        assert {"iface", "in_bps", "out_bps", "ts"} <= set(samples[0])
-        s = sse("http://127.0.0.1:%d/sub/sessions" % port)
-        body = s.read_until(lambda b: b"event: update" in b, 15)
-        s.close()
+        assert "pulse.v1" in requests.get(base + "/app.js").text
+        # no token: refused; a tenant's token: that tenant's channels
+        r = requests.get(base + "/sub/bandwidth",
+                         headers={"Accept": "text/event-stream"}, timeout=5)
+        assert r.status_code == 401
+        for tenant, iface in (("acme", "ge-0/0/0"), ("globex", "et-0/0/0")):
+            login = requests.post(base + "/api/login",
+                                  json={"tenant": tenant})
+            assert login.status_code == 200
+            cookie = "pulse_token=" + login.cookies["pulse_token"]
+            s = sse(base + "/sub/bandwidth", {"Cookie": cookie})
+            body = s.read_until(lambda b: b.count(b"event: sample") >= 8, 15)
+            s.close()
+            samples = [json.loads(e["data"]) for e in parse_sse(body)
+                       if e.get("event") == "sample"]
+            assert {"iface", "in_bps", "out_bps", "ts"} <= set(samples[0])
+            assert iface in {x["iface"] for x in samples}
+            s = sse(base + "/sub/sessions", {"Cookie": cookie})
+            body = s.read_until(lambda b: b"event: update" in b, 15)
+            s.close()
+            assert ("@%s.example" % tenant).encode() in body
         # redis-server, nginx and the publisher are out of the terminal's
         # process group: Ctrl-C reaches only the script, which stops them
         kids = children(p.pid)
