@@ -292,8 +292,9 @@ bench-deps:
 	    || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	         DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	         --no-install-recommends $(BENCH_DEBS) >/dev/null; }
-bench: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
+bench: all $(BUILD)/loadgen $(BUILD)/floor bench-deps demo-ui
 	$(PYTHON) bench/run.py --module=$(MODULE_SO) --nginx=$(NGINX)
+	$(PYTHON) bench/dashboard.py --module=$(MODULE_SO) --nginx=$(NGINX) --publisher=$(PUBLISHER)
 bench-quick: all $(BUILD)/loadgen $(BUILD)/floor bench-deps
 	$(PYTHON) bench/run.py --quick --module=$(MODULE_SO) --nginx=$(NGINX)
 

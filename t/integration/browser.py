@@ -73,6 +73,11 @@ class Browser:
     def errors(self):
         return self.call("errors")
 
+    def metrics(self):
+        """Chromium's Performance.getMetrics: TaskDuration (main-thread
+        busy seconds), Timestamp, JSHeapUsedSize, ..."""
+        return self.call("metrics")
+
     def route(self, pattern, action):
         return self.call("route", pattern=pattern, action=action)
 

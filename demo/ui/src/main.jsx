@@ -54,7 +54,7 @@ function bytes(n) {
 const clock = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "never");
 
 /** PROBE: the delay from the generator's timestamp to this commit. */
-function useLatencyProbe(messages) {
+function useLatencyProbe(widget, messages) {
   const seen = useRef(null);
   useLayoutEffect(() => {
     if (!PROBE || !messages.length) return;
@@ -62,7 +62,7 @@ function useLatencyProbe(messages) {
     let i = messages.length - 1;
     while (i >= 0 && messages[i] !== seen.current) i--;
     for (const m of messages.slice(i + 1)) {
-      if (m.data && m.data.ts) window.__latency.push(now - m.data.ts * 1000);
+      if (m.data && m.data.ts) window.__latency.push([widget, now - m.data.ts * 1000]);
     }
     seen.current = messages[messages.length - 1];
   }, [messages]);
@@ -145,7 +145,7 @@ function IfaceChart({ iface, data }) {
 function Bandwidth() {
   const [mode, setMode, opts] = useMode();
   const ch = useChannel("bandwidth", { ...opts, events: ["sample"], limit: 4 * 240 });
-  useLatencyProbe(ch.messages);
+  useLatencyProbe("bandwidth", ch.messages);
   const byIface = useMemo(() => {
     const g = {};
     for (const { data: d } of ch.messages) {
@@ -212,7 +212,7 @@ function Sessions() {
 function Faults() {
   const [mode, setMode, opts] = useMode();
   const ch = useChannel("faults", { ...opts, events: SEVERITIES, limit: 100 });
-  useLatencyProbe(ch.messages);
+  useLatencyProbe("faults", ch.messages);
   const [toasts, setToasts] = useState([]);
   const seen = useRef(null);
   useEffect(() => {

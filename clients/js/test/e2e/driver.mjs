@@ -7,6 +7,7 @@
 //   {"op": "screenshot", "path": ...}
 //   {"op": "errors"}                        page errors and console errors so far
 //   {"op": "route", "pattern", "action"}    "abort" matching requests, or "continue"
+//   {"op": "metrics"}                       CDP Performance.getMetrics of the page
 //   {"op": "quit"}
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
@@ -45,6 +46,14 @@ async function handle(req) {
       await page.unroute(req.pattern).catch(() => {});
       if (req.action === "abort") await page.route(req.pattern, (r) => r.abort());
       return null;
+    case "metrics": {
+      if (!page.__cdp) {
+        page.__cdp = await page.context().newCDPSession(page);
+        await page.__cdp.send("Performance.enable", { timeDomain: "timeTicks" });
+      }
+      const { metrics } = await page.__cdp.send("Performance.getMetrics");
+      return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
+    }
     case "quit":
       await browser.close();
       out({ ok: true, value: null });
