@@ -106,3 +106,93 @@ export class Fakes {
     return [...this.made].reverse().find((t) => !kind || t.kind === kind);
   }
 }
+
+/** A browser WebSocket the test drives: the real WebSocketTransport runs
+ *  on it. `FakeWebSocket.made` lists every socket, newest last. */
+export class FakeWebSocket {
+  static made = [];
+  constructor(url, protocols) {
+    this.url = url;
+    this.protocols = protocols;
+    this.readyState = 0;
+    this.sent = [];
+    this.closed = false;
+    FakeWebSocket.made.push(this);
+  }
+  send(data) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.closed = true;
+    this.readyState = 3;
+  }
+  // driven by the test
+  serverOpen() {
+    this.readyState = 1;
+    this.onopen && this.onopen({});
+  }
+  serverSend(frame) {
+    this.onmessage && this.onmessage({ data: typeof frame === "string" ? frame : JSON.stringify(frame) });
+  }
+  serverClose(code = 1006, reason = "") {
+    this.readyState = 3;
+    this.onclose && this.onclose({ code, reason });
+  }
+  frames(type) {
+    return this.sent.filter((f) => !type || f.type === type);
+  }
+}
+
+/** A browser EventSource the test drives. */
+export class FakeEventSource {
+  static made = [];
+  constructor(url) {
+    this.url = url;
+    this.listeners = {};
+    this.closed = false;
+    FakeEventSource.made.push(this);
+  }
+  addEventListener(name, fn) {
+    (this.listeners[name] = this.listeners[name] || []).push(fn);
+  }
+  close() {
+    this.closed = true;
+  }
+  serverOpen() {
+    this.onopen && this.onopen({});
+  }
+  serverEvent(type, data, lastEventId = "") {
+    const e = { type, data, lastEventId };
+    if (type === "message") this.onmessage && this.onmessage(e);
+    for (const fn of this.listeners[type] || []) fn(e);
+  }
+  serverError() {
+    this.onerror && this.onerror({});
+  }
+}
+
+/** fetch for long-poll: each request waits until the test answers it. */
+export class FakeFetch {
+  constructor() {
+    this.requests = [];
+    this.fetch = (url, init) =>
+      new Promise((resolve, reject) => {
+        const req = { url, headers: init.headers, answer: null };
+        req.answer = (status, body = "", headers = {}) => {
+          const h = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+          resolve({
+            status,
+            headers: { get: (k) => (h.has(k.toLowerCase()) ? h.get(k.toLowerCase()) : null) },
+            text: async () => body,
+            arrayBuffer: async () => new TextEncoder().encode(body).buffer,
+          });
+        };
+        req.fail = (e) => reject(e);
+        if (init.signal) init.signal.addEventListener("abort", () => reject(new Error("aborted")));
+        this.requests.push(req);
+      });
+  }
+  last() {
+    return this.requests[this.requests.length - 1];
+  }
+}
