@@ -1,6 +1,6 @@
 // floor: the least work a push server can do per delivery, as a yardstick.
 //
-//   floor --port P [--workers N]
+//   floor --port P [--workers N] [--throttle MS]
 //
 // N processes (default 2, like the benchmark's nginx) share one listening
 // socket. GET /sub/<channel> gets an EventSource header (or, with Upgrade:
@@ -14,8 +14,15 @@
 // limits, no HTTP beyond what the load generator sends: nothing a real
 // server needs but the sends themselves.
 //
-// bench/run.py runs it beside Pulse and nchan in the fan-out and latency
-// scenarios. Its deliveries per CPU second are the most any server that
+// With --throttle MS it is the least a paced server can do: a publish is
+// held per channel, the latest per `Pulse-Key` (keyless ones all kept, in
+// publish order), and every MS each process writes each channel's held
+// messages to all its subscribers with one send(2) each, all channels in
+// one pass. That is one write per subscriber per interval and no
+// per-subscriber state at all: the bound of the `storm` scenario.
+//
+// bench/run.py runs it beside Pulse and nchan in the fan-out, latency and
+// storm scenarios. Its deliveries per CPU second are the most any server that
 // writes one frame per delivery can reach on the machine, so floor/nchan
 // bounds the Pulse/nchan ratio there (docs/performance.md).
 
@@ -28,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,6 +68,89 @@ struct Process {
     std::vector<char> peer_buf = std::vector<char>(1 << 17);
     std::unordered_map<std::string, std::vector<Conn*>> channels;
     std::string frames[kWires];
+    long throttle_ms = 0;
+    // --throttle: per channel, the held messages in publish order, (key,
+    // body), a newer message of a key replacing the older one
+    std::unordered_map<std::string,
+                       std::vector<std::pair<std::string, std::string>>>
+        held;
+    long next_flush_ms = 0;
+
+    static long now_ms()
+    {
+        timespec ts{};
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+
+    static void append_frame(std::string& out, Wire w, const std::string& body)
+    {
+        if (w == kSse) {
+            out += "data: ";
+            out += body;
+            out += "\n\n";
+            return;
+        }
+        std::string payload = w == kWsMeta ? "id: 0:0\ncontent-type: \n\n" : "";
+        payload += body;
+        out += '\x81';  // FIN, text
+        if (payload.size() < 126) {
+            out += static_cast<char>(payload.size());
+        } else {
+            out += '\x7e';  // payloads here stay under 64 KiB
+            out += static_cast<char>(payload.size() >> 8);
+            out += static_cast<char>(payload.size() & 0xff);
+        }
+        out += payload;
+    }
+
+    void hold(const std::string& channel, const std::string& key,
+              const char* body, size_t len)
+    {
+        auto& list = held[channel];
+        if (!key.empty()) {
+            for (size_t i = 0; i < list.size(); ++i) {
+                if (list[i].first == key) {
+                    list.erase(list.begin() + static_cast<long>(i));
+                    break;
+                }
+            }
+        }
+        list.emplace_back(key, std::string(body, len));
+    }
+
+    // Every channel's held messages to its subscribers: one send each.
+    void flush()
+    {
+        for (auto& [channel, list] : held) {
+            auto it = channels.find(channel);
+            if (list.empty() || it == channels.end()) {
+                list.clear();
+                continue;
+            }
+            for (Wire w : {kSse, kWs, kWsMeta}) {
+                frames[w].clear();
+                for (const auto& kv : list) {
+                    append_frame(frames[w], w, kv.second);
+                }
+            }
+            send_all(it->second);
+            list.clear();
+        }
+    }
+
+    int epoll_timeout()
+    {
+        if (throttle_ms <= 0) {
+            return -1;
+        }
+        long now = now_ms();
+        if (now >= next_flush_ms) {
+            flush();
+            next_flush_ms = now + throttle_ms;
+        }
+        return static_cast<int>(next_flush_ms - now);
+    }
 
     void watch(int fd, void* ptr, uint32_t events, int op = EPOLL_CTL_ADD)
     {
@@ -81,31 +172,28 @@ struct Process {
         watch(c.fd, &c, EPOLLIN, EPOLL_CTL_MOD);
     }
 
-    void deliver(const std::string& channel, const char* body, size_t len)
+    void deliver(const std::string& channel, const std::string& key,
+                 const char* body, size_t len)
     {
+        if (throttle_ms > 0) {
+            hold(channel, key, body, len);
+            return;
+        }
         auto it = channels.find(channel);
         if (it == channels.end()) {
             return;
         }
-        frames[kSse].assign("data: ");
-        frames[kSse].append(body, len);
-        frames[kSse].append("\n\n");
-        for (Wire w : {kWs, kWsMeta}) {
-            std::string payload =
-                w == kWsMeta ? "id: 0:0\ncontent-type: \n\n" : "";
-            payload.append(body, len);
-            std::string& f = frames[w];
-            f.assign(1, '\x81');  // FIN, text
-            if (payload.size() < 126) {
-                f += static_cast<char>(payload.size());
-            } else {
-                f += '\x7e';  // payloads here stay under 64 KiB
-                f += static_cast<char>(payload.size() >> 8);
-                f += static_cast<char>(payload.size() & 0xff);
-            }
-            f += payload;
+        std::string b(body, len);
+        for (Wire w : {kSse, kWs, kWsMeta}) {
+            frames[w].clear();
+            append_frame(frames[w], w, b);
         }
-        for (Conn* c : it->second) {
+        send_all(it->second);
+    }
+
+    void send_all(const std::vector<Conn*>& subs)
+    {
+        for (Conn* c : subs) {
             const std::string& frame = frames[c->wire];
             if (!c->out.empty()) {
                 c->out += frame;
@@ -157,7 +245,9 @@ struct Process {
                 return true;
             }
             if (c.in.compare(0, 9, "GET /sub/") == 0) {
-                c.channel = c.in.substr(9, c.in.find(' ', 9) - 9);
+                // a query (?throttle=1s) is Pulse's: the floor's pace is
+                // its --throttle
+                c.channel = c.in.substr(9, c.in.find_first_of(" ?", 9) - 9);
                 auto& list = channels[c.channel];
                 c.index = list.size();
                 list.push_back(&c);
@@ -187,9 +277,19 @@ struct Process {
             }
             if (c.in.compare(0, 10, "POST /pub/") == 0) {
                 std::string channel = c.in.substr(10, c.in.find(' ', 10) - 10);
+                std::string key;
+                const char* k = strcasestr(c.in.c_str(), "\r\npulse-key:");
+                if (k != nullptr && static_cast<size_t>(k - c.in.c_str()) < end)
+                {
+                    k += 13;
+                    while (*k == ' ') {
+                        ++k;
+                    }
+                    key.assign(k, std::strcspn(k, "\r"));
+                }
                 const char* body = c.in.data() + body_at;
-                deliver(channel, body, len);
-                forward(channel, body, len);
+                deliver(channel, key, body, len);
+                forward(channel, key, body, len);
                 c.out += "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
             } else {
                 c.out += "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
@@ -199,7 +299,7 @@ struct Process {
         }
     }
 
-    // A packet from a peer: 'M' channel \0 body, a message to deliver
+    // A packet from a peer: 'M' channel \0 key \0 body, a message to deliver
     // here and acknowledge; 'A', the acknowledgement of one of ours.
     // Returns true for an 'A'.
     bool from_peer(int p)
@@ -212,8 +312,10 @@ struct Process {
             return true;
         }
         std::string channel(peer_buf.data() + 1);
-        size_t off = channel.size() + 2;
-        deliver(channel, peer_buf.data() + off, static_cast<size_t>(n) - off);
+        std::string key(peer_buf.data() + channel.size() + 2);
+        size_t off = channel.size() + key.size() + 3;
+        deliver(channel, key, peer_buf.data() + off,
+                static_cast<size_t>(n) - off);
         send(p, "A", 1, MSG_NOSIGNAL);
         return false;
     }
@@ -223,9 +325,10 @@ struct Process {
     // process, cannot overtake it (the load generator checks the order).
     // One packet and one acknowledgement per publish and process: cheap
     // next to the sends of a fan-out.
-    void forward(const std::string& channel, const char* body, size_t len)
+    void forward(const std::string& channel, const std::string& key,
+                 const char* body, size_t len)
     {
-        std::string packet = "M" + channel + '\0';
+        std::string packet = "M" + channel + '\0' + key + '\0';
         packet.append(body, len);
         for (int p : peers) {
             send(p, packet.data(), packet.size(), MSG_NOSIGNAL);
@@ -256,8 +359,8 @@ struct Process {
         std::vector<epoll_event> evs(512);
         std::vector<char> buf(1 << 16);
         while (true) {
-            int k =
-                epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), -1);
+            int k = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()),
+                               epoll_timeout());
             for (int i = 0; i < k; ++i) {
                 void* ptr = evs[static_cast<size_t>(i)].data.ptr;
                 if (ptr == nullptr) {
@@ -312,15 +415,20 @@ struct Process {
 int main(int argc, char** argv)
 {
     int port = 0, workers = 2;
+    long throttle = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (std::strcmp(argv[i], "--port") == 0) {
             port = std::atoi(argv[i + 1]);
         } else if (std::strcmp(argv[i], "--workers") == 0) {
             workers = std::atoi(argv[i + 1]);
+        } else if (std::strcmp(argv[i], "--throttle") == 0) {
+            throttle = std::atol(argv[i + 1]);
         }
     }
-    if (port <= 0 || workers < 1 || workers > 16) {
-        std::fprintf(stderr, "usage: floor --port P [--workers 1..16]\n");
+    if (port <= 0 || workers < 1 || workers > 16 || throttle < 0) {
+        std::fprintf(stderr,
+                     "usage: floor --port P [--workers 1..16] "
+                     "[--throttle MS]\n");
         return 2;
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -358,6 +466,7 @@ int main(int argc, char** argv)
             Process p;
             p.listen_fd = fd;
             p.peers = peers[static_cast<size_t>(w)];
+            p.throttle_ms = throttle;
             p.run();
             _exit(0);
         }

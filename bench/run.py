@@ -154,12 +154,13 @@ class Floor(Server):
     """build/floor with 2 processes, measured like the nginx servers (its
     processes are the main process's children, as nginx's workers are)."""
 
-    def __init__(self):
+    def __init__(self, throttle_ms=0):
         self.flavor = "floor"
         self.prefix = None
         self.port = free_port()
         self.proc = subprocess.Popen([FLOOR, "--port", str(self.port),
-                                      "--workers", "2"])
+                                      "--workers", "2", "--throttle",
+                                      str(throttle_ms)])
         self.wait_ready()
 
     def stop(self):
@@ -491,14 +492,17 @@ def storm_run(srv, q, query):
 
 
 def storm(nginx, module, q, rounds):
-    """nchan and Pulse live beside Pulse at throttle=1s, alternating."""
+    """nchan and Pulse live beside Pulse at throttle=1s, and the paced
+    floor (one send per subscriber per second, nothing else), alternating."""
     runs = (("nchan, live", NCHAN, "nchan", ""),
             ("Pulse, live", module, "pulse", ""),
-            ("Pulse, throttle=1s", module, "pulse", "?throttle=1s"))
+            ("Pulse, throttle=1s", module, "pulse", "?throttle=1s"),
+            ("floor, throttle=1s", None, "floor", "?throttle=1s"))
     got = {name: [] for name, _, _, _ in runs}
     for _ in range(rounds):
         for name, mod, flavor, query in runs:
-            srv = Server(nginx, mod, flavor)
+            srv = (Floor(throttle_ms=1000) if flavor == "floor"
+                   else Server(nginx, mod, flavor))
             try:
                 got[name].append(storm_run(srv, q, query))
             finally:
@@ -513,15 +517,20 @@ def storm(nginx, module, q, rounds):
         lines.append("| %s | %s |" % (k, " | ".join(fmt(med[n][k])
                                                     for n in names)))
     paced, nchan = med[names[2]]["server CPU s"], med[names[0]]["server CPU s"]
+    floor = med[names[3]]["server CPU s"]
     ratio = paced / nchan if nchan else float("nan")
     lines.append("\nHeadline: server CPU s, Pulse throttle=1s / nchan live = "
-                 "%.3f (target <= 0.1); the latest value of every key within "
-                 "1 s + 50 ms: max latency %s ms, %s of %s subscribers "
-                 "current.\n" % (ratio, fmt(med[names[2]]["max ms"]),
-                                 fmt(med[names[2]][
-                                     "subscribers holding every key's last "
-                                     "value"]),
-                                 fmt(med[names[2]]["subscribers"])))
+                 "%.3f (target <= 0.1); the paced floor / nchan = %.3f, the "
+                 "least any server that writes each subscriber once a second "
+                 "can reach; Pulse / floor = %.2f. The latest value of every "
+                 "key within 1 s + 50 ms: max latency %s ms, %s of %s "
+                 "subscribers current.\n" % (
+                     ratio, floor / nchan if nchan else float("nan"),
+                     paced / floor if floor else float("nan"),
+                     fmt(med[names[2]]["max ms"]),
+                     fmt(med[names[2]][
+                         "subscribers holding every key's last value"]),
+                     fmt(med[names[2]]["subscribers"])))
     return "\n".join(lines), (paced, nchan)
 
 

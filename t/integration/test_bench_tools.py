@@ -180,3 +180,30 @@ def test_loadgen_keys_conflate_and_last_counts_current_subscribers(nginx):
     assert r["current"] == 20, r
     assert 0 < r["deliveries"] < 20 * 50, r  # conflated, not all
     assert (r["duplicated"], r["out_of_order"], r["errors"]) == (0, 0, 0), r
+
+
+def test_paced_floor_writes_the_latest_per_key_once_per_interval():
+    """floor --throttle (the storm scenario's bound): held per channel, the
+    latest message per key, one write per subscriber per interval."""
+    port = free_port()
+    proc = subprocess.Popen([FLOOR, "--port", str(port), "--workers", "2",
+                             "--throttle", "300"])
+    try:
+        wait_for(lambda: subprocess.run(
+            ["ss", "-Htln", "sport", "=", ":%d" % port], capture_output=True,
+            text=True).stdout.strip() != "", 10, "the floor server")
+        pub, r = sub_then_pub(
+            ["--port", str(port), "--subs", str(SUBS), "--channels",
+             str(CHANNELS), "--sources", "2", "--last", str(PER_CHANNEL - 1),
+             "--transport", "sse", "--seconds", "3"],
+            ["--port", str(port), "--channels", str(CHANNELS), "--messages",
+             str(CHANNELS * PER_CHANNEL), "--window", "2", "--keys", "2"])
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    assert pub["status"] == {"201": CHANNELS * PER_CHANNEL}, pub
+    # every subscriber ends on its channel's last message (key k1's latest)
+    assert r["current"] == SUBS, r
+    # 10 messages over 2 keys, in one or two intervals: 2 to 4 delivered
+    assert SUBS * 2 <= r["deliveries"] <= SUBS * 4, r
+    assert (r["duplicated"], r["out_of_order"], r["errors"]) == (0, 0, 0), r
