@@ -183,7 +183,7 @@ unit: $(BUILD)/unit_lib $(BUILD)/unit_publisher $(BUILD)/unit_migrate
 js-deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json clients/js/package.json \
                                  clients/react/package.json demo/ui/package.json | $(BUILD)/.deps
-	@node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null \
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' 2>/dev/null \
 	    || { echo "pulse.js needs Node.js 20 or later with npm (node: $$(node --version 2>&1))"; exit 1; }
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
