@@ -66,6 +66,12 @@ export interface PulseOptions {
   pollOpenGrace?: number;
   /** Wait after a 304 of an interval-poll location (default 1000). */
   pollInterval?: number;
+  /** A poll unanswered this long (ms) is abandoned and asked again: a dead connection (default 60000). */
+  pollTimeout?: number;
+  /** EventSource: a stream silent this long (ms) has failed; set it above the location's ping interval (default 0: off). */
+  sseTimeout?: number;
+  /** The EventSource event of the location's pings (default "ping"). */
+  pingEvent?: string;
   /** pulse.v1 ping interval and the time to answer it, in ms (default 25000 and 10000; 0: off). */
   heartbeat?: number;
   heartbeatTimeout?: number;

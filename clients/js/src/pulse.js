@@ -27,6 +27,9 @@ const DEFAULTS = {
   pauseWhenHidden: false,
   autoConnect: true, // the first subscribe connects
   pollInterval: 1000, // an interval-poll location answers 304 at once: wait this long
+  pollTimeout: 60000, // a poll unanswered this long is abandoned and asked again
+  sseTimeout: 0, // EventSource: fail a stream silent this long (set it above the location's ping interval)
+  pingEvent: "ping", // the EventSource event of the location's pings (pulse_eventsource_ping_event)
   env: null, // tests: {WebSocket, EventSource, fetch, setTimeout, clearTimeout, now, random, window, document}
 };
 
@@ -356,16 +359,36 @@ class EventSourceTransport extends PerChannel {
     this.kind = "eventsource";
   }
   subscribe(ch) {
+    const o = this.client.opts;
     const es = new this.env.EventSource(this.url(ch, { last_event_id: ch.lastId }));
-    const on = (e) => this.ctx.message(ch.name, { channel: ch.name, id: e.lastEventId || null, data: e.data, event: e.type === "message" ? undefined : e.type });
-    es.onopen = () => this.opened();
+    // Dead-stream detection, for a location that pings
+    // (pulse_eventsource_ping_interval): silence past sseTimeout fails it.
+    let timer = null;
+    const alive = () => {
+      if (!o.sseTimeout) return;
+      if (timer) this.env.clearTimeout(timer);
+      timer = this.env.setTimeout(() => this.closed(new PulseError("timeout", `EventSource to ${ch.name}: nothing for ${o.sseTimeout} ms`)), o.sseTimeout);
+    };
+    const on = (e) => {
+      alive();
+      this.ctx.message(ch.name, { channel: ch.name, id: e.lastEventId || null, data: e.data, event: e.type === "message" ? undefined : e.type });
+    };
+    es.onopen = () => {
+      alive();
+      this.opened();
+    };
     es.onmessage = on;
     es.addEventListener("pulse-gap", () => this.ctx.gap(ch.name));
+    if (o.pingEvent) es.addEventListener(o.pingEvent, alive);
     for (const ev of new Set([...this.client.events, ...ch.events])) es.addEventListener(ev, on);
     // The browser would reconnect on its own, from its own last id and
     // without our backoff: close, and let the client decide.
     es.onerror = () => this.closed(new PulseError("closed", `EventSource to ${ch.name} failed`));
-    this.streams.set(ch.name, { stop: () => es.close(), es });
+    const stop = () => {
+      if (timer) this.env.clearTimeout(timer);
+      es.close();
+    };
+    this.streams.set(ch.name, { stop, es });
   }
 }
 
@@ -390,7 +413,26 @@ class LongPollTransport extends PerChannel {
           headers["If-Modified-Since"] = new Date(m[1] * 1000).toUTCString();
           headers["If-None-Match"] = m[2];
         }
-        const r = await this.env.fetch(this.url(ch, ch.lastId && !m ? { last_event_id: ch.lastId } : {}), { headers, signal, cache: "no-store" });
+        // a poll on a connection that died would wait for ever: after
+        // pollTimeout it is abandoned and asked again
+        const ctl = new AbortController();
+        const abort = () => ctl.abort();
+        signal.addEventListener("abort", abort);
+        let expired = false;
+        const t = this.env.setTimeout(() => {
+          expired = true;
+          ctl.abort();
+        }, this.client.opts.pollTimeout);
+        let r;
+        try {
+          r = await this.env.fetch(this.url(ch, ch.lastId && !m ? { last_event_id: ch.lastId } : {}), { headers, signal: ctl.signal, cache: "no-store" });
+        } catch (e) {
+          if (expired && !signal.aborted) continue;
+          throw e;
+        } finally {
+          this.env.clearTimeout(t);
+          signal.removeEventListener("abort", abort);
+        }
         if (r.status === 200) {
           this.opened();
           if (r.headers.get("Pulse-Gap")) this.ctx.gap(ch.name);

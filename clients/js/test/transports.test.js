@@ -207,3 +207,41 @@ test("long-poll: a poll that waits is connected after pollOpenGrace", async () =
   await clock.advance(2000);
   assert.equal(p.status, "polling");
 });
+
+test("long-poll: a poll unanswered for pollTimeout is abandoned and asked again, with no error", async () => {
+  const { p } = client({ transports: ["longpoll"], pollTimeout: 60000 });
+  const errors = [];
+  p.on("disconnect", (e) => errors.push(e));
+  p.subscribe("a");
+  p.connect();
+  await settle();
+  await clock.advance(59999);
+  assert.equal(fetcher.requests.length, 1);
+  await clock.advance(1);
+  assert.equal(fetcher.requests.length, 2, "a new poll at once");
+  assert.equal(p.status, "polling");
+  assert.deepEqual(errors, []);
+  fetcher.last().answer(200, "x", { "Last-Modified": "Thu, 01 Jan 2026 00:00:10 GMT", Etag: "0" });
+  await settle();
+  assert.equal(fetcher.requests.length, 3);
+});
+
+test("EventSource: with sseTimeout, pings keep a stream alive and silence fails it", async () => {
+  const { p } = client({ transports: ["eventsource"], sseTimeout: 30000 });
+  const errors = [];
+  p.on("disconnect", (e) => errors.push(e.code));
+  p.subscribe("a");
+  p.connect();
+  await settle();
+  const es = FakeEventSource.made[0];
+  es.serverOpen();
+  await clock.advance(20000);
+  es.serverEvent("ping", "");
+  await clock.advance(29999);
+  assert.equal(es.closed, false);
+  await clock.advance(1);
+  assert.equal(es.closed, true);
+  assert.deepEqual(errors, ["timeout"]);
+  await clock.advance(1000);
+  assert.equal(FakeEventSource.made.length, 2, "reconnected after the backoff");
+});
