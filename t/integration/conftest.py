@@ -366,3 +366,27 @@ def redis_server(request, tmp_path_factory):
     yield {"port": port, "unix": sock, "proc": proc}
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (browser.py), one per test module."""
+    from browser import Browser  # not at import: browser.py imports us
+    b = Browser()
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """The browser, for one test: a screenshot of the page after it
+    (build/screenshots/<test>.png), and no uncaught error in the page."""
+    yield browser
+    try:
+        browser.screenshot(re.sub(r"[^\w.-]", "_", request.node.name) + ".png")
+        errors = browser.errors()
+    except AssertionError:
+        errors = []
+    # a failed WebSocket or EventSource is logged by Chromium itself; the
+    # page's own code must throw nothing
+    assert not [e for e in errors if e.startswith("pageerror")], errors

@@ -18,7 +18,7 @@ import pytest
 import redis
 import requests
 
-from browser import JS_DIR, Browser
+from browser import JS_DIR
 from conftest import ROOT, free_port, publisher_lines, wait_for
 
 NGINX_CONFIG = """
@@ -109,27 +109,6 @@ def stack(nginx_factory, upstream, tmp_path_factory):
                  .replace("@PREFIX@", n.prefix))
     n.start()
     return n
-
-
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def page(browser, request):
-    yield browser
-    name = request.node.name.replace("/", "_")
-    try:
-        browser.screenshot(name + ".png")
-        errors = browser.errors()
-    except AssertionError:
-        errors = []
-    # a failed WebSocket or EventSource is logged by Chromium itself; our
-    # own code must throw nothing
-    assert not [e for e in errors if e.startswith("pageerror")], errors
 
 
 def publish(n, channel, data, headers=None):

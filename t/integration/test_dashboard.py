@@ -15,7 +15,6 @@ import time
 import pytest
 import redis
 
-from browser import Browser
 from conftest import ROOT, free_port, wait_for
 
 ACME_IFACES = {"ge-0/0/0", "ge-0/0/1", "xe-1/0/0", "xe-1/0/1"}
@@ -134,24 +133,6 @@ def demo(request):
     d = Demo(request)
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def page(browser, request):
-    yield browser
-    try:
-        browser.screenshot(request.node.name + ".png")
-        errors = browser.errors()
-    except AssertionError:
-        errors = []
-    assert not [e for e in errors if e.startswith("pageerror")], errors
 
 
 def login(b, demo, tenant="acme", query=""):

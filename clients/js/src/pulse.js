@@ -187,8 +187,18 @@ class Channel {
 // A transport reports to its client through ctx: open(), message(channel,
 // msg), gap(channel), frame(obj) (pulse.v1 replies), close(error).
 
-class WebSocketTransport {
+/** What every transport shares: it reports its end once. */
+class Transport {
+  closed(err) {
+    if (this.done) return;
+    this.close();
+    this.ctx.close(err);
+  }
+}
+
+class WebSocketTransport extends Transport {
   constructor(client, ctx) {
+    super();
     this.kind = "websocket";
     this.serverPaced = true;
     this.client = client;
@@ -287,11 +297,6 @@ class WebSocketTransport {
   fetchHeld(ch) {
     return this.client.request({ type: "fetch", channel: ch.name }, this);
   }
-  closed(err) {
-    if (this.done) return;
-    this.close();
-    this.ctx.close(err);
-  }
   close() {
     this.done = true;
     this.clear();
@@ -307,8 +312,9 @@ class WebSocketTransport {
 }
 
 /** What EventSource and long-poll share: one stream per channel. */
-class PerChannel {
+class PerChannel extends Transport {
   constructor(client, ctx) {
+    super();
     this.serverPaced = false;
     this.client = client;
     this.ctx = ctx;
@@ -340,11 +346,6 @@ class PerChannel {
       this.isOpen = true;
       this.ctx.open();
     }
-  }
-  closed(err) {
-    if (this.done) return;
-    this.close();
-    this.ctx.close(err);
   }
   close() {
     this.done = true;
