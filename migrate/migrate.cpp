@@ -164,6 +164,54 @@ std::optional<std::string> indentation(std::string_view text, size_t at)
     return std::string(before);
 }
 
+// Control characters as \xNN, so that `s` stays on one line.
+std::string one_line(std::string_view s)
+{
+    std::string out;
+    for (char c : s) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            static const char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+// A word as written (`raw`) with its prefix `from` made `to`; or, when
+// escapes or quotes make the prefix other bytes, `value` quoted.
+std::string renamed(std::string_view raw, std::string_view from,
+                    std::string_view to, const std::string& value);
+
+// `value` as one double-quoted nginx word.
+std::string quoted(std::string_view value)
+{
+    std::string out = "\"";
+    for (char c : value) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out + '"';
+}
+
+std::string renamed(std::string_view raw, std::string_view from,
+                    std::string_view to, const std::string& value)
+{
+    size_t q = !raw.empty() && (raw[0] == '"' || raw[0] == '\'') ? 1 : 0;
+    if (!starts_with(raw.substr(q), from)) {
+        return quoted(value);
+    }
+    std::string out(raw);
+    out.replace(q, from.size(), to);
+    return out;
+}
+
 }  // namespace
 
 void Migration::comment_out(const Directive& d, std::string_view text,
@@ -175,7 +223,9 @@ void Migration::comment_out(const Directive& d, std::string_view text,
     auto lead = indentation(text, d.begin);
     std::string indent = lead ? *lead : std::string();
     std::string out = lead ? "" : "\n" + indent;
-    out += "# pulse-migrate: " + why + "\n" + indent + "# ";
+    // `why` may quote the config (a Redis host), whose words may hold any
+    // byte: a line break there would end the comment
+    out += "# pulse-migrate: " + one_line(why) + "\n" + indent + "# ";
     std::string_view original = text.substr(d.begin, d.end - d.begin);
     for (size_t i = 0; i < original.size(); ++i) {
         out += original[i];
@@ -194,6 +244,37 @@ void Migration::comment_out(const Directive& d, std::string_view text,
         out += "\n" + indent;
     }
     edits_.push_back({d.begin, d.end, out});
+}
+
+// A word's value is unescaped (nginx's \\ and quotes): an edit made from
+// it would change the word's other characters. So the raw text's prefix
+// (or suffix) is replaced when it is there as written, and otherwise the
+// whole word is written again, quoted, with `value` escaped.
+void Migration::rename_prefix(const Word& w, std::string_view text,
+                              std::string_view from, std::string_view to,
+                              const std::string& value)
+{
+    edits_.push_back(
+        {w.begin, w.end,
+         renamed(text.substr(w.begin, w.end - w.begin), from, to, value)});
+}
+
+void Migration::rename_suffix(const Word& w, std::string_view text,
+                              std::string_view from, std::string_view to,
+                              const std::string& value)
+{
+    std::string_view raw = text.substr(w.begin, w.end - w.begin);
+    size_t q = !raw.empty() && (raw.back() == '"' || raw.back() == '\'')
+                       && raw.size() > 1 && raw[0] == raw.back()
+                   ? 1
+                   : 0;
+    raw.remove_suffix(q);
+    if (ends_with(raw, from)) {
+        size_t at = w.begin + raw.size() - from.size();
+        edits_.push_back({at, at + from.size(), std::string(to)});
+    } else {
+        edits_.push_back({w.begin, w.end, quoted(value)});
+    }
 }
 
 void Migration::rename_variables(const Directive& d, std::string_view text)
@@ -366,11 +447,17 @@ void Migration::directive(const Directive& d, std::string_view text,
         && ends_with(d.words[1].value, "ngx_nchan_module.so"))
     {
         const Word& w = d.words[1];
+        constexpr std::string_view kFrom = "ngx_nchan_module.so";
         std::string v = w.value;
-        v.replace(v.size() - std::string_view("ngx_nchan_module.so").size(),
-                  std::string::npos, "ngx_http_pulse_module.so");
-        edits_.push_back({w.begin, w.end, v});
+        v.replace(v.size() - kFrom.size(), std::string::npos,
+                  "ngx_http_pulse_module.so");
+        rename_suffix(w, text, kFrom, "ngx_http_pulse_module.so", v);
         note(d, "load_module " + w.value + " -> " + v);
+        // nginx refuses a block here, but the migration still carries
+        // over what is inside (the output holds no nchan_ directive)
+        if (d.block) {
+            walk(d.children, text, scope, n);
+        }
         return;
     }
     if (n == "upstream" && d.block) {
@@ -443,7 +530,7 @@ void Migration::directive(const Directive& d, std::string_view text,
             return;
         }
         std::string pn = pulse_name(n);
-        edits_.push_back({d.words[0].begin, d.words[0].end, pn});
+        rename_prefix(d.words[0], text, kNchan, "pulse_", pn);
         note(d, n + " -> " + pn);
         if (publishes(n) && scope.redis && scope.server != nullptr
             && !sidecar_added_) {
@@ -496,7 +583,9 @@ void Migration::add_sidecar_location(const Directive& server,
             if (!pulse::nchan_refusal(pulse_name(n)).empty()) {
                 continue;
             }
-            std::string line = pulse_name(n);
+            const Word& w = c.words[0];
+            std::string line = renamed(text.substr(w.begin, w.end - w.begin),
+                                       kNchan, "pulse_", pulse_name(n));
             for (size_t i = 1; i < c.words.size(); ++i) {
                 line += " ";
                 line += text.substr(c.words[i].begin,

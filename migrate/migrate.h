@@ -58,6 +58,12 @@ private:
     void walk(const std::vector<Directive>& ds, std::string_view text,
               Scope& scope, const std::string& parent);
     void directive(const Directive& d, std::string_view text, Scope& scope);
+    void rename_prefix(const Word& w, std::string_view text,
+                       std::string_view from, std::string_view to,
+                       const std::string& value);
+    void rename_suffix(const Word& w, std::string_view text,
+                       std::string_view from, std::string_view to,
+                       const std::string& value);
     void redis_directive(const Directive& d, std::string_view text,
                          Scope& scope);
     void rename_variables(const Directive& d, std::string_view text);

@@ -53,6 +53,57 @@ TEST(Migrate, RenamesDirectivesAndKeepsTheRestByteForByte)
     EXPECT_TRUE(m.problems().empty());
 }
 
+// Found by t/fuzz/nginx_conf_fuzz.cpp: the nchan module's load_module
+// with a block (nginx refuses one there) kept the block's nchan_
+// directives, because the rewrite of the path returned before the block.
+TEST(Migrate, ABlockAfterTheNchanLoadModuleIsMigratedToo)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "load_module /m/ngx_nchan_module.so { nchan_subscriber;"
+                      " location / { nchan_channel_id $1; } }\n");
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    EXPECT_EQ(out.value(),
+              "load_module /m/ngx_http_pulse_module.so { pulse_subscriber;"
+              " location / { pulse_channel_id $1; } }\n");
+}
+
+// Found by the fuzzer too: a rename written from the word's unescaped
+// value halved its backslashes, and `\;` then escaped the semicolon.
+TEST(Migrate, RenamesKeepTheWordAsWritten)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "nchan_x\\\\;\n"
+                      "\"nchan_subscriber\";\n"
+                      "n\\chan_publisher;\n"
+                      "load_module \"/a\\\\b/ngx_nchan_module.so\";\n"
+                      "load_module ngx_nchan_modul\\e.so;\n");
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    EXPECT_EQ(out.value(),
+              "pulse_x\\\\;\n"
+              "\"pulse_subscriber\";\n"
+              "\"pulse_publisher\";\n"
+              "load_module \"/a\\\\b/ngx_http_pulse_module.so\";\n"
+              "load_module \"ngx_http_pulse_module.so\";\n");
+    auto again = parse(out.value());
+    ASSERT_TRUE(again.is_ok());
+    EXPECT_EQ(again.value()[0].name(), "pulse_x\\");
+}
+
+// And: a Redis host with a line break in it broke the comment that says
+// where it went, leaving the rest of the line as configuration.
+TEST(Migrate, ACommentOutStaysOneLineWhateverItQuotes)
+{
+    Migration m;
+    auto out = m.file("c", "nchan_redis_url \"redis://a\nb:1\";\n");
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    auto again = parse(out.value());
+    ASSERT_TRUE(again.is_ok());
+    EXPECT_TRUE(again.value().empty()) << out.value();
+    EXPECT_TRUE(has(out.value(), "a\\x0ab")) << out.value();
+}
+
 TEST(Migrate, VariablesPulseHasAreRenamedOthersAreProblems)
 {
     Migration m;
