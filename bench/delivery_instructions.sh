@@ -2,11 +2,13 @@
 # Instructions per WebSocket delivery under callgrind, for builds A/B
 # where wall-clock runs are too noisy to tell 1-5% apart:
 #   bench/delivery_instructions.sh build/ngx_http_pulse_module.so [other.so]
+# TRANSPORT=ws-meta (or sse) measures that transport instead of plain ws.
 # One worker, 400 subscribers on 4 channels; runs 200 then 600 messages
 # (20,000 and 60,000 deliveries) and divides the difference of the
 # instruction totals by the 40,000 deliveries between them, so setup and
 # startup cancel out.
 set -euo pipefail
+TRANSPORT=${TRANSPORT:-ws}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN=$ROOT/build/loadgen
 
@@ -37,7 +39,7 @@ C
         sleep 0.2
     done
     "$LOADGEN" sub --port "$port" --subs 400 --channels 4 --sources 1 \
-        --expect "$3" --transport ws --seconds 120 > "$d/sub.out" &
+        --expect "$3" --transport "$TRANSPORT" --seconds 120 > "$d/sub.out" &
     local sub=$!
     sleep 3
     "$LOADGEN" pub --port "$port" --channels 4 --messages "$2" --window 4 \
@@ -56,5 +58,5 @@ for so in "$@"; do
     so=$(realpath "$so")
     small=$(run "$so" 200 50)
     big=$(run "$so" 600 150)
-    echo "$so: $(( (big - small) / 40000 )) instructions per delivery"
+    echo "$so: $(( (big - small) / 40000 )) instructions per $TRANSPORT delivery"
 done
