@@ -51,6 +51,16 @@ def test_demo_serves_page_and_live_events(request):
         r = requests.get(base + "/sub/bandwidth",
                          headers={"Accept": "text/event-stream"}, timeout=5)
         assert r.status_code == 401
+        # the demo's API says what is wrong, and stays up
+        assert requests.get(base + "/api/whoami").status_code == 401
+        bad = requests.post(base + "/api/login", json={"tenant": "nope"})
+        assert (bad.status_code, bad.json()) == (400,
+                                                 {"error": "unknown tenant"})
+        bad = requests.post(base + "/api/login", data="{not json")
+        assert bad.status_code == 400
+        forged = requests.get(base + "/api/whoami",
+                              headers={"Cookie": "pulse_token=x.y.z"})
+        assert forged.status_code == 401
         for tenant, iface in (("acme", "ge-0/0/0"), ("globex", "et-0/0/0")):
             login = requests.post(base + "/api/login",
                                   json={"tenant": tenant})
