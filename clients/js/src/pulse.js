@@ -576,6 +576,7 @@ export class Pulse extends Emitter {
   }
 
   connect() {
+    this.drop(); // one transport at a time, whoever calls
     this.stopped = false;
     this.attempt = 0;
     this.rung = 0;
@@ -617,7 +618,8 @@ export class Pulse extends Emitter {
         this.setStatus("offline");
       });
       w.addEventListener("online", () => {
-        if (!this.stopped) this.connect();
+        // back online: reconnect now, unless a transport is open already
+        if (!this.stopped && !(this.transport && this.transport.isOpen)) this.connect();
       });
     }
     if (d && d.addEventListener) {

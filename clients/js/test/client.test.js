@@ -377,6 +377,13 @@ test("browser events: offline drops, online reconnects, visible skips the backof
   await settle();
   fakes.last().up();
   assert.equal(p.status, "live");
+  const live = fakes.made.length;
+  handlers.online(); // again, while live: nothing to do
+  p.connect(); // and an explicit connect replaces, never adds, a transport
+  await settle();
+  assert.equal(fakes.made.length, live + 1);
+  assert.equal(fakes.made[live - 1].closedByClient, true);
+  fakes.last().up();
   fakes.last().fail(); // now in a backoff
   const n = fakes.made.length;
   doc.visibilityState = "hidden";
