@@ -346,10 +346,10 @@ install-publisher: $(PUBLISHER) $(MIGRATE)
 	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-publisher.1
 	install -D -m 0644 migrate/pulse-migrate.1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-migrate.1
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml ]; then \
-	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml"; \
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pulse-publisher/publisher.yaml ]; then \
+	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/pulse-publisher/publisher.yaml"; \
 	else install -D -m 0644 conf.d/publisher.yaml.example \
-	    $(DESTDIR)$(SYSCONFDIR)/pulse/publisher.yaml; fi
+	    $(DESTDIR)$(SYSCONFDIR)/pulse-publisher/publisher.yaml; fi
 	mkdir -p $(DESTDIR)$(SYSTEMDUNITDIR)
 	sed 's#@BINDIR@#$(BINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
 	    conf.d/pulse-publisher.service.in \

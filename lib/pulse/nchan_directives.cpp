@@ -146,7 +146,7 @@ std::string why(std::string_view name)
         || starts_with(name, "pulse_redis_pass"))
     {
         return r + "; set redis: {host, port, db} or {unix} in its YAML "
-                   "(/etc/pulse/publisher.yaml)";
+                   "(/etc/pulse-publisher/publisher.yaml)";
     }
     if (starts_with(name, "pulse_redis_")) {
         return r + "; it reconnects with capped backoff on its own and has "

@@ -79,7 +79,7 @@ def test_no_nchan_directive_is_unknown_to_pulse(request, nchan_directives,
     ("location", "server { location /b { pulse_benchmark; } }",
      "make bench"),
     ("location if", "server { location / { if ($arg_a) { "
-     "pulse_redis_pass r; } } }", "/etc/pulse/publisher.yaml"),
+     "pulse_redis_pass r; } } }", "/etc/pulse-publisher/publisher.yaml"),
     ("http", "pulse_redis_password secret;", "redis.password"),
     ("http", "pulse_redis_tls on;", "redis.unix"),
     ("location", "server { location / { pulse_redis_command_timeout 5s; } }",

@@ -56,21 +56,21 @@ fi
 step "make install DESTDIR=... PREFIX=/usr/local"
 make -s -C "$ROOT" install DESTDIR="$WORK/stage" PREFIX=/usr/local >/dev/null
 for f in lib/nginx/modules/ngx_http_pulse_module.so bin/pulse-publisher \
-         bin/pulse-migrate etc/pulse/publisher.yaml \
+         bin/pulse-migrate etc/pulse-publisher/publisher.yaml \
          lib/systemd/system/pulse-publisher.service \
          share/man/man1/pulse-publisher.1 share/man/man1/pulse-migrate.1 \
          share/doc/pulse/examples/pulse.conf.example \
          share/doc/pulse/examples/pulse-proxy.conf.example; do
     [ -f "$WORK/stage/usr/local/$f" ] || fail "make install: no $f"
 done
-grep -qx 'ExecStart=/usr/local/bin/pulse-publisher -c /usr/local/etc/pulse/publisher.yaml' \
+grep -qx 'ExecStart=/usr/local/bin/pulse-publisher -c /usr/local/etc/pulse-publisher/publisher.yaml' \
     "$WORK/stage/usr/local/lib/systemd/system/pulse-publisher.service" \
     || fail "make install: the unit's paths are not filled in"
 # a second install keeps an edited configuration
-echo "# edited" >> "$WORK/stage/usr/local/etc/pulse/publisher.yaml"
+echo "# edited" >> "$WORK/stage/usr/local/etc/pulse-publisher/publisher.yaml"
 make -s -C "$ROOT" install-publisher DESTDIR="$WORK/stage" PREFIX=/usr/local \
     >/dev/null
-grep -q "^# edited" "$WORK/stage/usr/local/etc/pulse/publisher.yaml" \
+grep -q "^# edited" "$WORK/stage/usr/local/etc/pulse-publisher/publisher.yaml" \
     || fail "make install replaced an existing publisher.yaml"
 
 # ------------------------------------------------------------- lintian
@@ -92,8 +92,8 @@ link=/etc/nginx/modules-enabled/50-mod-http-pulse.conf
 grep -qx 'load_module modules/ngx_http_pulse_module.so;' "$link" \
     || fail "$link: $(cat "$link")"
 dpkg-query -W -f='${Conffiles}\n' pulse-publisher \
-    | grep -q ' /etc/pulse/publisher.yaml ' \
-    || fail "/etc/pulse/publisher.yaml is not a conffile"
+    | grep -q ' /etc/pulse-publisher/publisher.yaml ' \
+    || fail "/etc/pulse-publisher/publisher.yaml is not a conffile"
 [ "$(/usr/bin/pulse-publisher --version)" = "pulse-publisher $VERSION" ] \
     || fail "pulse-publisher --version: $(/usr/bin/pulse-publisher --version)"
 for page in pulse-publisher pulse-migrate; do
@@ -121,7 +121,7 @@ step "systemd unit"
 unit=/lib/systemd/system/pulse-publisher.service
 systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
-[ "$exec_start" = "/usr/bin/pulse-publisher -c /etc/pulse/publisher.yaml" ] \
+[ "$exec_start" = "/usr/bin/pulse-publisher -c /etc/pulse-publisher/publisher.yaml" ] \
     || fail "ExecStart=$exec_start"
 if [ -e /etc/systemd/system/multi-user.target.wants/pulse-publisher.service ]; then
     fail "the unit was enabled on install"
@@ -181,7 +181,7 @@ dpkg -L $PACKAGES | while read -r f; do [ -d "$f" ] || echo "$f"; done \
     > "$WORK/files"
 [ -s "$WORK/files" ] || fail "dpkg -L listed no files"
 DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq $PACKAGES >/dev/null
-[ -f /etc/pulse/publisher.yaml ] || fail "remove deleted the conffile"
+[ -f /etc/pulse-publisher/publisher.yaml ] || fail "remove deleted the conffile"
 [ ! -e "$link" ] || fail "remove left $link enabled"
 [ ! -e /usr/lib/nginx/modules/ngx_http_pulse_module.so ] \
     || fail "remove left the module"
@@ -189,7 +189,7 @@ DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq $PACKAGES >/dev/null
 # (the -dbgsym packages have no configuration: remove took them entirely)
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq libnginx-mod-http-pulse \
     pulse-publisher >/dev/null
-for p in /etc/pulse "$link" "$link.removed" /usr/bin/pulse-publisher \
+for p in /etc/pulse-publisher "$link" "$link.removed" /usr/bin/pulse-publisher \
          /usr/share/nginx/modules-available/mod-http-pulse.conf \
          /lib/systemd/system/pulse-publisher.service \
          /usr/share/doc/libnginx-mod-http-pulse /usr/share/doc/pulse-publisher; do
