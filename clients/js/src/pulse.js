@@ -324,6 +324,9 @@ class PerChannel extends Transport {
   open(channels, token) {
     this.token = token;
     for (const ch of channels.values()) this.subscribe(ch);
+    // nothing to stream yet is open: a channel subscribed later starts at
+    // once instead of waiting out openTimeout and a backoff
+    if (!channels.size) this.opened();
   }
   url(ch, extra) {
     const o = this.client.opts;

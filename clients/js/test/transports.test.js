@@ -245,3 +245,17 @@ test("EventSource: with sseTimeout, pings keep a stream alive and silence fails 
   await clock.advance(1000);
   assert.equal(FakeEventSource.made.length, 2, "reconnected after the backoff");
 });
+
+test("EventSource and long-poll with no channel are open, and a channel subscribed later starts at once", async () => {
+  for (const kind of ["eventsource", "longpoll"]) {
+    const { p } = client({ transports: [kind] });
+    p.connect();
+    await settle();
+    assert.equal(p.status, kind === "longpoll" ? "polling" : "live");
+    const before = FakeEventSource.made.length + fetcher.requests.length;
+    p.subscribe("late");
+    await settle();
+    assert.equal(FakeEventSource.made.length + fetcher.requests.length, before + 1, kind);
+    p.close();
+  }
+});
