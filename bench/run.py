@@ -652,6 +652,15 @@ def main():
                              "setups per server CPU s, Pulse ES256 warm vs "
                              "nchan's authorize hook", p, n, p / n, "higher",
                              None))
+    if not a.only or "wildcard" in a.only:
+        import wildcard_bench
+        text, rows = wildcard_bench.report(a.nginx, a.module, a.quick)
+        publish_section(report, text, "%s-wildcard.md" % date)
+        n, named, wild = rows[-1][:3]
+        headline.append(("wildcard subscribe (%d channels)" % n,
+                         "ms to subscribed, `x.*` vs by name (Pulse only)",
+                         wild, named, wild / named if named else 0, "lower",
+                         None))
     if not a.only or "storm" in a.only:
         text, (paced, nchan) = storm(a.nginx, a.module, a.quick, rounds)
         headline.append(("storm", "server CPU s, Pulse throttle=1s vs nchan "

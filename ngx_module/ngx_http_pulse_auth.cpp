@@ -168,11 +168,6 @@ std::optional<std::string_view> find_token(ngx_http_request_t* r,
     return std::nullopt;
 }
 
-std::string client_of(ngx_http_request_t* r)
-{
-    return std::string(sv(r->connection->addr_text));
-}
-
 }  // namespace
 
 char* set_jwt_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
@@ -395,7 +390,7 @@ namespace {
 
 // The audit line with the claims it names (the request's, or a refused
 // token's unverified kid and sub).
-void audit_claims(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+void audit_claims(ngx_connection_t* c, ngx_http_pulse_loc_conf_t* lcf,
                   const jwt::Claims* claims, std::string_view decision,
                   int status, std::string_view channel, std::string_view reason)
 {
@@ -404,13 +399,13 @@ void audit_claims(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
     if (decision == "allow" && !(j && j->audit_all.value_or(false))) {
         return;
     }
-    if (r->connection->log->log_level < level) {
+    if (c->log->log_level < level) {
         return;
     }
     std::string line = acl::audit_line(decision, status, claims, channel,
-                                       client_of(r), reason);
+                                       sv(c->addr_text), reason);
     // without the request line in the context: it may hold the token
-    ngx_log_t log = *r->connection->log;
+    ngx_log_t log = *c->log;
     log.handler = nullptr;
     log.data = nullptr;
     ngx_log_error(level, &log, 0, "%s", line.c_str());
@@ -422,8 +417,16 @@ void audit(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
            std::string_view decision, int status, std::string_view channel,
            std::string_view reason)
 {
-    audit_claims(r, lcf, request_grant(r).claims.get(), decision, status,
-                 channel, reason);
+    audit_claims(r->connection, lcf, request_grant(r).claims.get(), decision,
+                 status, channel, reason);
+}
+
+void audit_connection(ngx_connection_t* c, ngx_http_pulse_loc_conf_t* lcf,
+                      const jwt::Claims* claims, std::string_view decision,
+                      int status, std::string_view channel,
+                      std::string_view reason)
+{
+    audit_claims(c, lcf, claims, decision, status, channel, reason);
 }
 
 std::optional<int64_t> token_deadline(ngx_http_request_t* r,
@@ -558,7 +561,8 @@ ngx_int_t authenticate(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf)
         int status = jwt::refusal_http_status(v.refusal);
         count_token_denial(static_cast<int>(v.refusal));
         // the unverified kid and sub, for the audit line only
-        audit_claims(r, lcf, &v.claims, "deny", status, "", v.reason);
+        audit_claims(r->connection, lcf, &v.claims, "deny", status, "",
+                     v.reason);
         ngx_http_discard_request_body(r);
         if (status == NGX_HTTP_UNAUTHORIZED) {
             // RFC 6750 §3

@@ -63,5 +63,11 @@ const acl::Grant& request_grant(ngx_http_request_t* r);
 void audit(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
            std::string_view decision, int status, std::string_view channel,
            std::string_view reason);
+/// The same for a connection whose request is gone (a WebSocket after the
+/// upgrade), with the claims it holds now.
+void audit_connection(ngx_connection_t* c, ngx_http_pulse_loc_conf_t* lcf,
+                      const jwt::Claims* claims, std::string_view decision,
+                      int status, std::string_view channel,
+                      std::string_view reason);
 
 }  // namespace pulse::ngx

@@ -87,12 +87,15 @@ public:
     // WsConnectionHost
     bool command(uint64_t token, std::string_view channel,
                  std::string_view data) override;
-    void denied(std::string_view channel, std::string_view reason) override
+    void denied(const jwt::Claims* claims, int status, std::string_view channel,
+                std::string_view reason) override
     {
-        if (ngx_http_request_t* r = request()) {
-            audit(r, lcf_, "deny", NGX_HTTP_FORBIDDEN, channel, reason);
+        // the request may be gone (a detached socket): the connection's
+        audit_connection(connection(), lcf_, claims, "deny", status, channel,
+                         reason);
+        if (status == NGX_HTTP_FORBIDDEN) {
+            count_denial(metrics::Denial::kChannel);  // verify_token counts
         }
-        count_denial(metrics::Denial::kChannel);
     }
     std::shared_ptr<const jwt::Claims> verify_token(
         std::string_view token, std::string* why,
@@ -100,7 +103,7 @@ public:
     {
         auto claims = pulse::ngx::verify_token(lcf_, token, why, deadline);
         if (claims == nullptr) {
-            denied("", *why);
+            denied(nullptr, NGX_HTTP_UNAUTHORIZED, "", *why);
         }
         return claims;
     }

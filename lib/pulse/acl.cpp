@@ -67,6 +67,57 @@ bool allowed(const std::vector<std::string>& patterns, std::string_view channel)
     return false;
 }
 
+bool is_wildcard(std::string_view pattern)
+{
+    size_t pos = 0;
+    while (pos != std::string_view::npos) {
+        std::string_view seg = next_segment(pattern, &pos);
+        if (seg == "*" || seg == "**") {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool covers(std::string_view outer, std::string_view inner)
+{
+    if (!valid_pattern(outer) || !valid_pattern(inner)) {
+        return false;
+    }
+    size_t o = 0;
+    size_t i = 0;
+    while (o != std::string_view::npos) {
+        std::string_view os = next_segment(outer, &o);
+        if (i == std::string_view::npos) {
+            return false;  // the inner pattern has fewer segments
+        }
+        if (os == "**") {
+            return true;  // one or more remain, whatever they match
+        }
+        std::string_view is = next_segment(inner, &i);
+        if (is == "**" || (os != "*" && os != is)) {
+            return false;
+        }
+    }
+    return i == std::string_view::npos;
+}
+
+bool Grant::may_watch(std::string_view pattern) const
+{
+    if (!valid_pattern(pattern)) {
+        return false;
+    }
+    if (!claims || !claims->has_acl) {
+        return true;
+    }
+    for (const auto& p : claims->subscribe) {
+        if (covers(p, pattern)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool Grant::may(Direction d, std::string_view channel) const
 {
     if (!claims || !claims->has_acl) {

@@ -28,6 +28,16 @@ bool matches(std::string_view pattern, std::string_view channel);
 bool allowed(const std::vector<std::string>& patterns,
              std::string_view channel);
 
+/// A pattern with a `*` or `**` segment: what a pulse.v1 wildcard
+/// subscription names (docs/auth.md); every other id is one channel.
+bool is_wildcard(std::string_view pattern);
+
+/// True when every channel `inner` matches, `outer` matches too: the
+/// wildcard subscription `inner` stays within the ACL pattern `outer`.
+/// `*` covers one segment, `*` or literal; `**` covers one or more of
+/// any kind; a literal covers only itself. Linear in the lengths.
+bool covers(std::string_view outer, std::string_view inner);
+
 enum class Direction { kSubscribe, kPublish };
 
 /// What one request or connection may do, from its token's claims. Without
@@ -38,6 +48,9 @@ struct Grant {
 
     bool authenticated() const { return claims != nullptr; }
     bool may(Direction d, std::string_view channel) const;
+    /// A wildcard subscription to `pattern` is allowed: one subscribe
+    /// pattern of the ACL covers it (no ACL: every pattern).
+    bool may_watch(std::string_view pattern) const;
     /// The channel group: the tenant, after pulse_channel_group's value
     /// when there is one (`<group>:<tenant>`; a tenant holds no `:`, so
     /// the last one splits them). A group never holds `/`, which ends it

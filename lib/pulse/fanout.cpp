@@ -1,6 +1,11 @@
 #include "pulse/fanout.h"
 
 #include <algorithm>
+#include <climits>
+#include <functional>
+#include <iterator>
+#include <queue>
+#include <unordered_set>
 
 namespace pulse {
 
@@ -290,11 +295,19 @@ void Fanout::process_mailbox(int64_t now)
     };
     std::vector<Batch> batch;
     std::vector<Pin> ended;
+    std::vector<std::string> created;
     {
         Store::Guard g(store_);
         auto visit = [&](ChannelHandle h) {
             LocalChannel* lc = local(h);
             if (lc == nullptr) {
+                // a new channel, announced to watching slots
+                if (!watchers_.empty() && !store_.is_deleted(g, h)) {
+                    std::string_view key = store_.key(g, h);
+                    if (watched(key)) {
+                        created.emplace_back(key);
+                    }
+                }
                 return;
             }
             if (store_.is_deleted(g, h)) {
@@ -319,16 +332,166 @@ void Fanout::process_mailbox(int64_t now)
             for (ChannelHandle h : all) {
                 visit(h);
             }
+            if (!watchers_.empty()) {
+                // and every channel the lost notices may have announced
+                std::unordered_set<std::string_view> told(created.begin(),
+                                                          created.end());
+                std::vector<std::string> more;
+                store_.for_each_channel(
+                    g, 0, UINT32_MAX,
+                    [&](ChannelHandle h, std::string_view key) {
+                        if (local(h) == nullptr && told.count(key) == 0
+                            && watched(key)) {
+                            more.emplace_back(key);
+                        }
+                    });
+                created.insert(created.end(),
+                               std::make_move_iterator(more.begin()),
+                               std::make_move_iterator(more.end()));
+            }
         }
     }
+    announce(created);
     // The pins release each channel when `batch` and `ended` go, even if a
     // dispatch throws.
-    for (Batch& b : batch) {
-        dispatch(b.pin.get(), b.msgs);
+    if (batch.size() == 1) {
+        dispatch(batch[0].pin.get(), batch[0].msgs);
+    } else if (batch.size() > 1) {
+        // Several channels had news: hand their messages on in the order
+        // they were published, a run of one channel at a time, so that a
+        // subscriber of several (multiplexed) sees them as nchan shows
+        // them. Each channel's own order is kept as it is (its ids).
+        using Head = std::pair<int64_t, size_t>;  // next one's time, batch
+        std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
+        std::vector<size_t> next(batch.size(), 0);
+        for (size_t b = 0; b < batch.size(); ++b) {
+            heads.emplace(batch[b].msgs.front()->published_ns, b);
+        }
+        std::vector<MsgPtr> run;
+        while (!heads.empty()) {
+            size_t b = heads.top().second;
+            heads.pop();
+            std::vector<MsgPtr>& msgs = batch[b].msgs;
+            int64_t until = heads.empty() ? INT64_MAX : heads.top().first;
+            size_t from = next[b];
+            size_t to = from + 1;
+            while (to < msgs.size() && msgs[to]->published_ns <= until) {
+                ++to;
+            }
+            next[b] = to;
+            if (to < msgs.size()) {
+                heads.emplace(msgs[to]->published_ns, b);
+            }
+            if (from == 0 && to == msgs.size()) {
+                dispatch(batch[b].pin.get(), msgs);  // the whole batch
+                continue;
+            }
+            run.assign(msgs.begin() + static_cast<std::ptrdiff_t>(from),
+                       msgs.begin() + static_cast<std::ptrdiff_t>(to));
+            dispatch(batch[b].pin.get(), run);
+        }
     }
     for (Pin& p : ended) {
         end_all(p.get(), end_status::kGone);
     }
+}
+
+// ------------------------------------------------------------ wildcards
+
+namespace {
+
+// The group and the id of a channel key (`group/id`: a group holds no
+// `/`).
+std::pair<std::string_view, std::string_view> split_key(std::string_view key)
+{
+    size_t slash = key.find('/');
+    if (slash == std::string_view::npos) {
+        return {std::string_view(), key};
+    }
+    return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+}  // namespace
+
+// Hash buckets a wildcard's start reads per hold of the zone lock (about
+// as many channels; some 0.2 ms).
+constexpr uint32_t kWatchSlice = 1024;
+
+bool Fanout::watched(std::string_view key) const
+{
+    auto [group, id] = split_key(key);
+    for (const auto& [w, watch] : watchers_) {
+        (void) w;
+        if (watch.group == group && acl::matches(watch.pattern, id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Tells each watcher of its new channels; a watcher may unwatch (or make
+// others unwatch) from its call, so each is looked up again before it is
+// called.
+void Fanout::announce(const std::vector<std::string>& keys)
+{
+    for (const std::string& key : keys) {
+        auto [group, id] = split_key(key);
+        std::vector<ChannelWatcher*> to_tell;
+        for (const auto& [w, watch] : watchers_) {
+            if (watch.group == group && acl::matches(watch.pattern, id)) {
+                to_tell.push_back(w);
+            }
+        }
+        for (ChannelWatcher* w : to_tell) {
+            if (watchers_.count(w) != 0 && !stopping_) {
+                w->on_channel(key, true);
+            }
+        }
+    }
+}
+
+Status Fanout::watch(ChannelWatcher* w, std::string_view group,
+                     std::string_view pattern)
+{
+    if (!slot_ || stopping_) {
+        return Status(Code::kAgain, "This worker cannot hold subscribers.");
+    }
+    watchers_[w] = Watch{std::string(group), std::string(pattern)};
+    {
+        Store::Guard g(store_);
+        store_.set_watching(g, *slot_, true);
+    }
+    // From here a new channel is announced at its first publish, so a
+    // slice may let others in: a channel created meanwhile is found
+    // twice at most (the watcher joins once).
+    std::vector<std::string> existing;
+    uint32_t from = 0;
+    do {
+        Store::Guard g(store_);
+        from = store_.for_each_channel(
+            g, from, kWatchSlice, [&](ChannelHandle, std::string_view key) {
+                auto [kg, id] = split_key(key);
+                if (kg == group && acl::matches(pattern, id)) {
+                    existing.emplace_back(key);
+                }
+            });
+    } while (from != 0);
+    for (const std::string& key : existing) {
+        if (watchers_.count(w) == 0) {
+            break;
+        }
+        w->on_channel(key, false);
+    }
+    return Status::ok();
+}
+
+void Fanout::unwatch(ChannelWatcher* w)
+{
+    if (watchers_.erase(w) == 0 || !watchers_.empty() || !slot_) {
+        return;
+    }
+    Store::Guard g(store_);
+    store_.set_watching(g, *slot_, false);
 }
 
 void Fanout::shutdown()

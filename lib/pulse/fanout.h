@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pulse/acl.h"
 #include "pulse/channel_log.h"
 #include "pulse/deflate.h"
 #include "pulse/message.h"
@@ -108,6 +109,20 @@ private:
     LocalChannel* channel_ = nullptr;
     bool parked_ = false;
     uint64_t cursor_ = 0;  // parked: the log's seq it has had
+};
+
+/// A wildcard subscription as the fan-out sees it (Fanout::watch): told of
+/// each channel of its group whose id its pattern matches, so that it can
+/// join it.
+class ChannelWatcher {
+public:
+    /// `key` matches: it existed when the watch began (`created` false) or
+    /// was created since and has had its first publish (`created` true).
+    /// The watcher may join the channel, or unwatch, from here.
+    virtual void on_channel(std::string_view key, bool created) = 0;
+
+protected:
+    ~ChannelWatcher() = default;
 };
 
 /// What the fan-out needs of the process it runs in.
@@ -200,6 +215,16 @@ public:
     /// Reads this worker's mailbox and delivers what it announces.
     void process_mailbox(int64_t now);
 
+    /// Watches the channels of `group` whose ids match `pattern` (an ACL
+    /// pattern, lib/pulse/acl.h): calls w->on_channel for each that exists
+    /// now, before returning, and for each created later at its first
+    /// publish. A pass over the zone's channels; kAgain without a slot.
+    Status watch(ChannelWatcher* w, std::string_view group,
+                 std::string_view pattern);
+    /// Stops the watch; idempotent.
+    void unwatch(ChannelWatcher* w);
+    size_t watchers() const { return watchers_.size(); }
+
     /// Publishes to every channel in `keys` and wakes their subscribers'
     /// workers. kNoMemory when the zone is full (logged once per episode
     /// by all workers together); a compression failure stores the message
@@ -262,6 +287,8 @@ private:
     void end_all(LocalChannel* lc, int status);
     void release_if_empty(LocalChannel* lc);
     LocalChannel* local(ChannelHandle h);
+    bool watched(std::string_view key) const;
+    void announce(const std::vector<std::string>& keys);
 
     Store& store_;
     std::optional<uint32_t> slot_;
@@ -272,6 +299,11 @@ private:
     metrics::Block metrics_;
     FramingIds framing_ids_;
     std::unordered_map<uint64_t, std::unique_ptr<LocalChannel>> channels_;
+    struct Watch {
+        std::string group;
+        std::string pattern;
+    };
+    std::unordered_map<ChannelWatcher*, Watch> watchers_;
 };
 
 /// This worker's view of one channel with local subscribers.

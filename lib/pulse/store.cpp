@@ -139,6 +139,7 @@ Channel* Store::create(std::string_view key, uint32_t hash, int64_t now)
     c->timeout = 3600;
     c->last_requested = -1;
     c->last_active = now;
+    c->announce = 1;
     uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
     uint32_t& head = buckets[hash & (hdr_->nbuckets - 1)];
     c->next_in_bucket = head;
@@ -321,9 +322,18 @@ uint64_t Store::notify(Channel* c)
 {
     uint64_t ring = 0;
     uint32_t self = ShmRef<Channel>::of(base_, c).off;
+    uint64_t targets = c->slot_mask;
+    if (c->announce != 0) {
+        c->announce = 0;
+        for (uint32_t s = 0; s < kMaxSlots; ++s) {
+            if (hdr_->slots[s].watching != 0) {
+                targets |= uint64_t{1} << s;
+            }
+        }
+    }
     for (uint32_t s = 0; s < kMaxSlots; ++s) {
         uint64_t bit = uint64_t{1} << s;
-        if ((c->slot_mask & bit) == 0) {
+        if ((targets & bit) == 0) {
             continue;
         }
         WorkerSlot& ws = hdr_->slots[s];
@@ -674,6 +684,19 @@ Result<uint32_t> Store::claim_slot(const Guard&, int32_t pid)
     return Status(Code::kNoMemory, "all worker slots are taken");
 }
 
+void Store::set_watching(const Guard&, uint32_t slot, bool on)
+{
+    if (slot < kMaxSlots) {
+        hdr_->slots[slot].watching = on ? 1 : 0;
+    }
+}
+
+std::string_view Store::key(const Guard&, ChannelHandle h)
+{
+    Channel* c = channel(h);
+    return c == nullptr ? std::string_view() : key_view(c);
+}
+
 void Store::release_slot(const Guard&, uint32_t slot)
 {
     if (slot >= kMaxSlots) {
@@ -683,6 +706,19 @@ void Store::release_slot(const Guard&, uint32_t slot)
     while (ws.subs != 0) {
         leave(slot, slot_sub(ws.subs));
     }
+    // Notices it never read of channels it held no record of (new ones a
+    // wildcard watched for): their bit would keep the channel from being
+    // freed and the next worker in this slot from being told.
+    uint64_t bit = uint64_t{1} << slot;
+    for (; ws.head != ws.tail; ws.head++) {
+        MailboxEntry e = ws.mailbox[ws.head % kMailboxSize];
+        auto* c = ShmRef<Channel>{e.off}.get(base_);
+        if (c != nullptr && c->serial == e.serial) {
+            c->notify_mask &= ~bit;
+            maybe_free(c);
+        }
+    }
+    ws.watching = 0;
     ws.head = ws.tail = 0;
     ws.overflow = 0;
     ws.bell_pending = 0;

@@ -191,6 +191,21 @@ public:
     /// true when it did.
     bool reap_slot(const Guard&, uint32_t slot, int32_t pid);
 
+    /// The slot's worker holds wildcard subscriptions: a new channel's
+    /// first notice (its first publish, or its deletion) goes to its
+    /// mailbox too, whether or not it subscribes to it.
+    void set_watching(const Guard&, uint32_t slot, bool on);
+    /// The channel's key; empty when it is gone.
+    std::string_view key(const Guard&, ChannelHandle h);
+    /// Calls fn(handle, key) for every channel not deleted in up to
+    /// `max_buckets` hash buckets from bucket `from`; returns the bucket
+    /// to go on from, 0 once past the last. A pass over the table in
+    /// slices, each under a lock of its own (a wildcard subscription's
+    /// start), so that no slice holds the zone for long.
+    template <typename Fn>
+    uint32_t for_each_channel(const Guard&, uint32_t from, uint32_t max_buckets,
+                              Fn&& fn);
+
     /// Empties a slot's mailbox, calling fn(handle) for each channel with
     /// news; returns true when the mailbox had overflowed (the worker must
     /// then look at every channel it holds).
@@ -351,7 +366,9 @@ struct Channel {
     int64_t timeout;
     int64_t last_time;
     int32_t last_tag;
-    int32_t pad;
+    /// Created and not yet announced: its first notice also goes to the
+    /// slots watching for new channels (wildcard subscriptions).
+    uint32_t announce;
     int64_t last_requested;  // -1 never
     int64_t last_active;
     int64_t idle_timeout;  // 0 = gc()'s default
@@ -394,7 +411,7 @@ struct WorkerSlot {
     uint32_t tail;      // next to write
     uint32_t subs;      // SlotSub list
     uint32_t reported;  // metrics holds a report of this slot's worker
-    uint32_t pad;
+    uint32_t watching;  // its worker wants notices of new channels
     metrics::Block metrics;
     MailboxEntry mailbox[kMailboxSize];
 };
@@ -463,6 +480,29 @@ bool Store::drain_mailbox(const Guard&, uint32_t slot, Fn&& fn)
         fn(ChannelHandle{e.off, e.serial});
     }
     return overflow;
+}
+
+template <typename Fn>
+uint32_t Store::for_each_channel(const Guard&, uint32_t from,
+                                 uint32_t max_buckets, Fn&& fn)
+{
+    uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
+    uint32_t end = from + max_buckets;
+    if (end > hdr_->nbuckets || end < from) {
+        end = hdr_->nbuckets;
+    }
+    for (uint32_t b = from; b < end; ++b) {
+        for (uint32_t off = buckets[b]; off != 0;) {
+            auto* c = ShmRef<Channel>{off}.get(base_);
+            off = c->next_in_bucket;
+            if (c->deleted == 0) {
+                fn(ChannelHandle{ShmRef<Channel>::of(base_, c).off, c->serial},
+                   std::string_view(reinterpret_cast<const char*>(c + 1),
+                                    c->key_len));
+            }
+        }
+    }
+    return end == hdr_->nbuckets ? 0 : end;
 }
 
 template <typename Fn>

@@ -48,6 +48,8 @@ public:
     uint32_t framing_id() const { return framing_id_; }
     /// none: live, as nchan
     std::optional<pacing::Pacer> pacer;
+    /// The wildcard subscription that joined it; none: subscribed by name.
+    const Pattern* via = nullptr;
 
 private:
     WsConnection* conn_;
@@ -55,6 +57,32 @@ private:
     size_t index_;         // position in a multiplexed URL subscription
     Framing framing_;
     uint32_t framing_id_;
+};
+
+/// A pulse.v1 wildcard subscription: the channels it joins are Subs of
+/// their own, in subs_, marked with `via`.
+class WsConnection::Pattern final : public ChannelWatcher {
+public:
+    Pattern(WsConnection* conn, std::string pattern, pacing::Pace p)
+        : pace(p), conn_(conn), pattern_(std::move(pattern))
+    {}
+    Pattern(const Pattern&) = delete;
+    Pattern& operator=(const Pattern&) = delete;
+    Pattern(Pattern&&) = delete;
+    Pattern& operator=(Pattern&&) = delete;
+    ~Pattern() { conn_->fanout_.unwatch(this); }
+
+    void on_channel(std::string_view key, bool created) override
+    {
+        conn_->pattern_channel(*this, key, created);
+    }
+    const std::string& pattern() const { return pattern_; }
+    pacing::Pace pace;
+    bool said_full = false;  // too_many_channels sent once
+
+private:
+    WsConnection* conn_;
+    std::string pattern_;
 };
 
 namespace {
@@ -102,6 +130,7 @@ WsConnection::WsConnection(Fanout& f, WsConnectionHost& host, WsSettings s,
 WsConnection::~WsConnection()
 {
     subs_.clear();
+    patterns_.clear();
 }
 
 Status WsConnection::join(int64_t now)
@@ -228,13 +257,13 @@ void WsConnection::set_pace(Sub& s, pacing::Pace p)
     paced_++;
 }
 
-void WsConnection::paced(Sub& s, const std::vector<MsgPtr>& msgs)
+void WsConnection::paced(Sub& s, const std::vector<MsgPtr>& msgs, bool had)
 {
     uint64_t now = host_.clock_ms();
     bool writable = host_.idle();
     bool any = false;
     for (const MsgPtr& m : msgs) {
-        if (!s.take(m->id)) {
+        if (!had && !s.take(m->id)) {
             continue;
         }
         switch (s.pacer->offer(s.index(), m, now, writable)) {
@@ -434,6 +463,9 @@ void WsConnection::on_closing()
     for (auto& s : subs_) {
         s->detach();
     }
+    for (auto& p : patterns_) {
+        fanout_.unwatch(p.get());
+    }
 }
 
 void WsConnection::shutdown()
@@ -632,7 +664,7 @@ Result<std::string> WsConnection::json_key(std::string_view channel,
                                 "by the token."
                               : "Publishing to this channel is not allowed "
                                 "by the token.";
-        host_.denied(channel, why);
+        host_.denied(set_.grant.claims.get(), 403, channel, why);
         return Status(Code::kForbidden, why);
     }
     return channel_key(set_.group, channel);
@@ -653,7 +685,8 @@ void WsConnection::json_auth(const ws::Request& req)
     }
     bool first = set_.auth_pending || !set_.grant.authenticated();
     if (!first && claims->tenant != set_.grant.claims->tenant) {
-        host_.denied("", "an auth frame tried to change the tenant");
+        host_.denied(set_.grant.claims.get(), 403, "",
+                     "an auth frame tried to change the tenant");
         session_.send_text(ws::error_frame(
             "forbidden", "A token may not change the connection's tenant.",
             req.id));
@@ -664,7 +697,7 @@ void WsConnection::json_auth(const ws::Request& req)
     {
         auto seat = fanout_.seat(claims->tenant, set_.max_tenant_subscribers);
         if (!seat.is_ok()) {
-            host_.denied("", "tenant subscriber limit");
+            host_.denied(claims.get(), 403, "", "tenant subscriber limit");
             send_error(req, seat.status());
             session_.close(kPolicy, "Tenant subscriber limit reached.");
             return;
@@ -686,6 +719,15 @@ void WsConnection::json_auth(const ws::Request& req)
             (*it)->channel()));
         it = subs_.erase(it);
     }
+    for (size_t i = patterns_.size(); i-- > 0;) {
+        Pattern* p = patterns_[i].get();
+        if (!set_.grant.may_watch(p->pattern())) {
+            session_.send_text(ws::error_frame(
+                "forbidden", "The new token does not allow this pattern.", "",
+                p->pattern()));
+            drop_pattern(p);
+        }
+    }
     host_.expires_at(deadline);
     std::string extra;
     if (deadline) {
@@ -697,11 +739,188 @@ void WsConnection::json_auth(const ws::Request& req)
 WsConnection::Sub* WsConnection::find(std::string_view channel)
 {
     for (auto& s : subs_) {
-        if (s->channel() == channel) {
+        if (s->via == nullptr && s->channel() == channel) {
             return s.get();
         }
     }
     return nullptr;
+}
+
+WsConnection::Pattern* WsConnection::find_pattern(std::string_view pattern)
+{
+    for (auto& p : patterns_) {
+        if (p->pattern() == pattern) {
+            return p.get();
+        }
+    }
+    return nullptr;
+}
+
+void WsConnection::drop_pattern(Pattern* p)
+{
+    fanout_.unwatch(p);
+    subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
+                               [&](const auto& s) { return s->via == p; }),
+                subs_.end());
+    patterns_.erase(std::find_if(patterns_.begin(), patterns_.end(),
+                                 [&](const auto& q) { return q.get() == p; }));
+}
+
+// A wildcard subscription (docs/websocket.md): live messages of every
+// channel of the group its pattern matches, those that exist and those
+// created later, each joined as a channel of its own, within the ACL and
+// the connection's channel limit. No resume: ids are per channel.
+void WsConnection::json_watch(const ws::Request& req)
+{
+    const std::string& pattern = req.channel;
+    if (!acl::valid_pattern(pattern)) {
+        session_.send_text(ws::error_frame(
+            "bad_request",
+            "Invalid wildcard: `*` is one whole segment, `**` the last one.",
+            req.id, pattern));
+        return;
+    }
+    if (req.last_event_id) {
+        session_.send_text(ws::error_frame(
+            "bad_request",
+            "A wildcard subscription has no last_event_id: ids are per "
+            "channel; subscribe to a channel by name to resume it.",
+            req.id, pattern));
+        return;
+    }
+    if (find_pattern(pattern) != nullptr) {
+        session_.send_text(ws::error_frame("already_subscribed",
+                                           "Already subscribed to this "
+                                           "pattern.",
+                                           req.id, pattern));
+        return;
+    }
+    if (patterns_.size() >= kMaxPatterns
+        || subs_.size() + patterns_.size() >= set_.max_channels)
+    {
+        session_.send_text(
+            ws::error_frame("too_many_channels",
+                            "At most " + std::to_string(kMaxPatterns)
+                                + " wildcard subscriptions and "
+                                + std::to_string(set_.max_channels)
+                                + " channels per connection.",
+                            req.id, pattern));
+        return;
+    }
+    std::string literal;  // the charset applies to what is not a wildcard
+    for (char ch : pattern) {
+        if (ch != '*') {
+            literal += ch;
+        }
+    }
+    if (pattern.size() > set_.max_channel_id_length) {
+        send_error(req, Status(Code::kForbidden, "Channel id too long."));
+        return;
+    }
+    if (Status c = set_.charset.check(literal); !c.is_ok()) {
+        send_error(req, c);
+        return;
+    }
+    if (!set_.grant.may_watch(pattern)) {
+        const char* why =
+            "This wildcard reaches channels the token does not allow.";
+        host_.denied(set_.grant.claims.get(), 403, pattern, why);
+        send_error(req, Status(Code::kForbidden, why));
+        return;
+    }
+    pacing::Pace pace = pacing::bounded(set_.pace_limits, req.pace);
+    patterns_.push_back(std::make_unique<Pattern>(this, pattern, pace));
+    Pattern* p = patterns_.back().get();
+    if (Status st = fanout_.watch(p, set_.group, pattern); !st.is_ok()) {
+        patterns_.pop_back();
+        send_error(req, st);
+        return;
+    }
+    size_t joined = 0;
+    for (const auto& s : subs_) {
+        joined += s->via == p ? 1 : 0;
+    }
+    session_.send_text(
+        ws::subscribed_frame(req.id, pattern, false, pace, joined));
+    session_.touch();
+}
+
+void WsConnection::pattern_channel(Pattern& p, std::string_view key,
+                                   bool created)
+{
+    if (session_.closing()) {
+        return;
+    }
+    std::string id(key.substr(key.find('/') + 1));
+    for (const auto& s : subs_) {
+        if (s->via == &p && s->channel() == id) {
+            return;  // joined already
+        }
+    }
+    if (!set_.grant.may(acl::Direction::kSubscribe, id)) {
+        return;  // covered by the ACL, so never; but never past it
+    }
+    if (subs_.size() + patterns_.size() >= set_.max_channels) {
+        if (!p.said_full) {
+            p.said_full = true;
+            session_.send_text(ws::error_frame(
+                "too_many_channels",
+                "At most " + std::to_string(set_.max_channels)
+                    + " channels per connection: further channels of this "
+                      "wildcard are not joined.",
+                "", p.pattern()));
+            session_.flush();
+        }
+        return;
+    }
+    Fanout::JoinOptions o = set_.join;
+    o.now = fanout_.now();
+    o.existing_only = true;
+    o.after.reset();
+    if (created) {
+        o.first = FirstMessage{FirstMessage::kOldest};  // all it has had
+    } else {
+        o.first = FirstMessage{FirstMessage::kNewest};  // from now on
+        o.limit = 0;
+    }
+    auto sub = std::make_unique<Sub>(this, id, 0, framing_of(set_));
+    sub->via = &p;
+    auto j = fanout_.join(sub.get(), key, o);
+    if (!j.is_ok()) {
+        if (j.status().code() != Code::kNotFound) {  // gone meanwhile: none
+            session_.send_text(
+                ws::error_frame(ws::error_code(j.status().code()),
+                                j.status().message(), "", id));
+            session_.flush();
+        }
+        return;
+    }
+    Sub& s = *sub;
+    subs_.push_back(std::move(sub));
+    set_pace(s, p.pace);
+    if (s.pacer) {
+        paced(s, j->catch_up, true);  // live messages: paced as the rest
+    } else {
+        push_catch_up(s, j->catch_up);
+    }
+    session_.flush();
+}
+
+std::vector<WsConnection::Sub*> WsConnection::named(const ws::Request& req)
+{
+    std::vector<Sub*> out;
+    if (Pattern* p = find_pattern(req.channel)) {
+        for (const auto& s : subs_) {
+            if (s->via == p) {
+                out.push_back(s.get());
+            }
+        }
+        return out;
+    }
+    if (Sub* s = subscribed(req)) {
+        out.push_back(s);
+    }
+    return out;
 }
 
 void WsConnection::json_subscribe(const ws::Request& req)
@@ -712,6 +931,10 @@ void WsConnection::json_subscribe(const ws::Request& req)
                                            req.id, req.channel));
         return;
     }
+    if (acl::is_wildcard(req.channel)) {
+        json_watch(req);
+        return;
+    }
     if (find(req.channel) != nullptr) {
         session_.send_text(ws::error_frame("already_subscribed",
                                            "Already subscribed to this "
@@ -719,7 +942,7 @@ void WsConnection::json_subscribe(const ws::Request& req)
                                            req.id, req.channel));
         return;
     }
-    if (subs_.size() >= set_.max_channels) {
+    if (subs_.size() + patterns_.size() >= set_.max_channels) {
         session_.send_text(
             ws::error_frame("too_many_channels",
                             "At most " + std::to_string(set_.max_channels)
@@ -772,12 +995,18 @@ WsConnection::Sub* WsConnection::subscribed(const ws::Request& req)
 // A subscribed channel's new pace; held messages go out at it.
 void WsConnection::json_pace(const ws::Request& req)
 {
-    Sub* s = subscribed(req);
-    if (s == nullptr) {
+    Pattern* p = find_pattern(req.channel);
+    std::vector<Sub*> subs = named(req);
+    if (subs.empty() && p == nullptr) {
         return;
     }
     pacing::Pace pace = pacing::bounded(set_.pace_limits, req.pace);
-    set_pace(*s, pace);
+    if (p != nullptr) {
+        p->pace = pace;  // and the channels it joins later
+    }
+    for (Sub* s : subs) {
+        set_pace(*s, pace);
+    }
     session_.send_text(ws::reply_frame(
         "paced", req.id, req.channel,
         R"("pace":)" + ws::json_string(pacing::to_string(pace))));
@@ -787,17 +1016,21 @@ void WsConnection::json_pace(const ws::Request& req)
 // What a channel holds, now (manual mode's refresh; any pace's).
 void WsConnection::json_fetch(const ws::Request& req)
 {
-    Sub* s = subscribed(req);
-    if (s == nullptr) {
+    bool pattern = find_pattern(req.channel) != nullptr;
+    std::vector<Sub*> subs = named(req);
+    if (subs.empty() && !pattern) {
         return;
     }
     size_t n = 0;
-    if (s->pacer) {
+    for (Sub* s : subs) {
+        if (!s->pacer) {
+            continue;
+        }
         if (!gather(*s)) {
             return;
         }
         pacing::Pacer::Batch b = s->pacer->fetch(host_.clock_ms());
-        n = b.items.size();
+        n += b.items.size();
         if (!push_batch(*s, b)) {
             return;
         }
@@ -810,8 +1043,14 @@ void WsConnection::json_fetch(const ws::Request& req)
 
 void WsConnection::json_unsubscribe(const ws::Request& req)
 {
+    if (Pattern* p = find_pattern(req.channel)) {
+        drop_pattern(p);
+        session_.send_text(
+            ws::reply_frame("unsubscribed", req.id, req.channel));
+        return;
+    }
     for (auto it = subs_.begin(); it != subs_.end(); ++it) {
-        if ((*it)->channel() == req.channel) {
+        if ((*it)->via == nullptr && (*it)->channel() == req.channel) {
             subs_.erase(it);
             session_.send_text(
                 ws::reply_frame("unsubscribed", req.id, req.channel));

@@ -41,6 +41,9 @@ std::pair<WsMode, std::string> choose_subprotocol(
 
 /// Commands in flight per connection.
 constexpr size_t kMaxCommandsInFlight = 16;
+/// pulse.v1 wildcard subscriptions per connection (each costs a pass over
+/// the zone's channels when it starts).
+constexpr size_t kMaxPatterns = 16;
 
 /// A connection's settings: the location's and the handshake's.
 struct WsSettings {
@@ -87,9 +90,11 @@ public:
     /// WsConnection::command_done(token, ...). False when it cannot start.
     virtual bool command(uint64_t token, std::string_view channel,
                          std::string_view data) = 0;
-    /// A pulse.v1 request was refused for the token's ACL: the host writes
-    /// the audit line. The socket stays.
-    virtual void denied(std::string_view channel, std::string_view reason) = 0;
+    /// A pulse.v1 request was refused (403 for the token's ACL or a limit,
+    /// 401 for a token that did not verify): the host writes the audit
+    /// line with the claims the connection holds. The socket stays.
+    virtual void denied(const jwt::Claims* claims, int status,
+                        std::string_view channel, std::string_view reason) = 0;
     /// Verifies a token from an `auth` frame with the location's keys and
     /// policy: its claims, or nullptr with `why`. `deadline` is when it stops
     /// being valid (exp + leeway), if it expires.
@@ -179,6 +184,15 @@ private:
     }
     class Sub;
     friend class Sub;
+    class Pattern;
+    friend class Pattern;
+    void json_watch(const ws::Request& req);
+    void pattern_channel(Pattern& p, std::string_view key, bool created);
+    Pattern* find_pattern(std::string_view pattern);
+    /// Ends a wildcard subscription and the channels it joined.
+    void drop_pattern(Pattern* p);
+    /// The subscriptions a request names: one channel, or a wildcard's.
+    std::vector<Sub*> named(const ws::Request& req);
     void deliver(Sub& s, const std::vector<MsgPtr>& msgs);
     void sub_ended(Sub& s, int status);
     bool push_message(Sub& s, Msg& m, bool abort_if_full);
@@ -191,7 +205,8 @@ private:
     void json_command(const ws::Request& req);
     void json_pace(const ws::Request& req);
     void json_fetch(const ws::Request& req);
-    void paced(Sub& s, const std::vector<MsgPtr>& msgs);
+    /// `had`: the messages count as taken already (a catch-up).
+    void paced(Sub& s, const std::vector<MsgPtr>& msgs, bool had = false);
     bool push_batch(Sub& s, const pacing::Pacer::Batch& b);
     void rearm(uint64_t now);
     bool gather(Sub& s);
@@ -210,8 +225,9 @@ private:
     WsSettings set_;
     ws::Session session_;
     std::vector<std::unique_ptr<Sub>> subs_;
-    std::unique_ptr<Fanout::TenantSeat> seat_;   // first-frame auth's
-    std::vector<std::unique_ptr<Sub>> retired_;  // deleted channels' subs
+    std::vector<std::unique_ptr<Pattern>> patterns_;  // pulse.v1 wildcards
+    std::unique_ptr<Fanout::TenantSeat> seat_;        // first-frame auth's
+    std::vector<std::unique_ptr<Sub>> retired_;       // deleted channels' subs
     struct Pending {
         MsgPtr msg;
         Sub* sub;

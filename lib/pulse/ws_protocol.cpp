@@ -275,12 +275,17 @@ std::string_view error_code(Code code)
 }
 
 std::string subscribed_frame(std::string_view id, std::string_view channel,
-                             bool gap, const pacing::Pace& pace)
+                             bool gap, const pacing::Pace& pace,
+                             std::optional<size_t> channels)
 {
     std::string extra = gap ? R"("gap":true)" : "";
     if (pace.mode != pacing::Mode::kLive) {
         extra += extra.empty() ? "" : ",";
         extra += R"("pace":)" + json_string(pacing::to_string(pace));
+    }
+    if (channels) {
+        extra += extra.empty() ? "" : ",";
+        extra += R"("channels":)" + std::to_string(*channels);
     }
     return reply_frame("subscribed", id, channel, extra);
 }

@@ -88,9 +88,11 @@ std::string json_string(std::string_view s);
 std::string_view error_code(Code code);
 
 // The replies, each {"type":..,["id":..,]["channel":..,]...}:
-/// `pace` is said when it is not live ("pace":"throttle=250ms").
+/// `pace` is said when it is not live ("pace":"throttle=250ms");
+/// `channels`, for a wildcard, how many existing channels it joined.
 std::string subscribed_frame(std::string_view id, std::string_view channel,
-                             bool gap, const pacing::Pace& pace = {});
+                             bool gap, const pacing::Pace& pace = {},
+                             std::optional<size_t> channels = std::nullopt);
 std::string published_frame(std::string_view id, std::string_view channel,
                             MsgId message_id, uint32_t subscribers);
 /// A command's answer: {"type":"reply","id":..,"status":N[,"data":body]}

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import time
+import uuid
 
 import jwt as pyjwt
 import pytest
@@ -260,6 +261,84 @@ def test_pulse_v1_errors_per_channel_and_the_socket_stays(ngx, keys):
     m = ws.recv_json()
     assert m["type"] == "message" and m["data"] == "ours"
     ws.close()
+    # each refusal inside the socket is an audit line too, with the
+    # socket's claims (its request is gone after the upgrade)
+    wait_for(lambda: re.search(
+        r'pulse audit: decision=deny status=403 tenant="a" sub="user-a" '
+        r'kid="hs" channel="faults" client="127.0.0.1" reason="Subscribing',
+        ngx.log()), 5, "the audit line of a pulse.v1 refusal")
+
+
+def test_pulse_v1_wildcards_stay_within_the_tenant_and_the_acl(ngx, keys):
+    """`<prefix>.*` on pulse.v1 (docs/websocket.md): every matching channel
+    of the token's tenant, existing ones from now on and new ones from their
+    first message, on whichever worker they were published; nothing of
+    another tenant, nothing deeper, nothing outside the ACL."""
+    pre = "wm" + uuid.uuid4().hex[:12]
+    internal_publish(ngx, "a", pre + ".old", "before")
+    t = token(keys, "a", channels={"subscribe": [pre + ".**"]})
+    clients = []
+    for _ in range(8):  # over both workers (checked below)
+        ws = WsClient(ngx.port, "/v1?token=" + t, protocols="pulse.v1")
+        ws.send_json({"type": "subscribe", "channel": pre + ".*", "id": 1})
+        r = ws.recv_json()
+        assert (r["type"], r["channel"], r["channels"]) == \
+            ("subscribed", pre + ".*", 1), r
+        clients.append(ws)
+    assert len(ngx.connections_per_worker()) == 2
+    internal_publish(ngx, "a", pre + ".old", "o1")
+    internal_publish(ngx, "a", pre + ".cpu", "c1")     # new
+    internal_publish(ngx, "b", pre + ".cpu", "theirs")  # another tenant
+    internal_publish(ngx, "a", pre + ".cpu.0", "deep")  # one segment more
+    internal_publish(ngx, "a", pre + "x.cpu", "near")
+    internal_publish(ngx, "a", pre + ".cpu", "c2")
+    internal_publish(ngx, "a", pre + ".mem", "m1")     # new
+    want = [(pre + ".old", "o1"), (pre + ".cpu", "c1"),
+            (pre + ".cpu", "c2"), (pre + ".mem", "m1")]
+    for ws in clients:
+        got = []
+        for _ in want:
+            m = ws.recv_json()
+            assert m["type"] == "message", m
+            got.append((m["channel"], m["data"]))
+        assert sorted(got) == sorted(want)
+        # per channel in order
+        assert [d for c, d in got if c == pre + ".cpu"] == ["c1", "c2"]
+    # wider than the ACL: refused, audited, the socket and wildcard stay
+    ws = clients[0]
+    for pattern in ("*", "**", pre + "x.*", pre + ".**.x"):
+        ws.send_json({"type": "subscribe", "channel": pattern, "id": 2})
+        err = ws.recv_json()
+        assert err["type"] == "error" and err["id"] == 2, err
+        assert err["code"] in ("forbidden", "bad_request"), err
+    wait_for(lambda: re.search(
+        r'pulse audit: decision=deny status=403 tenant="a" .*channel="\*"',
+        ngx.log()), 5, "the audit line of the refused wildcard: " + ngx.log()[-1500:])
+    internal_publish(ngx, "a", pre + ".net", "n1")
+    m = ws.recv_json()
+    assert (m["channel"], m["data"]) == (pre + ".net", "n1")
+    ws.send_json({"type": "unsubscribe", "channel": pre + ".*", "id": 3})
+    assert ws.recv_json()["type"] == "unsubscribed"
+    internal_publish(ngx, "a", pre + ".disk", "after")
+    ws.send_json({"type": "ping", "id": 4})
+    assert ws.recv_json()["type"] == "pong"  # nothing came before it
+    for c in clients[1:]:
+        m = c.recv_json()
+        assert (m["channel"], m["data"]) == (pre + ".net", "n1")
+        m = c.recv_json()
+        assert (m["channel"], m["data"]) == (pre + ".disk", "after")
+        c.close()
+    ws.close()
+    # tenant b's widest wildcard sees only b's channels
+    tb = token(keys, "b", channels=("**",))
+    wb = WsClient(ngx.port, "/v1?token=" + tb, protocols="pulse.v1")
+    wb.send_json({"type": "subscribe", "channel": "**", "id": 1})
+    assert wb.recv_json()["type"] == "subscribed"
+    internal_publish(ngx, "a", pre + ".cpu", "a-only")
+    internal_publish(ngx, "b", pre + ".cpu", "b-only")
+    m = wb.recv_json()
+    assert (m["channel"], m["data"]) == (pre + ".cpu", "b-only")
+    wb.close()
 
 
 def test_expired_and_future_tokens(ngx, keys):

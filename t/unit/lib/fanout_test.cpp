@@ -1,6 +1,8 @@
 #include "pulse/fanout.h"
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -383,6 +385,43 @@ std::vector<std::string> parked_bodies(const Subscriber& s,
     return out;
 }
 
+// One mailbox read with news of several channels hands the messages on
+// in publish order, each channel's in its own order: a subscriber of
+// several channels (multiplexed) sees a1 b1 a2, not a1 a2 b1.
+TEST(Fanout, ChannelsReadTogetherAreDeliveredInPublishOrder)
+{
+    FanoutWorld w;
+    std::vector<std::string> seen;
+    Rec a;
+    Rec b;
+    a.action = [&] { seen.push_back("a:" + a.got.back()); };
+    b.action = [&] { seen.push_back("b:" + b.got.back()); };
+    ASSERT_TRUE(w.fanout->join(&a, "/a", w.opts()).is_ok());
+    ASSERT_TRUE(w.fanout->join(&b, "/b", w.opts()).is_ok());
+    int64_t ns = 100;
+    for (const char* m : {"a1", "b1", "a2", "a3", "b2"}) {
+        w.host.mono = ns++;
+        w.publish(std::string("/") + m[0], m);
+    }
+    w.deliver();
+    EXPECT_EQ(seen, (std::vector<std::string>{"a:a1", "b:b1", "a:a3", "b:b2"}));
+    EXPECT_EQ(a.got, (std::vector<std::string>{"a1", "a2", "a3"}));
+    // a2 and a3 went as one run: the action saw a3 last
+    // publishes of one channel taken out of time order (two workers racing
+    // for the lock) keep their ids' order
+    seen.clear();
+    w.host.mono = 50;
+    w.publish("/a", "a4");
+    w.host.mono = 40;
+    w.publish("/a", "a5");
+    w.host.mono = 45;
+    w.publish("/b", "b3");
+    w.deliver();
+    EXPECT_EQ(a.got.back(), "a5");
+    EXPECT_EQ(b.got.back(), "b3");
+    EXPECT_EQ(a.got.size(), 5u);  // none dropped as older
+}
+
 TEST(FanoutParking, AParkedSubscriberIsPassedByAndReadsTheLatestPerKey)
 {
     FanoutWorld w;
@@ -459,6 +498,198 @@ TEST(FanoutParking, ParkingWhileTheDispatchVisitsIsSafe)
     // have it, so b must have had it otherwise (its owner parks after
     // taking its messages)
     EXPECT_TRUE(parked_bodies(b).empty());
+}
+
+// A wildcard subscription as WsConnection makes one: each channel it is
+// told of joined by a subscriber of its own, from now on for an existing
+// channel and from its start for a new one.
+class Watcher final : public ChannelWatcher {
+public:
+    explicit Watcher(Fanout& f) : f_(f) {}
+    void on_channel(std::string_view key, bool created) override
+    {
+        told.emplace_back(std::string(key), created);
+        auto rec = std::make_unique<Rec>();
+        Fanout::JoinOptions o;
+        o.now = f_.now();
+        o.existing_only = true;
+        if (!created) {
+            o.first = FirstMessage{FirstMessage::kNewest};
+            o.limit = 0;
+        }
+        auto j = f_.join(rec.get(), key, o);
+        if (j.is_ok()) {
+            for (const MsgPtr& m : j->catch_up) {
+                rec->got.push_back(m->body);
+            }
+            recs[std::string(key)] = std::move(rec);
+        }
+        if (action) {
+            action();
+        }
+    }
+    std::vector<std::string> got(const std::string& key)
+    {
+        auto it = recs.find(key);
+        return it == recs.end() ? std::vector<std::string>{} : it->second->got;
+    }
+
+    std::vector<std::pair<std::string, bool>> told;
+    std::map<std::string, std::unique_ptr<Rec>> recs;
+    std::function<void()> action;
+
+private:
+    Fanout& f_;
+};
+
+using Told = std::vector<std::pair<std::string, bool>>;
+
+TEST(FanoutWatch, ExistingAndNewChannelsOfItsGroupOnly)
+{
+    FanoutWorld w;
+    w.publish("g/metrics.cpu", "old");
+    w.publish("g/other", "x");
+    w.publish("h/metrics.cpu", "x");  // another group
+    Watcher a(*w.fanout);
+    ASSERT_TRUE(w.fanout->watch(&a, "g", "metrics.*").is_ok());
+    EXPECT_EQ(a.told, (Told{{"g/metrics.cpu", false}}));
+    w.publish("g/metrics.cpu", "cpu1");
+    w.publish("g/metrics.mem", "mem1");  // created now
+    w.publish("h/metrics.disk", "x");
+    w.publish("g/metrics.cpu.0", "x");  // one segment too many
+    w.publish("g/metricsx", "x");
+    w.deliver();
+    EXPECT_EQ(a.told,
+              (Told{{"g/metrics.cpu", false}, {"g/metrics.mem", true}}));
+    EXPECT_EQ(a.got("g/metrics.cpu"), (std::vector<std::string>{"cpu1"}));
+    EXPECT_EQ(a.got("g/metrics.mem"), (std::vector<std::string>{"mem1"}));
+    w.publish("g/metrics.mem", "mem2");
+    w.deliver();
+    EXPECT_EQ(a.told.size(), 2u);  // told once per channel
+    EXPECT_EQ(a.got("g/metrics.mem"),
+              (std::vector<std::string>{"mem1", "mem2"}));
+    EXPECT_EQ(w.subscribers("g/metrics.mem"), 1u);
+    // after unwatch no channel is announced, and the slot stops watching
+    w.fanout->unwatch(&a);
+    w.fanout->unwatch(&a);  // idempotent
+    w.host.rung = 0;
+    w.publish("g/metrics.net", "x");
+    EXPECT_EQ(w.host.rung, 0u);
+    w.deliver();
+    EXPECT_EQ(a.told.size(), 2u);
+}
+
+TEST(FanoutWatch, ANewChannelRingsOnlyTheWatchingWorkers)
+{
+    FanoutWorld w;
+    uint32_t slot1 = 0;
+    uint32_t slot2 = 0;
+    {
+        Store::Guard g(w.store);
+        slot1 = w.store.claim_slot(g, 2222).value();
+        slot2 = w.store.claim_slot(g, 3333).value();
+    }
+    test::FakeHost host1;
+    test::FakeHost host2;
+    Fanout f1(w.store, slot1, host1, ws::DeflateOptions{});
+    Fanout f2(w.store, slot2, host2, ws::DeflateOptions{});
+    Watcher a(f1);
+    ASSERT_TRUE(f1.watch(&a, "g", "jobs.**").is_ok());
+    EXPECT_TRUE(a.told.empty());
+    w.host.rung = 0;
+    w.publish("g/jobs.1.progress", "10");
+    EXPECT_EQ(w.host.rung, uint64_t{1} << slot1);  // not slot 0, not slot 2
+    f1.process_mailbox(w.host.clock);
+    f2.process_mailbox(w.host.clock);
+    EXPECT_EQ(a.got("g/jobs.1.progress"), (std::vector<std::string>{"10"}));
+    EXPECT_EQ(f2.channels(), 0u);
+    // a channel created by a subscriber is announced at its first publish
+    Rec r;
+    auto o = w.opts();
+    ASSERT_TRUE(f2.join(&r, "g/jobs.2", o).is_ok());
+    f1.process_mailbox(w.host.clock);
+    EXPECT_EQ(a.told.size(), 1u);
+    w.publish("g/jobs.2", "a");
+    f1.process_mailbox(w.host.clock);
+    f2.process_mailbox(w.host.clock);
+    EXPECT_EQ(a.got("g/jobs.2"), (std::vector<std::string>{"a"}));
+    EXPECT_EQ(r.got, (std::vector<std::string>{"a"}));
+    f1.unwatch(&a);
+    a.recs.clear();
+    r.detach();
+}
+
+TEST(FanoutWatch, AWatcherMayUnwatchFromItsCall)
+{
+    FanoutWorld w;
+    w.publish("g/a.1", "x");
+    w.publish("g/a.2", "x");
+    Watcher a(*w.fanout);
+    Watcher b(*w.fanout);
+    a.action = [&] { w.fanout->unwatch(&a); };
+    b.action = [&] { w.fanout->unwatch(&a); };
+    ASSERT_TRUE(w.fanout->watch(&a, "g", "a.*").is_ok());
+    EXPECT_EQ(a.told.size(), 1u);  // the second channel is not announced
+    a.action = nullptr;
+    ASSERT_TRUE(w.fanout->watch(&a, "g", "a.*").is_ok());
+    ASSERT_TRUE(w.fanout->watch(&b, "g", "a.*").is_ok());
+    w.publish("g/a.3", "x");
+    w.deliver();  // b's call unwatches a, which is then not called
+    EXPECT_EQ(b.told.back(), (std::pair<std::string, bool>{"g/a.3", true}));
+    EXPECT_NE(a.told.back().first, "g/a.3");
+    EXPECT_EQ(w.fanout->watchers(), 1u);
+    w.fanout->unwatch(&b);
+}
+
+TEST(FanoutWatch, AnOverflowedMailboxStillAnnouncesEveryNewChannel)
+{
+    FanoutWorld w(32 << 20);
+    Watcher a(*w.fanout);
+    ASSERT_TRUE(w.fanout->watch(&a, "g", "m.*").is_ok());
+    for (uint32_t i = 0; i < kMailboxSize + 100; ++i) {
+        w.publish("g/m." + std::to_string(i), "x");
+    }
+    w.deliver();
+    EXPECT_EQ(a.told.size(), kMailboxSize + 100);
+    EXPECT_EQ(a.recs.size(), kMailboxSize + 100);
+    w.fanout->unwatch(&a);
+}
+
+TEST(FanoutWatch, ADeadWatcherSlotLeavesNoNoticeBehind)
+{
+    FanoutWorld w;
+    uint32_t slot1 = 0;
+    {
+        Store::Guard g(w.store);
+        slot1 = w.store.claim_slot(g, 2222).value();
+    }
+    uint64_t before = 0;
+    {
+        test::FakeHost host1;
+        Fanout f1(w.store, slot1, host1, ws::DeflateOptions{});
+        Watcher a(f1);
+        ASSERT_TRUE(f1.watch(&a, "g", "*").is_ok());
+        w.publish("g/x", "1");  // notices in slot 1's mailbox, unread
+        w.publish("g/z", "1");
+        Store::Guard g(w.store);
+        before = w.store.stats(g).channels;
+        w.store.release_slot(g, slot1);  // the worker died
+    }
+    ASSERT_TRUE(w.fanout->remove({"g/x"}, w.host.clock).is_ok());
+    {
+        Store::Guard g(w.store);
+        EXPECT_EQ(w.store.stats(g).channels, before - 1);  // freed
+        slot1 = w.store.claim_slot(g, 4444).value();
+    }
+    // the next worker in that slot is told of its channels
+    test::FakeHost host1;
+    Fanout f1(w.store, slot1, host1, ws::DeflateOptions{});
+    Rec r;
+    ASSERT_TRUE(f1.join(&r, "g/z", w.opts()).is_ok());
+    w.publish("g/z", "2");
+    f1.process_mailbox(w.host.clock);
+    EXPECT_EQ(r.got, (std::vector<std::string>{"2"}));
+    r.detach();
 }
 
 TEST(ChannelLog, KeepsTheLatestPerKeyAndTrimsWhatEveryReaderHad)

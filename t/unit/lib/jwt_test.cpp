@@ -666,6 +666,60 @@ TEST(Acl, Patterns)
     EXPECT_FALSE(matches("a.*.*.*.*.*.*.b", longname));
 }
 
+TEST(Acl, WildcardsAndCoverage)
+{
+    using acl::covers;
+    EXPECT_TRUE(acl::is_wildcard("metrics.*"));
+    EXPECT_TRUE(acl::is_wildcard("*.load"));
+    EXPECT_TRUE(acl::is_wildcard("metrics.**"));
+    EXPECT_FALSE(acl::is_wildcard("metrics"));
+    EXPECT_FALSE(acl::is_wildcard("metrics*"));  // a literal segment
+    EXPECT_FALSE(acl::is_wildcard("a.b*c.d"));
+    EXPECT_TRUE(covers("metrics.*", "metrics.*"));
+    EXPECT_TRUE(covers("metrics.*", "metrics.cpu"));
+    EXPECT_TRUE(covers("*.*", "metrics.*"));
+    EXPECT_TRUE(covers("metrics.**", "metrics.*"));
+    EXPECT_TRUE(covers("metrics.**", "metrics.**"));
+    EXPECT_TRUE(covers("metrics.**", "metrics.*.load"));
+    EXPECT_TRUE(covers("**", "*"));
+    EXPECT_TRUE(covers("**", "a.**"));
+    EXPECT_FALSE(covers("metrics.cpu", "metrics.*"));  // narrower
+    EXPECT_FALSE(covers("metrics.*", "metrics.**"));   // deeper
+    EXPECT_FALSE(covers("metrics.*", "*.cpu"));        // another prefix
+    EXPECT_FALSE(covers("metrics.*", "metrics.*.x"));  // longer
+    EXPECT_FALSE(covers("metrics.*.x", "metrics.*"));  // shorter
+    EXPECT_FALSE(covers("metrics.**", "metrics"));     // ** is one or more
+    EXPECT_FALSE(covers("metrics", "metrics.**"));
+    EXPECT_FALSE(covers("other.*", "metrics.*"));
+    for (const char* bad : {"", "a..b", "**.a", "."}) {
+        EXPECT_FALSE(covers("**", bad)) << bad;
+        EXPECT_FALSE(covers(bad, "a.*")) << bad;
+    }
+    // coverage agrees with matching: what the inner matches, the outer does
+    for (const char* ch : {"metrics.cpu", "metrics.mem", "metrics.cpu.load"}) {
+        if (acl::matches("metrics.*", ch)) {
+            EXPECT_TRUE(acl::matches("metrics.**", ch)) << ch;
+        }
+    }
+
+    acl::Grant open;
+    EXPECT_TRUE(open.may_watch("anything.*"));
+    EXPECT_FALSE(open.may_watch("a..*"));
+    auto a = std::make_shared<Claims>();
+    a->tenant = "acme";
+    a->has_acl = true;
+    a->subscribe = {"bw", "metrics.**"};
+    acl::Grant g{a};
+    EXPECT_TRUE(g.may_watch("metrics.*"));
+    EXPECT_TRUE(g.may_watch("metrics.cpu.*"));
+    EXPECT_FALSE(g.may_watch("*"));
+    EXPECT_FALSE(g.may_watch("**"));
+    EXPECT_FALSE(g.may_watch("bw.*"));
+    auto t = std::make_shared<Claims>(*a);
+    t->has_acl = false;  // the whole tenant: every pattern, in its group
+    EXPECT_TRUE(acl::Grant{t}.may_watch("**"));
+}
+
 TEST(Acl, GrantAndGroup)
 {
     acl::Grant open;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -549,6 +550,36 @@ TEST_F(SharedArena, ForkedPublisherReachesParentSlot)
     for (int i = 0; i < 500; ++i) {
         EXPECT_EQ(got[static_cast<size_t>(i)], std::to_string(i));
     }
+}
+
+// A wildcard's start reads the table in slices: together they see every
+// channel not deleted, once; the last slice says so with 0.
+TEST_F(Fixture, ChannelsAreReadInSlices)
+{
+    for (int i = 0; i < 300; ++i) {
+        pub("c" + std::to_string(i), "x", 1000);
+    }
+    {
+        Store::Guard g(store);
+        ASSERT_TRUE(store.remove(g, "c7", 1000).is_ok());
+    }
+    std::vector<std::string> seen;
+    uint32_t from = 0;
+    int slices = 0;
+    do {
+        Store::Guard g(store);
+        from = store.for_each_channel(
+            g, from, 10, [&](ChannelHandle h, std::string_view key) {
+                seen.emplace_back(key);
+                EXPECT_EQ(store.key(g, h), key);
+            });
+        ++slices;
+    } while (from != 0);
+    EXPECT_EQ(slices, 7);  // 64 buckets, 10 at a time
+    EXPECT_EQ(seen.size(), 299U);
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
+    EXPECT_FALSE(std::binary_search(seen.begin(), seen.end(), "c7"));
 }
 
 }  // namespace

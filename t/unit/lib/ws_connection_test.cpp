@@ -71,7 +71,8 @@ public:
         upstream.push_back({token, std::string(ctype), std::string(body)});
         return accept_commands;
     }
-    void denied(std::string_view channel, std::string_view reason) override
+    void denied(const jwt::Claims*, int, std::string_view channel,
+                std::string_view reason) override
     {
         denials.push_back(std::string(channel) + ": " + std::string(reason));
     }
@@ -301,6 +302,132 @@ std::shared_ptr<const jwt::Claims> tenant_claims(
 
 // A socket opened without a token: ping and auth only, until an auth
 // frame verifies; then the tenant's group and the token's ACL apply.
+// pulse.v1 wildcards (docs/websocket.md): live messages of every matching
+// channel of the tenant, existing or created later, each framed with its
+// own channel; within the ACL, the channel limit, and without history.
+TEST(WsConnection, WildcardSubscriptions)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.max_channels = 8;
+    s.grant.claims = tenant_claims("acme", {"bw", "metrics.**"}, 0);
+    s.group = s.grant.group("");
+    w.publish("acme/metrics.cpu", "old", 5);
+    w.publish("globex/metrics.cpu", "theirs", 5);
+    V1 c(w, s);
+    EXPECT_EQ(
+        c.ask({{"type", "subscribe"}, {"channel", "metrics.*"}, {"id", 1}}),
+        (json{{"type", "subscribed"},
+              {"id", 1},
+              {"channel", "metrics.*"},
+              {"channels", 1}}));
+    EXPECT_TRUE(c.sock.frames.empty());  // no history: from now on
+    w.publish("acme/metrics.cpu", "c1", 5);
+    w.publish("acme/metrics.mem", "m1", 5);  // created now
+    w.publish("globex/metrics.disk", "theirs", 5);
+    w.publish("acme/metrics.cpu.0", "deeper", 5);
+    w.publish("acme/bw", "other", 5);
+    w.deliver();
+    std::map<std::string, std::string> got;
+    while (!c.sock.frames.empty()) {
+        json m = c.sock.next_json();
+        EXPECT_EQ(m["type"], "message");
+        got[m["channel"]] += m["data"].get<std::string>();
+    }
+    EXPECT_EQ(got, (std::map<std::string, std::string>{{"metrics.cpu", "c1"},
+                                                       {"metrics.mem", "m1"}}));
+    EXPECT_EQ(w.subscribers("acme/metrics.mem"), 1U);
+    EXPECT_EQ(w.subscribers("globex/metrics.disk"), 0U);
+    // refusals, each an error frame; the socket and the wildcard stay
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "*"}})["code"],
+              "forbidden");  // wider than the ACL
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "bw.*"}})["code"],
+              "forbidden");
+    EXPECT_EQ(c.sock.denials.size(), 2U);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "metrics.*"}})["code"],
+              "already_subscribed");
+    EXPECT_EQ(
+        c.ask({{"type", "subscribe"}, {"channel", "metrics.**.x"}})["code"],
+        "bad_request");
+    json resume = c.ask({{"type", "subscribe"},
+                         {"channel", "metrics.*.load"},
+                         {"last_event_id", "1000:0"}});
+    EXPECT_EQ(resume["code"], "bad_request");
+    EXPECT_NE(resume["message"].get<std::string>().find("per channel"),
+              std::string::npos);
+    // pace and fetch name the wildcard and reach its channels
+    EXPECT_EQ(c.ask({{"type", "pace"},
+                     {"channel", "metrics.*"},
+                     {"mode", "manual"}})["type"],
+              "paced");
+    w.publish("acme/metrics.cpu", "c2", 5);
+    w.publish("acme/metrics.net", "n1", 5);  // joins paced as well
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_EQ(c.ask({{"type", "fetch"}, {"channel", "metrics.*"}})["type"],
+              "message");
+    EXPECT_EQ(c.sock.next_json()["type"], "message");
+    EXPECT_EQ(
+        c.sock.next_json(),
+        (json{{"type", "fetched"}, {"channel", "metrics.*"}, {"messages", 2}}));
+    // unsubscribing the wildcard leaves all its channels
+    EXPECT_EQ(
+        c.ask({{"type", "unsubscribe"}, {"channel", "metrics.*"}})["type"],
+        "unsubscribed");
+    EXPECT_EQ(w.subscribers("acme/metrics.mem"), 0U);
+    EXPECT_EQ(c.conn.subscriptions(), 0U);
+    EXPECT_EQ(w.fanout->watchers(), 0U);
+    w.publish("acme/metrics.new", "x", 5);
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());
+    EXPECT_FALSE(c.conn.session().closing());
+}
+
+// A wildcard joins channels up to the connection's limit and says once
+// that it stopped; a channel deleted under it is gone, the wildcard stays
+// and joins the channel again when it comes back.
+TEST(WsConnection, WildcardLimitAndDeletedChannels)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.max_channels = 3;  // the wildcard and two channels
+    V1 c(w, s);
+    for (const char* ch : {"/j.1", "/j.2", "/j.3"}) {
+        w.publish(ch, "x", 5);
+    }
+    // the third channel finds the limit: said before the reply
+    json full = c.ask({{"type", "subscribe"}, {"channel", "j.*"}});
+    EXPECT_EQ(full["code"], "too_many_channels");
+    EXPECT_EQ(full["channel"], "j.*");
+    json sub = c.sock.next_json();
+    EXPECT_EQ(sub["type"], "subscribed");
+    EXPECT_EQ(sub["channels"], 2);
+    EXPECT_EQ(c.conn.subscriptions(), 2U);
+    w.publish("/j.4", "x", 5);
+    w.deliver();
+    EXPECT_TRUE(c.sock.frames.empty());  // said once only
+    // deleted: gone for that channel, the rest stay
+    std::string victim;
+    for (const char* ch : {"j.1", "j.2", "j.3"}) {
+        if (w.subscribers(std::string("/") + ch) == 1) {
+            victim = ch;
+            break;
+        }
+    }
+    ASSERT_FALSE(victim.empty());
+    ASSERT_TRUE(w.fanout->remove({"/" + victim}, w.host.clock).is_ok());
+    w.deliver();
+    json gone = c.sock.next_json();
+    EXPECT_EQ(gone["type"], "gone");
+    EXPECT_EQ(gone["channel"], victim);
+    EXPECT_EQ(c.conn.subscriptions(), 1U);
+    w.publish("/" + victim, "back", 5);
+    w.deliver();
+    json m = c.sock.next_json();
+    EXPECT_EQ(m["channel"], victim);
+    EXPECT_EQ(m["data"], "back");
+}
+
 TEST(WsConnection, FirstFrameAuth)
 {
     FanoutWorld w;
@@ -361,6 +488,35 @@ TEST(WsConnection, RefreshKeepsTheTenant)
     ASSERT_EQ(c.sock.expiry.size(), 1U);
     EXPECT_EQ(c.sock.expiry[0], 200);
     EXPECT_FALSE(c.conn.session().closing());
+}
+
+// A fresh token whose ACL no longer covers a wildcard ends it and the
+// channels it joined; the others stay.
+TEST(WsConnection, RefreshNarrowsAWildcard)
+{
+    FanoutWorld w;
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.max_channels = 8;
+    s.grant.claims = tenant_claims("acme", {"m.**", "n.*"}, 100);
+    s.group = s.grant.group("");
+    w.publish("acme/m.1", "x", 5);
+    w.publish("acme/n.1", "x", 5);
+    V1 c(w, s);
+    c.sock.tokens["narrow"] = tenant_claims("acme", {"m.1", "n.*"}, 200);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "m.*"}})["channels"],
+              1);
+    EXPECT_EQ(c.ask({{"type", "subscribe"}, {"channel", "n.*"}})["channels"],
+              1);
+    c.conn.on_bytes(
+        client_text(json{{"type", "auth"}, {"token", "narrow"}}.dump()));
+    json dropped = c.sock.next_json();
+    EXPECT_EQ(dropped["code"], "forbidden");
+    EXPECT_EQ(dropped["channel"], "m.*");
+    EXPECT_EQ(c.sock.next_json()["type"], "authenticated");
+    EXPECT_EQ(w.subscribers("acme/m.1"), 0U);
+    EXPECT_EQ(w.subscribers("acme/n.1"), 1U);
+    EXPECT_EQ(c.conn.subscriptions(), 1U);
+    EXPECT_EQ(w.fanout->watchers(), 1U);
 }
 
 TEST(WsConnection, ADeletedChannelIsGoneAndTheSocketStays)

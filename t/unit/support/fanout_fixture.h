@@ -20,6 +20,7 @@ public:
     void ring(uint64_t slots) override { rung |= slots; }
     int64_t now() const override { return clock; }
     int64_t now_ms() const override { return clock * 1000 + ms; }
+    int64_t mono_ns() const override { return mono; }
     void log(Level level, std::string_view message) override
     {
         logs.emplace_back(level, std::string(message));
@@ -27,7 +28,8 @@ public:
 
     uint64_t rung = 0;
     int64_t clock = 1000;
-    int64_t ms = 0;  // now_ms() within the second
+    int64_t ms = 0;    // now_ms() within the second
+    int64_t mono = 0;  // mono_ns(): 0 is "not measured"
     std::vector<std::pair<Level, std::string>> logs;
 };
 
