@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 import redis
@@ -148,6 +149,37 @@ def test_live_updates_on_three_channels_over_one_websocket(page, stack):
     ids = [m[0] for m in received(page, "bandwidth")]
     assert all(ids), ids
     assert page.eval("T.statuses") == ["connecting", "live:websocket"]
+
+
+def test_a_wildcard_gets_new_channels_by_their_names(page, stack):
+    """pulse.js `subscribe("<prefix>.*")` over pulse.v1: channels created
+    after it are joined, each message names its channel."""
+    pre = "wb" + uuid.uuid4().hex[:10]
+    publish(stack, pre + ".old", "before")  # no history for a wildcard
+    open_page(page, stack, channels=pre + ".*")
+    page.wait("T.statuses.includes('live:websocket')")
+    # subscribed once a probe channel's message arrives
+    key = json.dumps(pre + ".*")
+    for _ in range(100):
+        publish(stack, pre + ".probe", "p")
+        if page.eval("T.msgs[%s].length" % key):
+            break
+        time.sleep(0.1)
+    publish(stack, pre + ".cpu", "c1")
+    publish(stack, pre + ".mem", "m1")
+    publish(stack, pre + ".old", "o1")
+    publish(stack, pre + ".cpu.0", "deeper")
+    publish(stack, pre + ".cpu", "c2")
+    rest = ("T.msgs[%s].filter(m => !m[3].endsWith('.probe'))"
+            ".map(m => [m[3], m[1]])" % key)
+    page.wait(rest + ".length >= 4", 10, "4 messages on the wildcard")
+    time.sleep(0.2)  # anything extra (a duplicate) would show by now
+    got = page.eval(rest)
+    # in order per channel; a channel joined late comes with its catch-up
+    assert sorted(got) == sorted([[pre + ".cpu", "c1"], [pre + ".mem", "m1"],
+                                  [pre + ".old", "o1"], [pre + ".cpu", "c2"]])
+    assert [d for c, d in got if c == pre + ".cpu"] == ["c1", "c2"]
+    assert page.eval("T.errors") == []
 
 
 def test_websocket_refused_falls_back_to_eventsource(page, stack):

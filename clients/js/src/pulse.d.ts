@@ -12,11 +12,18 @@ export declare function backoffDelay(n: number, min: number, max: number, random
 /** Orders two "time:tag" message ids: <0, 0, >0, or NaN when either is another kind of id. */
 export declare function compareIds(a: string, b: string): number;
 
+/** A pulse.v1 wildcard: some segment is exactly "*" or "**" ("metrics.*"). */
+export declare function isPattern(channel: string): boolean;
+
+/** The server's wildcard rule: "*" is one segment, a last "**" one or more. */
+export declare function matchPattern(pattern: string, channel: string): boolean;
+
 export declare class PulseError extends Error {
   constructor(code: string, message?: string, extra?: object);
   /** A pulse.v1 error code ("forbidden", "bad_request", ...) or one of the
    *  client's own: "unavailable", "timeout", "disconnected", "closed",
-   *  "token", "gave_up", "http", "not_subscribed". */
+   *  "token", "gave_up", "http", "not_subscribed", "unsupported" (a
+   *  wildcard on a transport other than the pulse.v1 WebSocket). */
   code: string;
   /** The WebSocket close code or the HTTP status, when there is one. */
   status?: number;
@@ -110,8 +117,10 @@ export interface SubscribeOptions {
 }
 
 export interface Subscription {
+  /** The channel, or a wildcard pattern (pulse.v1 only): its messages name
+   *  the channels they came from. */
   readonly channel: string;
-  /** The id this channel resumes from. */
+  /** The id this channel resumes from (null for a wildcard: no resume). */
   readonly lastEventId: string | null;
   unsubscribe(): void;
   setMode(mode: Mode, options?: { interval?: number; throttle?: number }): void;

@@ -125,12 +125,30 @@ export class PulseError extends Error {
   }
 }
 
+/** A pulse.v1 wildcard: a segment that is exactly `*` or `**`. */
+export function isPattern(name) {
+  return name.split(".").some((s) => s === "*" || s === "**");
+}
+
+/** The server's rule (docs/auth.md): `*` one segment, `**` last, one or more. */
+export function matchPattern(pattern, channel) {
+  const p = pattern.split(".");
+  const c = channel.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === "**") return i === p.length - 1 && c.length > i && c.slice(i).every(Boolean);
+    if (i >= c.length || !c[i] || (p[i] !== "*" && p[i] !== c[i])) return false;
+  }
+  return p.length === c.length;
+}
+
 /** A channel's subscription: its listeners, its resume id, its mode. */
 class Channel {
   constructor(client, name, opts) {
     this.client = client;
     this.name = name;
-    this.lastId = opts.lastEventId || null;
+    this.pattern = isPattern(name); // pulse.v1 only; no resume
+    this.lastId = this.pattern ? null : opts.lastEventId || null;
+    this.lastIds = new Map(); // a pattern's: per channel it matched
     this.seen = []; // recent ids that compareIds cannot order
     this.listeners = new Set();
     this.events = new Set(opts.events || []); // EventSource event names besides "message"
@@ -152,7 +170,8 @@ class Channel {
   /** A message from any transport: dropped when seen, else delivered. */
   receive(msg, serverPaced) {
     if (msg.id) {
-      let c = this.lastId ? compareIds(msg.id, this.lastId) : 1;
+      const last = this.pattern ? this.lastIds.get(msg.channel) : this.lastId;
+      let c = last ? compareIds(msg.id, last) : 1;
       if (!ID.test(msg.id)) c = NaN; // remembered, even as the first id
       if (c <= 0) return; // a duplicate (a resume or an upgrade overlap)
       if (Number.isNaN(c)) {
@@ -160,7 +179,8 @@ class Channel {
         this.seen.push(msg.id);
         if (this.seen.length > 256) this.seen.shift();
       }
-      this.lastId = msg.id;
+      if (this.pattern) this.lastIds.set(msg.channel, msg.id);
+      else this.lastId = msg.id;
     }
     if (this.mode === "manual" && !serverPaced) {
       this.held.push(msg);
@@ -285,7 +305,7 @@ class WebSocketTransport extends Transport {
     return false;
   }
   subscribe(ch) {
-    this.send({ type: "subscribe", channel: ch.name, last_event_id: ch.lastId || undefined, ...ch.pace(true) });
+    this.send({ type: "subscribe", channel: ch.name, last_event_id: (!ch.pattern && ch.lastId) || undefined, ...ch.pace(true) });
   }
   unsubscribe(ch) {
     this.send({ type: "unsubscribe", channel: ch.name });
@@ -326,7 +346,11 @@ class PerChannel extends Transport {
     for (const ch of channels.values()) this.subscribe(ch);
     // nothing to stream yet is open: a channel subscribed later starts at
     // once instead of waiting out openTimeout and a backoff
-    if (!channels.size) this.opened();
+    if (![...channels.values()].some((c) => !c.pattern)) this.opened();
+  }
+  /** A wildcard has no URL: it needs the pulse.v1 WebSocket. */
+  unsupported(ch) {
+    this.client.emit("error", new PulseError("unsupported", `${ch.name}: wildcards need the pulse.v1 WebSocket (now on ${this.kind}).`, { channel: ch.name }));
   }
   url(ch, extra) {
     const o = this.client.opts;
@@ -363,6 +387,7 @@ class EventSourceTransport extends PerChannel {
     this.kind = "eventsource";
   }
   subscribe(ch) {
+    if (ch.pattern) return this.unsupported(ch);
     const o = this.client.opts;
     const es = new this.env.EventSource(this.url(ch, { last_event_id: ch.lastId }));
     // Dead-stream detection, for a location that pings
@@ -402,6 +427,7 @@ class LongPollTransport extends PerChannel {
     this.kind = "longpoll";
   }
   subscribe(ch) {
+    if (ch.pattern) return this.unsupported(ch);
     const abort = new AbortController();
     const stream = { stop: () => abort.abort() };
     this.streams.set(ch.name, stream);
@@ -480,6 +506,7 @@ export class Pulse extends Emitter {
     // EventSource event names to listen for, besides "message"
     this.events = new Set(options.events || []);
     this.channels = new Map();
+    this.wildcards = new Set(); // the pattern channels among them
     this.pending = new Map();
     this.nextId = 1;
     this.status = "offline";
@@ -501,6 +528,7 @@ export class Pulse extends Emitter {
     if (!ch) {
       ch = new Channel(this, name, opts);
       this.channels.set(name, ch);
+      if (ch.pattern) this.wildcards.add(ch);
       if (this.transport && this.transport.isOpen) this.transport.subscribe(ch);
     } else if ((opts.events || []).some((e) => !ch.events.has(e))) {
       for (const e of opts.events) ch.events.add(e);
@@ -527,6 +555,7 @@ export class Pulse extends Emitter {
     const ch = this.channels.get(name);
     if (!ch) return;
     this.channels.delete(name);
+    this.wildcards.delete(ch);
     if (this.transport && this.transport.isOpen) this.transport.unsubscribe(ch);
   }
 
@@ -714,8 +743,14 @@ export class Pulse extends Emitter {
     const ctx = {
       open: () => this.opened(t, rung),
       message: (name, msg) => {
+        if (t !== this.transport) return;
         const ch = this.channels.get(name);
-        if (ch && t === this.transport) ch.receive(msg, t.serverPaced);
+        if (ch) ch.receive(msg, t.serverPaced);
+        // and the wildcards it matches (each dedupes by its channel's id: a
+        // channel subscribed both ways comes once per subscription)
+        for (const w of this.wildcards) {
+          if (matchPattern(w.name, name)) w.receive(msg, t.serverPaced);
+        }
       },
       gap: (name) => t === this.transport && this.emit("gap", name),
       frame: (f) => this.frame(f, t),

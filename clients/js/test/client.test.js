@@ -447,6 +447,6 @@ test("a listener that throws does not stop the others", async () => {
 
 test("the module exports what pulse.d.ts declares", async () => {
   const m = await import("../src/pulse.js");
-  assert.deepEqual(Object.keys(m).sort(), ["Pulse", "PulseError", "STATUSES", "backoffDelay", "compareIds", "default"]);
+  assert.deepEqual(Object.keys(m).sort(), ["Pulse", "PulseError", "STATUSES", "backoffDelay", "compareIds", "default", "isPattern", "matchPattern"]);
   assert.equal(m.default, m.Pulse);
 });

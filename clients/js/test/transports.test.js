@@ -259,3 +259,71 @@ test("EventSource and long-poll with no channel are open, and a channel subscrib
     p.close();
   }
 });
+
+test("pulse.v1 wildcards: no resume id, messages routed by their own channel, each channel's ids deduplicated apart", async () => {
+  const { p, got } = client();
+  const wild = [];
+  const named = [];
+  const sub = p.subscribe("metrics.*", (m) => wild.push(`${m.channel}=${m.data}`), { lastEventId: "9:0" });
+  p.subscribe("metrics.cpu", (m) => named.push(m.data));
+  p.connect();
+  await settle();
+  const ws = lastWs();
+  ws.serverOpen();
+  assert.deepEqual(ws.frames("subscribe"), [
+    { type: "subscribe", channel: "metrics.*" }, // never a last_event_id
+    { type: "subscribe", channel: "metrics.cpu" },
+  ]);
+  ws.serverSend({ type: "subscribed", channel: "metrics.*", channels: 1 });
+  ws.serverSend({ type: "message", channel: "metrics.cpu", id: "10:0", data: "c1" });
+  ws.serverSend({ type: "message", channel: "metrics.cpu", id: "10:0", data: "c1" }); // once per subscription
+  ws.serverSend({ type: "message", channel: "metrics.mem", id: "5:0", data: "m1" }); // older id, another channel
+  ws.serverSend({ type: "message", channel: "metrics.mem", id: "5:0", data: "m1" });
+  ws.serverSend({ type: "message", channel: "metrics.cpu.0", id: "11:0", data: "deeper" });
+  assert.deepEqual(wild, ["metrics.cpu=c1", "metrics.mem=m1"]);
+  assert.deepEqual(named, ["c1"]);
+  assert.equal(got.length, 3, "the client's message event: once per subscription");
+  assert.equal(sub.lastEventId, null);
+  // a reconnect subscribes the wildcard again, still without an id
+  ws.serverClose(1006);
+  await clock.advance(1000); // the first backoff: 500 ms at random 0.5
+  await settle();
+  const ws2 = lastWs();
+  assert.notEqual(ws2, ws);
+  ws2.serverOpen();
+  assert.deepEqual(ws2.frames("subscribe"), [
+    { type: "subscribe", channel: "metrics.*" },
+    { type: "subscribe", channel: "metrics.cpu", last_event_id: "10:0" },
+  ]);
+  sub.unsubscribe();
+  assert.deepEqual(ws2.frames("unsubscribe"), [{ type: "unsubscribe", channel: "metrics.*" }]);
+  ws2.serverSend({ type: "message", channel: "metrics.mem", id: "6:0", data: "m2" });
+  assert.deepEqual(wild, ["metrics.cpu=c1", "metrics.mem=m1"]);
+});
+
+test("wildcards on EventSource: an unsupported error, no stream, and the transport still opens", async () => {
+  const { p } = client({ transports: ["eventsource"] });
+  const errors = [];
+  p.on("error", (e) => errors.push([e.code, e.channel]));
+  p.subscribe("metrics.**");
+  p.connect();
+  await settle();
+  assert.equal(FakeEventSource.made.length, 0);
+  assert.deepEqual(errors, [["unsupported", "metrics.**"]]);
+  assert.equal(p.status, "live");
+});
+
+test("matchPattern follows the server's segments", async () => {
+  const { matchPattern, isPattern } = await import("../src/pulse.js");
+  assert.ok(isPattern("a.*") && isPattern("**") && !isPattern("a*") && !isPattern("a.b"));
+  assert.ok(matchPattern("metrics.*", "metrics.cpu"));
+  assert.ok(!matchPattern("metrics.*", "metrics"));
+  assert.ok(!matchPattern("metrics.*", "metrics."));
+  assert.ok(!matchPattern("metrics.*", "metrics.cpu.0"));
+  assert.ok(matchPattern("metrics.**", "metrics.cpu.0"));
+  assert.ok(!matchPattern("metrics.**", "metrics"));
+  assert.ok(!matchPattern("metrics.**", "metrics.a..b"));
+  assert.ok(matchPattern("*.load", "cpu.load"));
+  assert.ok(matchPattern("**", "x"));
+  assert.ok(!matchPattern("a.**.b", "a.x.b"), "** only last");
+});
