@@ -92,6 +92,10 @@ Fanout::Fanout(Store& store, std::optional<uint32_t> slot, FanoutHost& host,
 
 Fanout::~Fanout()
 {
+    for (auto& [w, watch] : watchers_) {
+        (void) watch;
+        w->fanout_ = nullptr;
+    }
     // Subscribers outliving the fan-out must not reach it.
     for (auto& [key, lc] : channels_) {
         (void) key;
@@ -456,7 +460,11 @@ Status Fanout::watch(ChannelWatcher* w, std::string_view group,
     if (!slot_ || stopping_) {
         return Status(Code::kAgain, "This worker cannot hold subscribers.");
     }
+    if (w->fanout_ != nullptr && w->fanout_ != this) {
+        w->unwatch();
+    }
     watchers_[w] = Watch{std::string(group), std::string(pattern)};
+    w->fanout_ = this;
     {
         Store::Guard g(store_);
         store_.set_watching(g, *slot_, true);
@@ -485,8 +493,16 @@ Status Fanout::watch(ChannelWatcher* w, std::string_view group,
     return Status::ok();
 }
 
+void ChannelWatcher::unwatch()
+{
+    if (fanout_ != nullptr) {
+        fanout_->unwatch(this);
+    }
+}
+
 void Fanout::unwatch(ChannelWatcher* w)
 {
+    w->fanout_ = nullptr;
     if (watchers_.erase(w) == 0 || !watchers_.empty() || !slot_) {
         return;
     }

@@ -116,13 +116,26 @@ private:
 /// join it.
 class ChannelWatcher {
 public:
+    ChannelWatcher() = default;
+    ChannelWatcher(const ChannelWatcher&) = delete;
+    ChannelWatcher& operator=(const ChannelWatcher&) = delete;
+    ChannelWatcher(ChannelWatcher&&) = delete;
+    ChannelWatcher& operator=(ChannelWatcher&&) = delete;
+
     /// `key` matches: it existed when the watch began (`created` false) or
     /// was created since and has had its first publish (`created` true).
     /// The watcher may join the channel, or unwatch, from here.
     virtual void on_channel(std::string_view key, bool created) = 0;
+    /// Ends its watch, if any; safe after the fan-out is gone.
+    void unwatch();
 
 protected:
-    ~ChannelWatcher() = default;
+    /// Unwatches: the fan-out never calls a watcher that is gone.
+    virtual ~ChannelWatcher() { unwatch(); }
+
+private:
+    friend class Fanout;
+    Fanout* fanout_ = nullptr;  // watching through it
 };
 
 /// What the fan-out needs of the process it runs in.

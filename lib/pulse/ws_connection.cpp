@@ -70,7 +70,6 @@ public:
     Pattern& operator=(const Pattern&) = delete;
     Pattern(Pattern&&) = delete;
     Pattern& operator=(Pattern&&) = delete;
-    ~Pattern() { conn_->fanout_.unwatch(this); }
 
     void on_channel(std::string_view key, bool created) override
     {
@@ -464,7 +463,7 @@ void WsConnection::on_closing()
         s->detach();
     }
     for (auto& p : patterns_) {
-        fanout_.unwatch(p.get());
+        p->unwatch();
     }
 }
 
@@ -758,7 +757,7 @@ WsConnection::Pattern* WsConnection::find_pattern(std::string_view pattern)
 
 void WsConnection::drop_pattern(Pattern* p)
 {
-    fanout_.unwatch(p);
+    p->unwatch();
     subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
                                [&](const auto& s) { return s->via == p; }),
                 subs_.end());

@@ -641,6 +641,23 @@ TEST(FanoutWatch, AWatcherMayUnwatchFromItsCall)
     w.fanout->unwatch(&b);
 }
 
+TEST(FanoutWatch, AWatcherMayOutliveOrPredeceaseTheFanout)
+{
+    auto w = std::make_unique<FanoutWorld>();
+    {
+        Watcher gone(*w->fanout);
+        ASSERT_TRUE(w->fanout->watch(&gone, "g", "a.*").is_ok());
+    }  // unwatched by its destructor
+    EXPECT_EQ(w->fanout->watchers(), 0u);
+    w->publish("g/a.1", "x");
+    w->deliver();  // nobody to tell, no dangling call
+    Watcher late(*w->fanout);
+    ASSERT_TRUE(w->fanout->watch(&late, "g", "a.*").is_ok());
+    late.recs.clear();
+    w->fanout.reset();  // the worker's fan-out goes first
+    late.unwatch();     // and the watcher after it: no use of the old one
+}
+
 TEST(FanoutWatch, AnOverflowedMailboxStillAnnouncesEveryNewChannel)
 {
     FanoutWorld w(32 << 20);
