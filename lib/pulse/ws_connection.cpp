@@ -66,10 +66,6 @@ public:
     Pattern(WsConnection* conn, std::string pattern, pacing::Pace p)
         : pace(p), conn_(conn), pattern_(std::move(pattern))
     {}
-    Pattern(const Pattern&) = delete;
-    Pattern& operator=(const Pattern&) = delete;
-    Pattern(Pattern&&) = delete;
-    Pattern& operator=(Pattern&&) = delete;
 
     void on_channel(std::string_view key, bool created) override
     {

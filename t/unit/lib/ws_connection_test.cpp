@@ -300,18 +300,24 @@ std::shared_ptr<const jwt::Claims> tenant_claims(
     return c;
 }
 
-// A socket opened without a token: ping and auth only, until an auth
-// frame verifies; then the tenant's group and the token's ACL apply.
+// pulse.v1 settings of a socket holding `claims`, its tenant's group.
+WsSettings tenant_settings(std::shared_ptr<const jwt::Claims> claims)
+{
+    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
+    s.max_channels = 8;
+    s.grant.claims = std::move(claims);
+    s.group = s.grant.group("");
+    return s;
+}
+
 // pulse.v1 wildcards (docs/websocket.md): live messages of every matching
 // channel of the tenant, existing or created later, each framed with its
 // own channel; within the ACL, the channel limit, and without history.
 TEST(WsConnection, WildcardSubscriptions)
 {
     FanoutWorld w;
-    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
-    s.max_channels = 8;
-    s.grant.claims = tenant_claims("acme", {"bw", "metrics.**"}, 0);
-    s.group = s.grant.group("");
+    WsSettings s =
+        tenant_settings(tenant_claims("acme", {"bw", "metrics.**"}, 0));
     w.publish("acme/metrics.cpu", "old", 5);
     w.publish("globex/metrics.cpu", "theirs", 5);
     V1 c(w, s);
@@ -428,6 +434,8 @@ TEST(WsConnection, WildcardLimitAndDeletedChannels)
     EXPECT_EQ(m["data"], "back");
 }
 
+// A socket opened without a token: ping and auth only, until an auth
+// frame verifies; then the tenant's group and the token's ACL apply.
 TEST(WsConnection, FirstFrameAuth)
 {
     FanoutWorld w;
@@ -495,10 +503,7 @@ TEST(WsConnection, RefreshKeepsTheTenant)
 TEST(WsConnection, RefreshNarrowsAWildcard)
 {
     FanoutWorld w;
-    WsSettings s = V1::settings(role::kSubWebSocket | role::kPubWebSocket);
-    s.max_channels = 8;
-    s.grant.claims = tenant_claims("acme", {"m.**", "n.*"}, 100);
-    s.group = s.grant.group("");
+    WsSettings s = tenant_settings(tenant_claims("acme", {"m.**", "n.*"}, 100));
     w.publish("acme/m.1", "x", 5);
     w.publish("acme/n.1", "x", 5);
     V1 c(w, s);
