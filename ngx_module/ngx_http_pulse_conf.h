@@ -107,6 +107,9 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_http_complex_value_t* subscribe_request;
     ngx_http_complex_value_t* unsubscribe_request;
     ngx_http_complex_value_t* publisher_upstream_request;
+    // nchan's channel events (ngx_http_pulse_events.cpp), or NULL
+    ngx_http_complex_value_t* channel_events_id;
+    ngx_http_complex_value_t* channel_event_string;
     // per-tenant limits (docs/auth.md, Limits)
     ngx_int_t max_tenant_subscribers;  // 0: none
     ngx_uint_t tenant_rate_milli;      // publishes/s x 1000; 0: none

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
+#include "ngx_http_pulse_events.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
@@ -98,8 +99,9 @@ private:
     ngx_event_t start_ev_{};
     ngx_event_t pace_{};  // pacing (lib/pulse/pacing.h)
     bool finishing_ = false;
-    std::unique_ptr<Presence> presence_;        // pulse_(un)subscribe_request
-    std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
+    std::unique_ptr<Presence> presence_;         // pulse_(un)subscribe_request
+    std::unique_ptr<Fanout::EventHold> events_;  // channel events
+    std::unique_ptr<Fanout::TenantSeat> seat_;   // among its tenant's
 };
 
 ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
@@ -148,6 +150,7 @@ ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
     if (presence_) {
         presence_->subscribed();
     }
+    events_ = subscriber_events(r, lcf_);
     if (r->stream == nullptr) {
         // Lets nginx close the stream at shutdown/reload like an idle
         // keepalive connection (ngx_close_idle_connections); the client
@@ -186,6 +189,7 @@ void StreamConn::on_close() noexcept
     if (presence_) {
         presence_->unsubscribed();
     }
+    events_.reset();  // subscriber_dequeue
 }
 
 // Writes what is queued; a finished stream closes once all of it is out.

@@ -12,6 +12,7 @@
 
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_conf.h"
+#include "ngx_http_pulse_events.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
@@ -898,6 +899,20 @@ ngx_command_t ngx_http_pulse_commands[] = {
       offsetof(ngx_http_pulse_loc_conf_t, unsubscribe_request),
       nullptr },
 
+    { ngx_string("pulse_channel_events_channel_id"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, channel_events_id),
+      nullptr },
+
+    { ngx_string("pulse_channel_event_string"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, channel_event_string),
+      nullptr },
+
     { ngx_string("pulse_publisher_upstream_request"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -1229,6 +1244,10 @@ try {
         if (c->*hook == nullptr) {
             c->*hook = p->*hook;
         }
+    }
+    if (char* rv = pulse::ngx::merge_channel_events(cf, p, c);
+        rv != NGX_CONF_OK) {
+        return rv;
     }
     return pulse::ngx::merge_auth(cf, p, c);
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
+#include "ngx_http_pulse_events.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_metrics.h"
@@ -83,6 +84,8 @@ private:
     bool expires_ = false;  // timeout_ is the token's deadline
     ngx_int_t rc_ = NGX_OK;
     std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
+    // channel events: enqueued once subscribed, dequeued with the request
+    std::unique_ptr<Fanout::EventHold> events_;
 };
 
 // Places a T in the request pool, destroyed with it.
@@ -107,6 +110,7 @@ ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
     if (!waiting.is_ok()) {
         return send_status(r_, waiting.status());
     }
+    events_ = subscriber_events(r_, lcf_);
     if (!waiting.value()) {
         return rc_;  // answered at once
     }

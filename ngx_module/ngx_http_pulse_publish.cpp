@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
+#include "ngx_http_pulse_events.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
@@ -127,6 +128,7 @@ ngx_int_t publish_now(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
         return fail(r, out.status());
     }
     set_message_id(r, to_string(out->info.last_id));
+    send_channel_event(r, lcf, ChannelEvent::kChannelPublish);
     return send_info(r, static_cast<ngx_uint_t>(out->status), out->info);
 }
 
@@ -189,6 +191,9 @@ ngx_int_t info_or_delete(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
                        : w->fanout().info(keys.value(), now);
     if (!info.is_ok()) {
         return send_response(r, NGX_HTTP_NOT_FOUND, "", "");
+    }
+    if (remove) {
+        send_channel_event(r, lcf, ChannelEvent::kChannelDelete);
     }
     return send_info(r, NGX_HTTP_OK, info.value());
 }

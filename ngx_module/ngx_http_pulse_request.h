@@ -48,6 +48,7 @@ struct RequestCtx {
     bool auth_pending = false;  // a pulse.v1 socket to authenticate by frame
     void* hook = nullptr;       // a hook subrequest's state (hooks.cpp)
     const HookValues* fixed = nullptr;  // a presence hook's own request
+    std::string_view channel_event;     // $pulse_channel_event, while set
 };
 RequestCtx* find_request_ctx(ngx_http_request_t* r);
 /// The context, made on first use.

@@ -123,6 +123,20 @@ try {
 }
 PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR, NGX_ERROR)
 
+// The channel event being sent (nchan's $nchan_channel_event): set only
+// while pulse_channel_event_string is evaluated.
+ngx_int_t get_channel_event(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                            uintptr_t) noexcept
+try {
+    RequestCtx* ctx = find_request_ctx(r);
+    v->not_found = 1;
+    if (ctx != nullptr && !ctx->channel_event.empty()) {
+        set_value(r, v, ctx->channel_event);
+    }
+    return NGX_OK;
+}
+PULSE_CATCH_RETURN(r->connection->log, NGX_LOG_ERR, NGX_ERROR)
+
 ngx_int_t get_unset(ngx_http_request_t*, ngx_http_variable_value_t* v,
                     uintptr_t) noexcept
 {
@@ -141,6 +155,7 @@ const Var kVars[] = {
     {"pulse_message_id", get_unset, 0},
     {"pulse_tenant", get_claim, 0},
     {"pulse_sub", get_claim, 1},
+    {"pulse_channel_event", get_channel_event, 0},
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
+#include "ngx_http_pulse_events.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
@@ -166,8 +167,9 @@ private:
     ngx_event_t pace_{};    // pacing (lib/pulse/pacing.h)
     bool authenticated_ = false;
     bool started_ = false;
-    std::unique_ptr<Presence> presence_;        // pulse_(un)subscribe_request
-    std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
+    std::unique_ptr<Presence> presence_;         // pulse_(un)subscribe_request
+    std::unique_ptr<Fanout::EventHold> events_;  // channel events
+    std::unique_ptr<Fanout::TenantSeat> seat_;   // among its tenant's
 };
 
 ngx_int_t WsSocket::start(const std::string& head,
@@ -189,6 +191,7 @@ ngx_int_t WsSocket::start(const std::string& head,
         if (presence_) {
             presence_->subscribed();
         }
+        events_ = subscriber_events(r, lcf_);
     }
     if (RequestCtx* ctx = find_request_ctx(r); ctx && ctx->auth_pending) {
         ngx_add_timer(&expire_, auth_frame_timeout(lcf_));
@@ -248,6 +251,7 @@ void WsSocket::on_close() noexcept
     if (presence_) {
         presence_->unsubscribed();
     }
+    events_.reset();  // subscriber_dequeue
 }
 
 void WsSocket::on_start(ngx_event_t* ev) noexcept

@@ -51,6 +51,12 @@ void Worker::start(ngx_cycle_t* cycle, Zone* zone)
     w->tick_.log = cycle->log;
     w->tick_.cancelable = 1;
 
+    {
+        // the doorbells' names: reaping may ring (the dead worker's
+        // channel events)
+        Store::Guard g(zone->store);
+        w->token_ = zone->store.token();
+    }
     w->reap_dead_slots();
     uint64_t token = 0;
     {
@@ -78,7 +84,7 @@ void Worker::start(ngx_cycle_t* cycle, Zone* zone)
                       "subscribers",
                       static_cast<ngx_uint_t>(*w->slot_));
         Store::Guard g(zone->store);
-        zone->store.release_slot(g, *w->slot_);
+        (void) zone->store.release_slot(g, *w->slot_, w->now());
         w->slot_.reset();
     }
     w->fanout_.emplace(zone->store, w->slot_, *w, deflate);
@@ -107,13 +113,20 @@ void Worker::stop(ngx_cycle_t* cycle)
     if (w->local_bell_.posted) {
         ngx_delete_posted_event(&w->local_bell_);
     }
-    w->bell_.close();
     if (w->slot_) {
-        Store::Guard g(w->store());
-        // what it counted stays counted (the slot's counters are retired)
-        w->report_metrics(g);
-        w->store().release_slot(g, *w->slot_);
+        uint64_t bells = 0;
+        {
+            Store::Guard g(w->store());
+            // what it counted stays counted (the slot's counters are
+            // retired)
+            w->report_metrics(g);
+            // the channel events of subscribers still held go out now
+            bells = w->store().release_slot(g, *w->slot_, w->now());
+        }
+        w->slot_.reset();
+        w->ring(bells);
     }
+    w->bell_.close();
     instance_ = nullptr;
     delete w;
 }
@@ -183,10 +196,15 @@ void Worker::reap_dead_slots()
     if (dead.empty()) {
         return;
     }
-    Store::Guard g(store());
-    for (auto [slot, pid] : dead) {
-        store().reap_slot(g, slot, pid);
+    uint64_t bells = 0;
+    {
+        Store::Guard g(store());
+        for (auto [slot, pid] : dead) {
+            // the dead worker's subscribers' channel events go out here
+            bells |= store().reap_slot(g, slot, pid, now()).value_or(0);
+        }
     }
+    ring(bells);
 }
 
 int64_t Worker::mono_ns() const

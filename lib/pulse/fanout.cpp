@@ -658,6 +658,69 @@ Fanout::TenantSeat::~TenantSeat()
     fanout_.store_.tenant_unsubscribe(g, tenant_, slot_);
 }
 
+namespace {
+
+std::string events_key(std::string_view id)
+{
+    std::string key(kEventsGroup);
+    key += '/';
+    key += id;
+    return key;
+}
+
+}  // namespace
+
+void Fanout::channel_event(std::string_view id, std::string_view body,
+                           int64_t now)
+{
+    Result<Store::PublishResult> r = Status(Code::kAgain, "");
+    {
+        Store::Guard g(store_);
+        r = store_.publish_event(g, events_key(id), body, now);
+    }
+    if (!r.is_ok()) {
+        host_.log(FanoutHost::Level::kWarn,
+                  "channel event for \"" + std::string(id)
+                      + "\" lost: " + r.status().message());
+        return;
+    }
+    host_.ring(r->ring);
+}
+
+std::unique_ptr<Fanout::EventHold> Fanout::hold_event(std::string_view id,
+                                                      std::string_view body)
+{
+    std::unique_ptr<EventHold> h(new EventHold(*this));
+    if (slot_) {
+        Store::Guard g(store_);
+        auto held = store_.hold_event(g, *slot_, events_key(id), body);
+        if (held.is_ok()) {
+            h->held_ = held.value();
+            return h;
+        }
+    }
+    h->id_ = id;
+    h->body_ = body;
+    return h;
+}
+
+Fanout::EventHold::~EventHold()
+try {
+    int64_t now = fanout_.host_.now();
+    if (held_ == 0) {
+        fanout_.channel_event(id_, body_, now);
+        return;
+    }
+    uint64_t ring = 0;
+    {
+        Store::Guard g(fanout_.store_);
+        ring = fanout_.store_.fire_event(g, *fanout_.slot_, held_, now);
+    }
+    fanout_.host_.ring(ring);
+} catch (const std::exception&) {
+    // bad_alloc copying the event: it is lost, nothing else is
+}
+
 Result<ChannelInfo> Fanout::remove(const std::vector<std::string>& keys,
                                    int64_t now)
 {

@@ -277,6 +277,38 @@ public:
     Result<std::unique_ptr<TenantSeat>> seat(std::string_view tenant,
                                              uint32_t max);
 
+    /// nchan's channel events (pulse_channel_events_channel_id): publishes
+    /// `body` to channel `meta/<id>` and wakes its subscribers' workers.
+    /// A full zone loses the event (logged).
+    void channel_event(std::string_view id, std::string_view body, int64_t now);
+
+    /// A subscriber's subscriber_dequeue event, published when this goes.
+    /// It is held in the zone meanwhile, so that a worker killed holding
+    /// subscribers has their events sent by whichever worker reaps its
+    /// slot, and one that exits with them sends them as it goes: the
+    /// enqueue and dequeue events of a channel always pair up.
+    class EventHold {
+    public:
+        EventHold(const EventHold&) = delete;
+        EventHold& operator=(const EventHold&) = delete;
+        EventHold(EventHold&&) = delete;
+        EventHold& operator=(EventHold&&) = delete;
+        ~EventHold();
+
+    private:
+        friend class Fanout;
+        explicit EventHold(Fanout& f) : fanout_(f) {}
+        Fanout& fanout_;
+        uint32_t held_ = 0;  // the zone's record; 0: kept here instead
+        std::string id_;     // with no record (no slot, zone full)
+        std::string body_;
+    };
+    /// Holds `body` for channel `meta/<id>`. Without a slot or room in the
+    /// zone the event is kept in this worker and sent all the same when
+    /// the hold goes (a killed worker loses it then). Throws bad_alloc.
+    std::unique_ptr<EventHold> hold_event(std::string_view id,
+                                          std::string_view body);
+
     /// Ends every subscriber with end_status::kShutdown; joins fail after.
     void shutdown();
     bool stopping() const { return stopping_; }

@@ -90,8 +90,6 @@ constexpr std::string_view kRefused[] = {
     "pulse_message_temp_path",
     "pulse_group_max_messages_disk",
     // nchan features not built yet (issue 19 keeps them open)
-    "pulse_channel_events_channel_id",
-    "pulse_channel_event_string",
     "pulse_channel_group_accounting",
     "pulse_group_location",
     "pulse_group_max_channels",
@@ -164,11 +162,6 @@ std::string why(std::string_view name)
     if (name == "pulse_group_max_messages_disk") {
         return "Pulse stores no messages on disk; every message is in the "
                "shared zone, sized by pulse_shared_memory_size";
-    }
-    if (starts_with(name, "pulse_channel_event")) {
-        return "nchan's channel events (the meta group) are not in this "
-               "version of Pulse yet; pulse_subscribe_request and "
-               "pulse_unsubscribe_request report subscribers to an upstream";
     }
     if (starts_with(name, "pulse_subscriber_info")) {
         return "nchan's subscriber info is not in this version of Pulse yet; "

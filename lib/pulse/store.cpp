@@ -1,6 +1,8 @@
 #include "pulse/store.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "pulse/publish_request.h"
 
@@ -664,13 +666,13 @@ std::array<int32_t, kMaxSlots> Store::slot_pids(const Guard&)
     return pids;
 }
 
-bool Store::reap_slot(const Guard& g, uint32_t slot, int32_t pid)
+std::optional<uint64_t> Store::reap_slot(const Guard& g, uint32_t slot,
+                                         int32_t pid, int64_t now)
 {
     if (slot >= kMaxSlots || pid == 0 || hdr_->slots[slot].pid != pid) {
-        return false;
+        return std::nullopt;
     }
-    release_slot(g, slot);
-    return true;
+    return release_slot(g, slot, now);
 }
 
 Result<uint32_t> Store::claim_slot(const Guard&, int32_t pid)
@@ -697,14 +699,20 @@ std::string_view Store::key(const Guard&, ChannelHandle h)
     return c == nullptr ? std::string_view() : key_view(c);
 }
 
-void Store::release_slot(const Guard&, uint32_t slot)
+uint64_t Store::release_slot(const Guard& g, uint32_t slot, int64_t now)
 {
     if (slot >= kMaxSlots) {
-        return;
+        return 0;
     }
     WorkerSlot& ws = hdr_->slots[slot];
     while (ws.subs != 0) {
         leave(slot, slot_sub(ws.subs));
+    }
+    // The events of subscribers the worker still had (it was killed, or
+    // exited with them): sent now, so that the counts they keep hold.
+    uint64_t ring = 0;
+    while (ws.events != 0) {
+        ring |= unhold(g, slot, ShmRef<HeldEvent>{ws.events}.get(base_), now);
     }
     // Notices it never read of channels it held no record of (new ones a
     // wildcard watched for): their bit would keep the channel from being
@@ -730,6 +738,97 @@ void Store::release_slot(const Guard&, uint32_t slot)
     ws.metrics = metrics::Block{};
     ws.reported = 0;
     release_tenant_slot(slot);
+    return ring & ~(uint64_t{1} << slot);
+}
+
+// -------------------------------------------------------- channel events
+
+Result<Store::PublishResult> Store::publish_event(const Guard& g,
+                                                  std::string_view key,
+                                                  std::string_view body,
+                                                  int64_t now)
+{
+    PublishParams p;
+    p.key = key;
+    p.body = body;
+    p.max_messages = kEventsMaxMessages;
+    p.timeout = kEventsMessageTtl;
+    p.channel_timeout = kEventsChannelTimeout;
+    p.now = now;
+    return publish(g, p);
+}
+
+Result<uint32_t> Store::hold_event(const Guard&, uint32_t slot,
+                                   std::string_view key, std::string_view body)
+{
+    if (slot >= kMaxSlots || key.size() > UINT32_MAX / 4
+        || body.size() > UINT32_MAX / 4)
+    {
+        return Status(Code::kInvalidArgument, "bad held event");
+    }
+    void* mem =
+        arena_.alloc_locked(sizeof(HeldEvent) + key.size() + body.size());
+    if (mem == nullptr) {
+        return Status(Code::kNoMemory, "shared memory zone is full");
+    }
+    auto* e = static_cast<HeldEvent*>(mem);
+    WorkerSlot& ws = hdr_->slots[slot];
+    e->prev = 0;
+    e->next = ws.events;
+    e->key_len = static_cast<uint32_t>(key.size());
+    e->body_len = static_cast<uint32_t>(body.size());
+    auto* bytes = reinterpret_cast<char*>(e + 1);
+    std::copy(key.begin(), key.end(), bytes);
+    std::copy(body.begin(), body.end(), bytes + key.size());
+    uint32_t self = ShmRef<HeldEvent>::of(base_, e).off;
+    if (ws.events != 0) {
+        ShmRef<HeldEvent>{ws.events}.get(base_)->prev = self;
+    }
+    ws.events = self;
+    return self;
+}
+
+uint64_t Store::fire_event(const Guard& g, uint32_t slot, uint32_t held,
+                           int64_t now)
+{
+    HeldEvent* e = ShmRef<HeldEvent>{held}.get(base_);
+    if (slot >= kMaxSlots || e == nullptr) {
+        return 0;
+    }
+    return unhold(g, slot, e, now);
+}
+
+uint64_t Store::unhold(const Guard& g, uint32_t slot, HeldEvent* e, int64_t now)
+{
+    WorkerSlot& ws = hdr_->slots[slot];
+    if (e->prev != 0) {
+        ShmRef<HeldEvent>{e->prev}.get(base_)->next = e->next;
+    } else {
+        ws.events = e->next;
+    }
+    if (e->next != 0) {
+        ShmRef<HeldEvent>{e->next}.get(base_)->prev = e->prev;
+    }
+    const auto* bytes = reinterpret_cast<const char*>(e + 1);
+    // Copied out first: the publish may reuse the record's memory.
+    std::string key(bytes, e->key_len);
+    std::string body(bytes + e->key_len, e->body_len);
+    arena_.free_locked(e);
+    auto r = publish_event(g, key, body, now);
+    return r.is_ok() ? r->ring : 0;
+}
+
+uint32_t Store::held_events(const Guard&, uint32_t slot)
+{
+    uint32_t n = 0;
+    if (slot < kMaxSlots) {
+        for (uint32_t off = hdr_->slots[slot].events; off != 0;
+             off = ShmRef<HeldEvent>{off}.get(base_)->next)
+        {
+            ++n;
+        }
+    }
+    return n;
 }
 
 // ------------------------------------------------------------------- gc

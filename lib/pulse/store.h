@@ -26,7 +26,14 @@ constexpr uint32_t kMailboxSize = 512;
 /// (nchan's NCHAN_NOBUFFER_MSG_EXPIRE_SEC).
 constexpr int64_t kUnbufferedMessageTtl = 10;
 constexpr uint32_t kStoreMagic = 0x50554c53;  // "PULS"
-constexpr uint32_t kStoreLayoutVersion = 6;
+constexpr uint32_t kStoreLayoutVersion = 7;
+/// nchan's channel events (pulse_channel_events_channel_id) go to channel
+/// `meta/<id>`, which keeps this many of them, this long, and is freed
+/// after this long idle (nchan_defs.h's NCHAN_META_CHANNEL_*).
+constexpr std::string_view kEventsGroup = "meta";
+constexpr uint32_t kEventsMaxMessages = 100;
+constexpr int64_t kEventsMessageTtl = 10;
+constexpr int64_t kEventsChannelTimeout = 30;
 /// Hash buckets of the tenant table (per-tenant limits).
 constexpr uint32_t kTenantBuckets = 256;
 
@@ -101,6 +108,7 @@ struct Tenant;
 struct Channel;
 struct Message;
 struct SlotSub;
+struct HeldEvent;
 
 /// The channel/message store over an Arena. Every operation takes a Guard:
 /// proof that the caller holds the arena lock, so that several operations
@@ -182,14 +190,35 @@ public:
     /// Claims a free slot for `pid`. kNoMemory when all kMaxSlots are taken
     /// (reap the dead processes' slots first).
     Result<uint32_t> claim_slot(const Guard&, int32_t pid);
-    /// Releases a slot and everything it held (its subscriptions).
-    void release_slot(const Guard&, uint32_t slot);
+    /// Releases a slot and everything it held: its subscriptions, and the
+    /// channel events it held (hold_event), which it publishes now. Returns
+    /// the slots to ring for those.
+    uint64_t release_slot(const Guard&, uint32_t slot, int64_t now);
     /// The pid holding each slot, 0 for a free one: which processes to
     /// check, outside the lock.
     std::array<int32_t, kMaxSlots> slot_pids(const Guard&);
-    /// Releases `slot` when `pid` still holds it (a process found dead);
-    /// true when it did.
-    bool reap_slot(const Guard&, uint32_t slot, int32_t pid);
+    /// Releases `slot` when `pid` still holds it (a process found dead):
+    /// the slots to ring (release_slot), nothing when it did not.
+    std::optional<uint64_t> reap_slot(const Guard&, uint32_t slot, int32_t pid,
+                                      int64_t now);
+
+    // ------------------------------------------------------ channel events
+    /// Publishes a channel event (nchan's `meta` group): `body` to channel
+    /// `key`, kept as kEventsMaxMessages / kEventsMessageTtl say.
+    Result<PublishResult> publish_event(const Guard&, std::string_view key,
+                                        std::string_view body, int64_t now);
+    /// Holds an event for `slot` to publish later (a subscriber's
+    /// subscriber_dequeue, sent when it goes): fire_event() publishes it,
+    /// and so does release_slot() if the worker never did, whether it
+    /// exited or was killed. Returns the record; kNoMemory when the zone is
+    /// full.
+    Result<uint32_t> hold_event(const Guard&, uint32_t slot,
+                                std::string_view key, std::string_view body);
+    /// Publishes a held event and frees it: the slots to ring.
+    uint64_t fire_event(const Guard&, uint32_t slot, uint32_t held,
+                        int64_t now);
+    /// Events held by `slot` (for tests and status).
+    uint32_t held_events(const Guard&, uint32_t slot);
 
     /// The slot's worker holds wildcard subscriptions: a new channel's
     /// first notice (its first publish, or its deletion) goes to its
@@ -318,6 +347,7 @@ private:
     ChannelInfo info_of(const Channel* c, int64_t now) const;
     Message* alloc_message(const PublishParams& p);
     void leave(uint32_t slot, SlotSub* ss);
+    uint64_t unhold(const Guard& g, uint32_t slot, HeldEvent* e, int64_t now);
     MessageView view(Message* m);
     Message* msg(uint32_t off);
     SlotSub* slot_sub(uint32_t off);
@@ -385,6 +415,14 @@ struct SlotSub {
     int64_t cursor_time;
 };
 
+struct HeldEvent {
+    uint32_t prev;
+    uint32_t next;
+    uint32_t key_len;
+    uint32_t body_len;
+    // followed by the key's bytes, then the body's
+};
+
 struct Tenant {
     uint32_t next_in_bucket;
     uint32_t hash;
@@ -412,6 +450,8 @@ struct WorkerSlot {
     uint32_t subs;      // SlotSub list
     uint32_t reported;  // metrics holds a report of this slot's worker
     uint32_t watching;  // its worker wants notices of new channels
+    uint32_t events;    // HeldEvent list
+    uint32_t pad;
     metrics::Block metrics;
     MailboxEntry mailbox[kMailboxSize];
 };
@@ -444,6 +484,7 @@ static_assert(kShmSafe<Message>);
 static_assert(kShmSafe<Channel>);
 static_assert(kShmSafe<SlotSub>);
 static_assert(kShmSafe<Tenant>);
+static_assert(kShmSafe<HeldEvent>);
 static_assert(kShmSafe<WorkerSlot>);
 static_assert(kShmSafe<StoreHeader>);
 

@@ -69,7 +69,8 @@ location ~ ^/grp/(\\w+)$ {
     nchan_pubsub;
     nchan_channel_group "dash";
     nchan_channel_id $1;
-    nchan_channel_events_channel_id $1;   # not in Pulse yet: commented out
+    nchan_channel_events_channel_id $1;
+    nchan_group_max_messages_disk 0;   # no disk in Pulse: commented out
 }
 location = /auth { internal; if ($http_x_token != "ok") { return 403; } return 200; }
 location ~ ^/secret/(\\w+)$ {
@@ -181,8 +182,10 @@ def test_a_dashboard_config_converts_and_serves_as_nchan(request,
         assert os.path.exists(os.path.join(out, rel)), rel
     groups = open(os.path.join(out, "conf.d/locations/groups.conf")).read()
     assert "nchan_" not in re.sub(r"(?m)^\s*#.*$", "", groups)
-    assert "conf.d/locations/groups.conf:6: removed " \
-        "nchan_channel_events_channel_id" in report
+    assert "conf.d/locations/groups.conf:6: nchan_channel_events_channel_id" \
+        " -> pulse_channel_events_channel_id" in report
+    assert "conf.d/locations/groups.conf:7: removed " \
+        "nchan_group_max_messages_disk" in report
     assert "conf.d/dashboard.conf:7: nchan_publisher_location -> " \
         "pulse_publisher_location" in report
     assert "differs: EventSource over HTTP/1.1" in report

@@ -690,7 +690,7 @@ TEST(FanoutWatch, ADeadWatcherSlotLeavesNoNoticeBehind)
         w.publish("g/z", "1");
         Store::Guard g(w.store);
         before = w.store.stats(g).channels;
-        w.store.release_slot(g, slot1);  // the worker died
+        (void) w.store.release_slot(g, slot1, 0);  // the worker died
     }
     ASSERT_TRUE(w.fanout->remove({"g/x"}, w.host.clock).is_ok());
     {
@@ -707,6 +707,96 @@ TEST(FanoutWatch, ADeadWatcherSlotLeavesNoNoticeBehind)
     f1.process_mailbox(w.host.clock);
     EXPECT_EQ(r.got, (std::vector<std::string>{"2"}));
     r.detach();
+}
+
+// nchan's channel events: a subscriber of meta/<id> reads them in order,
+// each hold is sent once, when it goes
+TEST(FanoutEvents, AHeldEventIsSentWhenItsHoldGoes)
+{
+    FanoutWorld w;
+    Rec meta;
+    ASSERT_TRUE(w.fanout->join(&meta, "meta/c", w.opts()).is_ok());
+    w.fanout->channel_event("c", "subscriber_enqueue c", w.host.clock);
+    auto hold = w.fanout->hold_event("c", "subscriber_dequeue c");
+    {
+        Store::Guard g(w.store);
+        EXPECT_EQ(w.store.held_events(g, 0), 1u);
+    }
+    w.deliver();
+    EXPECT_EQ(meta.got, (std::vector<std::string>{"subscriber_enqueue c"}));
+    hold.reset();
+    w.deliver();
+    EXPECT_EQ(meta.got, (std::vector<std::string>{"subscriber_enqueue c",
+                                                  "subscriber_dequeue c"}));
+    Store::Guard g(w.store);
+    EXPECT_EQ(w.store.held_events(g, 0), 0u);
+    auto info = w.store.info(g, "meta/c", w.host.clock);
+    ASSERT_TRUE(info.is_ok());
+    EXPECT_EQ(info->messages, 2u);
+}
+
+// the meta channel keeps nchan's 100 events
+TEST(FanoutEvents, TheEventsChannelKeepsTheLastHundred)
+{
+    FanoutWorld w;
+    for (int i = 0; i < 150; ++i) {
+        w.fanout->channel_event("c", "channel_publish c", w.host.clock);
+    }
+    Store::Guard g(w.store);
+    auto info = w.store.info(g, "meta/c", w.host.clock);
+    ASSERT_TRUE(info.is_ok());
+    EXPECT_EQ(info->messages, kEventsMaxMessages);
+}
+
+// A worker killed (its slot reaped) or exiting with subscribers still held:
+// their dequeue events are sent by the release, so enqueues and dequeues
+// pair up; the releasing worker is woken for its own meta subscriber.
+TEST(FanoutEvents, AReleasedSlotSendsTheEventsItHeld)
+{
+    FanoutWorld w;
+    Rec meta;
+    ASSERT_TRUE(w.fanout->join(&meta, "meta/c", w.opts()).is_ok());
+    uint32_t slot1 = 0;
+    {
+        // another worker's two subscribers: one goes, then the worker dies
+        Store::Guard g(w.store);
+        slot1 = w.store.claim_slot(g, 2222).value();
+        auto h1 =
+            w.store.hold_event(g, slot1, "meta/c", "subscriber_dequeue c");
+        auto h2 =
+            w.store.hold_event(g, slot1, "meta/c", "subscriber_dequeue c");
+        ASSERT_TRUE(h1.is_ok() && h2.is_ok());
+        // slot 0 has the meta subscriber
+        EXPECT_EQ(w.store.fire_event(g, slot1, h2.value(), w.host.clock), 1u);
+        EXPECT_EQ(w.store.held_events(g, slot1), 1u);
+    }
+    w.deliver();
+    EXPECT_EQ(meta.got.size(), 1u);
+    {
+        Store::Guard g(w.store);
+        EXPECT_FALSE(w.store.reap_slot(g, slot1, 9999, w.host.clock));
+        auto reaped = w.store.reap_slot(g, slot1, 2222, w.host.clock);
+        ASSERT_TRUE(reaped.has_value());
+        EXPECT_EQ(*reaped, 1u);
+        EXPECT_EQ(w.store.held_events(g, slot1), 0u);
+    }
+    w.deliver();
+    EXPECT_EQ(meta.got, (std::vector<std::string>{"subscriber_dequeue c",
+                                                  "subscriber_dequeue c"}));
+}
+
+// With no worker slot the event is kept in the worker and still sent.
+TEST(FanoutEvents, WithoutASlotTheHoldKeepsTheEventItself)
+{
+    FanoutWorld w;
+    Rec meta;
+    ASSERT_TRUE(w.fanout->join(&meta, "meta/c", w.opts()).is_ok());
+    test::FakeHost host1;
+    Fanout slotless(w.store, std::nullopt, host1, ws::DeflateOptions{});
+    auto h = slotless.hold_event("c", "subscriber_dequeue c");
+    h.reset();
+    w.deliver();
+    EXPECT_EQ(meta.got, (std::vector<std::string>{"subscriber_dequeue c"}));
 }
 
 TEST(ChannelLog, KeepsTheLatestPerKeyAndTrimsWhatEveryReaderHad)

@@ -184,7 +184,7 @@ TEST_F(ZoneMetrics, AWorkerGoneKeepsItsCountersNotItsGauges)
     put(0, a);
     {
         Store::Guard g(store);
-        store.release_slot(g, 0);
+        (void) store.release_slot(g, 0, 0);
         // its successor starts from nothing
         EXPECT_TRUE(store.claim_slot(g, 300).is_ok());
     }
@@ -200,7 +200,7 @@ TEST_F(ZoneMetrics, AWorkerGoneKeepsItsCountersNotItsGauges)
     // a dead worker's slot, reaped, is retired the same way
     {
         Store::Guard g(store);
-        EXPECT_TRUE(store.reap_slot(g, 0, 300));
+        EXPECT_TRUE(store.reap_slot(g, 0, 300, 0).has_value());
     }
     EXPECT_EQ(snap().sum.counters.deliveries[at(Tp::kWebSocket)], 11u);
 }

@@ -346,11 +346,13 @@ TEST_F(Fixture, DeadSlotsAreReclaimed)
     // released only if the same pid still holds it
     auto pids = store.slot_pids(g);
     EXPECT_EQ(pids[3], 103);
-    EXPECT_FALSE(store.reap_slot(g, 3, 999));  // another pid: kept
+    EXPECT_FALSE(
+        store.reap_slot(g, 3, 999, 0).has_value());  // another pid: kept
     for (uint32_t i = 0; i < kMaxSlots; ++i) {
-        EXPECT_TRUE(store.reap_slot(g, i, pids[i]));
+        EXPECT_TRUE(store.reap_slot(g, i, pids[i], 0).has_value());
     }
-    EXPECT_FALSE(store.reap_slot(g, 0, pids[0]));  // already free
+    EXPECT_FALSE(
+        store.reap_slot(g, 0, pids[0], 0).has_value());  // already free
     auto s = store.claim_slot(g, 999);
     ASSERT_TRUE(s.is_ok());
     EXPECT_EQ(store.info(g, "/c", 1)->subscribers, 0u);

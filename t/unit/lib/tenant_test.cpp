@@ -98,7 +98,7 @@ TEST_F(Tenants, ADeadWorkersSubscribersGoWithItsSlot)
     EXPECT_EQ(sub("acme", 1, 2).code(), Code::kForbidden);
     {
         Store::Guard g(store);
-        EXPECT_TRUE(store.reap_slot(g, 1, 200));
+        EXPECT_TRUE(store.reap_slot(g, 1, 200, 0).has_value());
     }
     EXPECT_EQ(count("acme"), 1u);
     EXPECT_TRUE(sub("acme", 0, 2).is_ok());
