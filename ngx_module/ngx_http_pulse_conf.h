@@ -107,6 +107,11 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_http_complex_value_t* subscribe_request;
     ngx_http_complex_value_t* unsubscribe_request;
     ngx_http_complex_value_t* publisher_upstream_request;
+    // nchan's group accounting (ngx_http_pulse_group.cpp)
+    ngx_flag_t group_accounting;
+    ngx_uint_t group_location;  // GroupMethod bits; 0: not a group location
+    ngx_http_complex_value_t* group_max[4];  // channels, subscribers,
+                                             // messages, messages memory
     // nchan's channel events (ngx_http_pulse_events.cpp), or NULL
     ngx_http_complex_value_t* channel_events_id;
     ngx_http_complex_value_t* channel_event_string;

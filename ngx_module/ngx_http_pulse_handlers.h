@@ -12,6 +12,7 @@
 // Content handlers installed by the location directives.
 ngx_int_t ngx_http_pulse_handler(ngx_http_request_t* r) noexcept;
 ngx_int_t ngx_http_pulse_stub_status_handler(ngx_http_request_t* r) noexcept;
+ngx_int_t ngx_http_pulse_group_handler(ngx_http_request_t* r) noexcept;
 ngx_int_t ngx_http_pulse_metrics_handler(ngx_http_request_t* r) noexcept;
 
 namespace pulse::ngx {

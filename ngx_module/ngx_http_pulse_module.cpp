@@ -13,6 +13,7 @@
 #include "ngx_http_pulse_auth.h"
 #include "ngx_http_pulse_conf.h"
 #include "ngx_http_pulse_events.h"
+#include "ngx_http_pulse_group.h"
 #include "ngx_http_pulse_guard.h"
 #include "ngx_http_pulse_handlers.h"
 #include "ngx_http_pulse_hooks.h"
@@ -185,6 +186,44 @@ try {
     lcf->stub_status = 1;
     mark_used(cf);
     set_content_handler(cf, ngx_http_pulse_stub_status_handler);
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
+// pulse_group_location [get] [set] [delete] [off]: nchan's group API;
+// no argument is all three.
+char* ngx_http_pulse_set_group_location(ngx_conf_t* cf, ngx_command_t* cmd,
+                                        void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    (void) cmd;
+    const auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    ngx_uint_t methods = 0;
+    if (cf->args->nelts == 1) {
+        methods = pulse::ngx::kGroupGet | pulse::ngx::kGroupSet
+                  | pulse::ngx::kGroupDelete;
+    }
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        std::string_view a = pulse::ngx::sv(args[i]);
+        if (a == "get") {
+            methods |= pulse::ngx::kGroupGet;
+        } else if (a == "set") {
+            methods |= pulse::ngx::kGroupSet;
+        } else if (a == "delete") {
+            methods |= pulse::ngx::kGroupDelete;
+        } else if (a == "off") {
+            return NGX_CONF_OK;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "pulse_group_location: \"%V\" is not get, "
+                               "set, delete or off",
+                               &args[i]);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
+    lcf->group_location = methods | pulse::ngx::kGroupOn;
+    mark_used(cf);
+    set_content_handler(cf, ngx_http_pulse_group_handler);
     return NGX_CONF_OK;
 }
 PULSE_CATCH_CONF(cf)
@@ -520,6 +559,51 @@ ngx_command_t ngx_http_pulse_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       reinterpret_cast<void*>(kPubSub) },
+
+    { ngx_string("pulse_channel_group_accounting"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, group_accounting),
+      nullptr },
+
+    { ngx_string("pulse_group_location"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE123,
+      ngx_http_pulse_set_group_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_group_max_channels"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, group_max),
+      nullptr },
+
+    { ngx_string("pulse_group_max_subscribers"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, group_max)
+          + sizeof(ngx_http_complex_value_t*),
+      nullptr },
+
+    { ngx_string("pulse_group_max_messages"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, group_max)
+          + 2 * sizeof(ngx_http_complex_value_t*),
+      nullptr },
+
+    { ngx_string("pulse_group_max_messages_memory"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, group_max)
+          + 3 * sizeof(ngx_http_complex_value_t*),
+      nullptr },
 
     { ngx_string("pulse_stub_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -1106,6 +1190,7 @@ void* ngx_http_pulse_create_loc_conf(ngx_conf_t* cf) noexcept
     c->es_ping_event.data = nullptr;
     c->allow_credentials = NGX_CONF_UNSET;
     c->stub_status = NGX_CONF_UNSET;
+    c->group_accounting = NGX_CONF_UNSET;
     c->metrics_tenants = NGX_CONF_UNSET;
     c->gap_signal = NGX_CONF_UNSET;
     c->longpoll_parts = NGX_CONF_UNSET_UINT;
@@ -1204,6 +1289,12 @@ try {
     }
     ngx_conf_merge_value(c->allow_credentials, p->allow_credentials, 1);
     ngx_conf_merge_value(c->stub_status, p->stub_status, 0);
+    ngx_conf_merge_value(c->group_accounting, p->group_accounting, 0);
+    for (size_t i = 0; i < 4; ++i) {
+        if (c->group_max[i] == nullptr) {
+            c->group_max[i] = p->group_max[i];
+        }
+    }
     ngx_conf_merge_value(c->gap_signal, p->gap_signal, 0);
     ngx_conf_merge_uint_value(c->longpoll_parts, p->longpoll_parts,
                               static_cast<ngx_uint_t>(pulse::PollParts::kOne));

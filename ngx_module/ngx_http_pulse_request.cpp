@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ngx_http_pulse_auth.h"
+#include "ngx_http_pulse_group.h"
 #include "ngx_http_pulse_metrics.h"
 #include "ngx_http_pulse_worker.h"
 #include "pulse/channel_id.h"
@@ -251,6 +252,12 @@ Status check_acl(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
 
 }  // namespace
 
+Result<std::string> channel_group(ngx_http_request_t* r,
+                                  ngx_http_pulse_loc_conf_t* lcf)
+{
+    return request_group(r, lcf, request_grant(r));
+}
+
 Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               ngx_http_pulse_loc_conf_t* lcf,
                                               bool publishing, bool checked)
@@ -281,6 +288,10 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
             return group.status();
         }
         if (checked) {
+            if (Status l = set_group_limits(r, lcf, group.value()); !l.is_ok())
+            {
+                return l;
+            }
             if (Status c = lcf->channel_charset.check(sv(v)); !c.is_ok()) {
                 return c;
             }
@@ -307,6 +318,11 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
     auto group = request_group(r, lcf, grant);
     if (!group.is_ok()) {
         return group.status();
+    }
+    if (checked) {
+        if (Status l = set_group_limits(r, lcf, group.value()); !l.is_ok()) {
+            return l;
+        }
     }
     std::vector<std::string> keys;
     for (std::string_view id : split.value()) {
@@ -398,6 +414,7 @@ Fanout::JoinOptions join_options(ngx_http_pulse_loc_conf_t* lcf)
     o.now = static_cast<int64_t>(ngx_time());
     o.existing_only = lcf->existing_only != 0;
     o.max_subscribers = static_cast<uint32_t>(lcf->max_channel_subscribers);
+    o.group_limits = lcf->group_accounting != 0;
     o.first = lcf->first_message == NGX_HTTP_PULSE_FIRST_NEWEST
                   ? FirstMessage{FirstMessage::kNewest}
                   : FirstMessage{static_cast<int>(lcf->first_message)};
@@ -444,6 +461,7 @@ Result<PublishSpec> publish_spec(ngx_http_request_t* r,
     spec.max_size = lcf->max_message_size;
     spec.tenant_rate.per_second_milli = lcf->tenant_rate_milli;
     spec.tenant_rate.burst = static_cast<uint32_t>(lcf->tenant_burst);
+    spec.group_limits = lcf->group_accounting != 0;
     return spec;
 }
 

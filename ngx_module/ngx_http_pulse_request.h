@@ -102,6 +102,11 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               bool publishing,
                                               bool checked = true);
 
+/// The request's channel group: pulse_channel_group's value, with the
+/// token's tenant.
+Result<std::string> channel_group(ngx_http_request_t* r,
+                                  ngx_http_pulse_loc_conf_t* lcf);
+
 /// Evaluates a complex value to a std::string.
 std::string eval(ngx_http_request_t* r, ngx_http_complex_value_t* cv);
 

@@ -91,4 +91,92 @@ std::string format_channel_info(const ChannelInfo& info, InfoFormat f)
     return out;
 }
 
+std::string format_group_info(const GroupInfo& info, InfoFormat f)
+{
+    const std::string v[] = {
+        std::to_string(info.channels),
+        std::to_string(info.subscribers),
+        std::to_string(info.messages),
+        std::to_string(info.messages_memory),
+        "0",
+        std::to_string(info.limits.channels),
+        std::to_string(info.limits.subscribers),
+        std::to_string(info.limits.messages),
+        std::to_string(info.limits.messages_memory),
+        "0",
+    };
+    // Each template's parts around its ten numbers, in v's order.
+    static const char* const kPlain[] = {
+        "channels: ",
+        "\r\nsubscribers: ",
+        "\r\nmessages: ",
+        "\r\nshared memory used by messages: ",
+        " bytes\r\ndisk space used by messages: ",
+        " bytes\r\nlimits:\r\n  max channels: ",
+        "\r\n  max subscribers: ",
+        "\r\n  max messages: ",
+        "\r\n  max messages shared memory: ",
+        "\r\n  max messages disk space: ",
+        "\r\n"};
+    static const char* const kJson[] = {
+        "{\r\n  \"channels\": ",
+        ",\r\n  \"subscribers\": ",
+        ",\r\n  \"messages\": ",
+        ",\r\n  \"messages_memory\": ",
+        ",\r\n  \"messages_disk\": ",
+        ",\r\n  \"limits\": {\r\n    \"channels\": ",
+        ",\r\n    \"subscribers\": ",
+        ",\r\n    \"messages\": ",
+        ",\r\n    \"messages_memory\": ",
+        ",\r\n    \"messages_disk\": ",
+        "\r\n  }\r\n}"};
+    static const char* const kYaml[] = {"---\r\nchannels: ",
+                                        "\r\nsubscribers: ",
+                                        "\r\nmessages: ",
+                                        "\r\nmessages_memory: ",
+                                        "\r\nmessages_disk: ",
+                                        "\r\nlimits:\r\n  channels: ",
+                                        "\r\n  subscribers: ",
+                                        "\r\n  messages: ",
+                                        "\r\n  messages_memory: ",
+                                        "\r\n  messages_disk: ",
+                                        "\r\n\r\n"};
+    static constexpr const char* kXmlHead =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<group>\r\n"
+        "  <channels>";
+    static const char* const kXml[] = {
+        kXmlHead,
+        "</channels>\r\n  <subscribers>",
+        "</subscribers>\r\n  <messages>",
+        "</messages>\r\n  <messages_memory>",
+        "</messages_memory>\r\n  <messages_disk>",
+        "</messages_disk>\r\n  <limits>\r\n    <channels>",
+        "</channels>\r\n    <subscribers>",
+        "</subscribers>\r\n    <messages>",
+        "</messages>\r\n    <messages_memory>",
+        "</messages_memory>\r\n    <messages_disk>",
+        "</messages_disk>\r\n  </limits>\r\n</group>"};
+    const char* const* parts = kPlain;
+    switch (f) {
+        case InfoFormat::kJson:
+            parts = kJson;
+            break;
+        case InfoFormat::kYaml:
+            parts = kYaml;
+            break;
+        case InfoFormat::kXml:
+            parts = kXml;
+            break;
+        case InfoFormat::kPlain:
+            break;
+    }
+    std::string out;
+    for (size_t i = 0; i < 10; ++i) {
+        out += parts[i];
+        out += v[i];
+    }
+    out += parts[10];
+    return out;
+}
+
 }  // namespace pulse

@@ -22,4 +22,8 @@ std::string_view info_content_type(InfoFormat f);
 /// single line with a space before '}').
 std::string format_channel_info(const ChannelInfo& info, InfoFormat f);
 
+/// Group info (pulse_group_location) in nchan's templates
+/// (nchan_output_info.c): the disk fields are always 0 in Pulse.
+std::string format_group_info(const GroupInfo& info, InfoFormat f);
+
 }  // namespace pulse

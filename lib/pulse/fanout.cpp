@@ -237,6 +237,12 @@ Result<Fanout::Join> Fanout::join(Subscriber* s, std::string_view key,
     LocalChannel* lc = nullptr;
     {
         Store::Guard g(store_);
+        if (o.group_limits) {
+            if (Status st = store_.group_admits_subscriber(g, key); !st.is_ok())
+            {
+                return st;
+            }
+        }
         auto sub = store_.subscribe(g, key, *slot_, o.now, o.existing_only);
         if (!sub.is_ok()) {
             return sub.status();
@@ -579,6 +585,7 @@ Result<Published> Fanout::publish(const std::vector<std::string>& keys,
     p.max_messages = spec.max_messages;
     p.timeout = spec.timeout;
     p.channel_timeout = spec.channel_timeout;
+    p.group_limits = spec.group_limits;
     // Compressed once here, outside the zone lock, and stored beside the
     // body: every worker serves permessage-deflate subscribers from it.
     std::string deflated;

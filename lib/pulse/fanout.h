@@ -168,6 +168,7 @@ struct PublishSpec {
     bool deflate = false;
     size_t max_size = 0;     // pulse_max_message_size; 0: no bound of its own
     TenantRate tenant_rate;  // pulse_tenant_publish_rate; 0: none
+    bool group_limits = false;  // pulse_channel_group_accounting
 };
 
 /// One publish, as any path (HTTP, WebSocket, pulse.v1) received it; the
@@ -213,6 +214,7 @@ public:
         std::optional<MsgId> after;    // the resume id
         FirstMessage first;            // with no resume id
         uint32_t limit = UINT32_MAX;   // catch-up messages at most
+        bool group_limits = false;     // pulse_channel_group_accounting
     };
     struct Join {
         std::vector<MsgPtr> catch_up;
@@ -221,7 +223,8 @@ public:
     /// Subscribes `s` to channel `key` and returns the buffered messages
     /// it asked for; the live ones follow through on_messages. Fails with
     /// kNotFound (existing_only, no such channel), kForbidden (max
-    /// subscribers), kNoMemory (zone full) or kAgain (no slot, stopping).
+    /// subscribers, or a group limit), kNoMemory (zone full) or kAgain (no
+    /// slot, stopping).
     Result<Join> join(Subscriber* s, std::string_view key,
                       const JoinOptions& o);
 

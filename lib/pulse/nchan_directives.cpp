@@ -90,12 +90,6 @@ constexpr std::string_view kRefused[] = {
     "pulse_message_temp_path",
     "pulse_group_max_messages_disk",
     // nchan features not built yet (issue 19 keeps them open)
-    "pulse_channel_group_accounting",
-    "pulse_group_location",
-    "pulse_group_max_channels",
-    "pulse_group_max_subscribers",
-    "pulse_group_max_messages",
-    "pulse_group_max_messages_memory",
     "pulse_subscriber_info",
     "pulse_subscriber_info_string",
 };
@@ -163,14 +157,9 @@ std::string why(std::string_view name)
         return "Pulse stores no messages on disk; every message is in the "
                "shared zone, sized by pulse_shared_memory_size";
     }
-    if (starts_with(name, "pulse_subscriber_info")) {
-        return "nchan's subscriber info is not in this version of Pulse yet; "
-               "pulse_stub_status and pulse_metrics count subscribers";
-    }
-    // channel group accounting, the group location and its limits
-    return "nchan's channel group accounting and limits are not in this "
-           "version of Pulse yet; pulse_max_tenant_subscribers and "
-           "pulse_tenant_publish_rate limit JWT tenants (docs/auth.md)";
+    // subscriber info
+    return "nchan's subscriber info is not in this version of Pulse yet; "
+           "pulse_stub_status and pulse_metrics count subscribers";
 }
 
 }  // namespace

@@ -97,6 +97,16 @@ Status Store::open(const Guard&, uint32_t buckets_hint, uint64_t token)
     std::memset(tb, 0, sizeof(uint32_t) * kTenantBuckets);
     h->tenant_buckets =
         ShmRef<uint32_t>::of(base_, static_cast<uint32_t*>(tb)).off;
+    void* gb = arena_.alloc_locked(sizeof(uint32_t) * kGroupBuckets);
+    if (gb == nullptr) {
+        arena_.free_locked(tb);
+        arena_.free_locked(b);
+        arena_.free_locked(h);
+        return Status(Code::kNoMemory, "no room for the group table");
+    }
+    std::memset(gb, 0, sizeof(uint32_t) * kGroupBuckets);
+    h->group_buckets =
+        ShmRef<uint32_t>::of(base_, static_cast<uint32_t*>(gb)).off;
     h->token = token;
     h->next_serial = 1;
     h->magic = kStoreMagic;
@@ -142,6 +152,11 @@ Channel* Store::create(std::string_view key, uint32_t hash, int64_t now)
     c->last_requested = -1;
     c->last_active = now;
     c->announce = 1;
+    if (Group* g = group(pulse::group_of(key))) {
+        g->refs++;
+        g->channels++;
+        c->group = ShmRef<Group>::of(base_, g).off;
+    }
     uint32_t* buckets = ShmRef<uint32_t>{hdr_->buckets}.get(base_);
     uint32_t& head = buckets[hash & (hdr_->nbuckets - 1)];
     c->next_in_bucket = head;
@@ -176,7 +191,11 @@ void Store::free_channel(Channel* c)
     drop_messages(c);
     if (!c->deleted) {
         unlink(c);
+        if (Group* g = channel_group(c)) {
+            g->channels--;
+        }
     }
+    unref_group(c);
     c->serial = 0;  // stale handles and mailbox entries stop matching
     hdr_->channels--;
     arena_.free_locked(c);
@@ -270,6 +289,7 @@ void Store::evict_front(Channel* c)
     c->buffered--;
     hdr_->stored_messages--;
     hdr_->evicted++;
+    count_message(c, m, -1);
 }
 
 void Store::expire(Channel* c, int64_t now)
@@ -283,6 +303,7 @@ void Store::expire(Channel* c, int64_t now)
             m->evicted = 1;
             c->buffered--;
             hdr_->stored_messages--;
+            count_message(c, m, -1);
             // An emptied channel's idle time starts when it became empty.
             if (m->expires > c->last_active) {
                 c->last_active = m->expires;
@@ -298,6 +319,9 @@ void Store::drop_messages(Channel* c)
     Message* m = msg(c->first);
     while (m != nullptr) {
         Message* next = msg(m->next);
+        if (!m->evicted) {
+            count_message(c, m, -1);
+        }
         arena_.free_locked(m);
         m = next;
     }
@@ -382,6 +406,11 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     }
     uint32_t hash = hash_key(p.key);
     Channel* c = find(p.key, hash);
+    if (p.group_limits) {
+        if (Status s = group_admits_publish(p.key, c, p); !s.is_ok()) {
+            return s;
+        }
+    }
     if (c == nullptr) {
         c = create(p.key, hash, p.now);
         if (c == nullptr) {
@@ -459,6 +488,7 @@ Result<Store::PublishResult> Store::publish(const Guard&,
     } else {
         c->buffered++;
         hdr_->stored_messages++;
+        count_message(c, m, 1);
         while (c->buffered > p.max_messages) {
             evict_front(c);
         }
@@ -509,6 +539,9 @@ Result<Store::DeleteResult> Store::remove(const Guard&, std::string_view key,
     r.info = info_of(c, now);
     unlink(c);
     c->deleted = 1;
+    if (Group* g = channel_group(c)) {
+        g->channels--;
+    }
     drop_messages(c);
     r.ring = notify(c);
     maybe_free(c);
@@ -603,6 +636,10 @@ void Store::add_subscribers(const Guard&, const Subscription& s, int32_t delta,
         static_cast<uint32_t>(static_cast<int64_t>(c->subscribers) + delta);
     hdr_->subscribers =
         static_cast<uint64_t>(static_cast<int64_t>(hdr_->subscribers) + delta);
+    if (Group* g = channel_group(c)) {
+        g->subscribers =
+            static_cast<uint64_t>(static_cast<int64_t>(g->subscribers) + delta);
+    }
     if (delta > 0) {
         c->last_requested = now;
     }
@@ -631,6 +668,10 @@ void Store::leave(uint32_t slot, SlotSub* ss)
             ss->count < c->subscribers ? ss->count : c->subscribers;
         hdr_->subscribers -=
             ss->count < hdr_->subscribers ? ss->count : hdr_->subscribers;
+        if (Group* g = channel_group(c)) {
+            g->subscribers -=
+                ss->count < g->subscribers ? ss->count : g->subscribers;
+        }
         release_read(c);
     }
     if (SlotSub* p = slot_sub(ss->prev)) {

@@ -36,6 +36,8 @@ constexpr int64_t kEventsMessageTtl = 10;
 constexpr int64_t kEventsChannelTimeout = 30;
 /// Hash buckets of the tenant table (per-tenant limits).
 constexpr uint32_t kTenantBuckets = 256;
+/// Hash buckets of the channel group table (group accounting).
+constexpr uint32_t kGroupBuckets = 1024;
 
 /// A channel as a subscriber's worker holds it: offset plus the serial
 /// number the channel got when it was created, so a reused offset is never
@@ -96,6 +98,36 @@ struct StoreStats {
 /// FNV-1a of a key: the store's hash tables.
 uint32_t hash_key(std::string_view key);
 
+/// A channel group's limits (pulse_group_max_*); 0: none.
+struct GroupLimits {
+    uint64_t channels = 0;
+    uint64_t subscribers = 0;
+    uint64_t messages = 0;
+    uint64_t messages_memory = 0;  // bytes
+};
+/// What a request sets of them: each one absent stays as it is.
+struct GroupLimitsUpdate {
+    std::optional<uint64_t> channels;
+    std::optional<uint64_t> subscribers;
+    std::optional<uint64_t> messages;
+    std::optional<uint64_t> messages_memory;
+    bool any() const
+    {
+        return channels || subscribers || messages || messages_memory;
+    }
+};
+/// What nchan's group location reports: the group's channels, their
+/// subscribers, their buffered messages and the bytes those take.
+struct GroupInfo {
+    uint64_t channels = 0;
+    uint64_t subscribers = 0;
+    uint64_t messages = 0;
+    uint64_t messages_memory = 0;
+    GroupLimits limits;
+};
+/// A channel key's group: what comes before its first '/'.
+std::string_view group_of(std::string_view key);
+
 /// A tenant's publish rate (pulse_tenant_publish_rate): a token bucket of
 /// `burst` publishes, refilled at `per_second_milli` / 1000 per second.
 struct TenantRate {
@@ -109,6 +141,7 @@ struct Channel;
 struct Message;
 struct SlotSub;
 struct HeldEvent;
+struct Group;
 
 /// The channel/message store over an Arena. Every operation takes a Guard:
 /// proof that the caller holds the arena lock, so that several operations
@@ -163,6 +196,8 @@ public:
         /// Pulse-Key (lib/pulse/pacing.h), at most kMaxKeyLength bytes
         /// (lib/pulse/publish_request.h).
         std::string_view conflation_key;
+        /// pulse_channel_group_accounting: the key's group limits apply.
+        bool group_limits = false;
     };
     struct PublishResult {
         MsgId id;
@@ -172,6 +207,8 @@ public:
     };
     /// Stores a message; on a full arena expires old messages everywhere and
     /// retries once, then fails with kNoMemory (the caller answers 507).
+    /// With group_limits, kForbidden (with nchan's reason) when the message
+    /// or a new channel would pass a limit of the key's group.
     Result<PublishResult> publish(const Guard&, const PublishParams& p);
 
     /// Channel info, kNotFound when the channel does not exist.
@@ -279,6 +316,25 @@ public:
                        std::optional<MsgId> after, FirstMessage first,
                        int64_t now, uint32_t limit, Fn&& fn);
 
+    // ------------------------------------------------------------- groups
+    // Every channel is counted in its group (the key's part before '/');
+    // the limits apply where the caller asks (group_limits).
+
+    /// The group's counts and limits; zeros for a group never seen.
+    GroupInfo group_info(const Guard&, std::string_view group);
+    /// Sets the limits the update has; kNoMemory when the zone cannot hold
+    /// the group's record.
+    Status set_group_limits(const Guard&, std::string_view group,
+                            const GroupLimitsUpdate& u);
+    /// Whether one more subscriber of channel `key` is within its group's
+    /// limits (subscribers, and channels if the channel is new):
+    /// kForbidden when not.
+    Status group_admits_subscriber(const Guard&, std::string_view key);
+    /// Deletes every channel of the group (as remove() each); returns the
+    /// group's info before and the slots to ring.
+    GroupInfo remove_group(const Guard&, std::string_view group, int64_t now,
+                           uint64_t* ring);
+
     // ------------------------------------------------------------ tenants
     // Per-tenant limits, zone-wide: subscribers counted per worker slot (a
     // dead worker's go with its slot) and a publish token bucket.
@@ -339,6 +395,14 @@ private:
     void drop_messages(Channel* c);
     uint64_t notify(Channel* c);
     void expire_everywhere(int64_t now);
+    Group* find_group(std::string_view name, uint32_t hash);
+    Group* group(std::string_view name);  // found or made; null: no room
+    Group* channel_group(const Channel* c);
+    void unref_group(Channel* c);
+    void drop_group(Group* g);
+    void count_message(const Channel* c, const Message* m, int sign);
+    Status group_admits_publish(std::string_view key, const Channel* c,
+                                const PublishParams& p);
     Tenant* find_tenant(std::string_view name, uint32_t hash);
     Tenant* tenant(std::string_view name);  // found or made; null: no room
     void gc_tenants(int64_t now, uint32_t max_buckets);
@@ -402,6 +466,8 @@ struct Channel {
     int64_t last_requested;  // -1 never
     int64_t last_active;
     int64_t idle_timeout;  // 0 = gc()'s default
+    uint32_t group;        // its Group record; 0: none (no room)
+    uint32_t pad;
     // followed by key bytes
 };
 
@@ -421,6 +487,19 @@ struct HeldEvent {
     uint32_t key_len;
     uint32_t body_len;
     // followed by the key's bytes, then the body's
+};
+
+struct Group {
+    uint32_t next_in_bucket;
+    uint32_t hash;
+    uint32_t key_len;
+    uint32_t refs;  // Channel records pointing here, deleted ones too
+    uint64_t channels;
+    uint64_t subscribers;
+    uint64_t messages;
+    uint64_t messages_memory;
+    GroupLimits limits;
+    // followed by the name's bytes
 };
 
 struct Tenant {
@@ -474,6 +553,8 @@ struct StoreHeader {
     uint32_t tenant_buckets;  // offset of uint32_t[kTenantBuckets]
     uint32_t tenants;
     uint32_t tenant_gc_cursor;
+    uint32_t group_buckets;  // offset of uint32_t[kGroupBuckets]
+    uint32_t groups;
     uint32_t pad2;
     uint64_t evicted;           // messages pushed out of a full buffer
     metrics::Counters retired;  // of the workers whose slots were released
@@ -485,6 +566,8 @@ static_assert(kShmSafe<Channel>);
 static_assert(kShmSafe<SlotSub>);
 static_assert(kShmSafe<Tenant>);
 static_assert(kShmSafe<HeldEvent>);
+static_assert(kShmSafe<Group>);
+static_assert(kShmSafe<GroupLimits>);
 static_assert(kShmSafe<WorkerSlot>);
 static_assert(kShmSafe<StoreHeader>);
 

@@ -121,20 +121,20 @@ TEST(Migrate, RefusedDirectivesAreCommentedOutWithTheReason)
 {
     Migration m;
     auto out = m.file("c",
-                      "location /g { nchan_group_location; "
+                      "location /g { nchan_group_max_messages_disk 0; "
                       "nchan_benchmark; }\n");
     ASSERT_TRUE(out.is_ok());
     EXPECT_EQ(out.value(),
-              "location /g { \n# pulse-migrate: pulse_group_location: nchan's "
-              "channel group accounting and limits are not in this version of "
-              "Pulse yet; pulse_max_tenant_subscribers and "
-              "pulse_tenant_publish_rate limit JWT tenants (docs/auth.md) "
-              "(docs/migrating-from-nchan.md)\n# nchan_group_location;\n \n"
+              "location /g { \n# pulse-migrate: pulse_group_max_messages_disk: "
+              "Pulse stores no messages on disk; every message is in the "
+              "shared zone, sized by pulse_shared_memory_size "
+              "(docs/migrating-from-nchan.md)\n"
+              "# nchan_group_max_messages_disk 0;\n \n"
               "# pulse-migrate: pulse_benchmark: nchan's built-in benchmark is "
               "not in Pulse; run `make bench` (bench/run.py) from the source "
               "tree against a server (docs/migrating-from-nchan.md)\n"
               "# nchan_benchmark;\n }\n");
-    EXPECT_TRUE(report_has(m, "c:1: removed nchan_group_location"));
+    EXPECT_TRUE(report_has(m, "c:1: removed nchan_group_max_messages_disk"));
     EXPECT_TRUE(parse(out.value()).is_ok());
 }
 
