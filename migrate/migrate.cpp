@@ -75,6 +75,13 @@ constexpr std::pair<std::string_view, std::string_view> kDifferences[] = {
     {"nchan_subscribe_request",
      "pulse_subscribe_request and pulse_unsubscribe_request also fire on "
      "abrupt disconnects and EventSource closes"},
+    {"nchan_group_",
+     "a group limit of N channels allows N (nchan N - 1), a group at its "
+     "channel limit still takes publishes to the channels it has, and a "
+     "group DELETE leaves no channel behind"},
+    {"nchan_channel_events_channel_id",
+     "every subscriber_enqueue event has its subscriber_dequeue, also "
+     "when a worker is killed"},
     {"redis",
      "channels live in each nginx: a POST to one node reaches that "
      "node's subscribers only. Backends PUBLISH to Redis to reach every "

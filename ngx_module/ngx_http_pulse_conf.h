@@ -33,8 +33,9 @@ constexpr ngx_int_t NGX_HTTP_PULSE_FIRST_NEWEST = -1000;
 struct ngx_http_pulse_main_conf_t {
     size_t shm_size;
     ngx_shm_zone_t* shm_zone;
-    ngx_flag_t used;     // some location uses pulse: make the zone
-    ngx_flag_t metrics;  // some location has pulse_metrics: count
+    ngx_flag_t used;             // some location uses pulse: make the zone
+    ngx_flag_t metrics;          // some location has pulse_metrics: count
+    ngx_flag_t subscriber_info;  // some location has pulse_subscriber_info
     // permessage-deflate of published messages (http level, as nchan)
     ngx_int_t deflate_level;
     ngx_int_t deflate_memlevel;
@@ -112,6 +113,9 @@ struct ngx_http_pulse_loc_conf_t {
     ngx_uint_t group_location;  // GroupMethod bits; 0: not a group location
     ngx_http_complex_value_t* group_max[4];  // channels, subscribers,
                                              // messages, messages memory
+    // nchan's subscriber info (ngx_http_pulse_events.cpp)
+    ngx_flag_t subscriber_info;  // a pulse_subscriber_info location
+    ngx_http_complex_value_t* subscriber_info_string;
     // nchan's channel events (ngx_http_pulse_events.cpp), or NULL
     ngx_http_complex_value_t* channel_events_id;
     ngx_http_complex_value_t* channel_event_string;

@@ -71,6 +71,61 @@ std::unique_ptr<Fanout::EventHold> subscriber_events(
     return w->fanout().hold_event(out.id, out.body);
 }
 
+bool wants_subscriber_info(ngx_http_request_t* r)
+{
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_http_get_module_main_conf(r, ngx_http_pulse_module));
+    return mcf->subscriber_info != 0 && Worker::get() != nullptr;
+}
+
+std::unique_ptr<Fanout::InfoListener> subscriber_info(
+    ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+    const std::vector<std::string>& keys)
+{
+    if (!wants_subscriber_info(r)) {
+        return nullptr;
+    }
+    Worker* w = Worker::get();
+    if (lcf->subscriber_info != 0) {
+        RequestCtx* ctx = find_request_ctx(r);
+        auto targets = channel_keys(r, lcf, true);
+        if (ctx == nullptr || !targets.is_ok()) {
+            return nullptr;
+        }
+        for (const std::string& key : targets.value()) {
+            w->fanout().request_info(key, ctx->info_request);
+        }
+        return nullptr;
+    }
+    if (lcf->subscriber_info_string == nullptr) {
+        return nullptr;
+    }
+    return w->fanout().listen_info(keys, eval(r, lcf->subscriber_info_string));
+}
+
+namespace {
+
+char* default_string(ngx_conf_t* cf, ngx_http_complex_value_t** out,
+                     ngx_str_t* value)
+{
+    auto* cv = static_cast<ngx_http_complex_value_t*>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t)));
+    if (cv == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    ngx_http_compile_complex_value_t ccv{};
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = cv;
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    *out = cv;
+    return NGX_CONF_OK;
+}
+
+}  // namespace
+
 char* merge_channel_events(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* prev,
                            ngx_http_pulse_loc_conf_t* conf)
 {
@@ -86,20 +141,23 @@ char* merge_channel_events(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* prev,
     }
     static ngx_str_t kDefault =
         ngx_string("$pulse_channel_event $pulse_channel_id");
-    auto* cv = static_cast<ngx_http_complex_value_t*>(
-        ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t)));
-    if (cv == nullptr) {
-        return static_cast<char*>(NGX_CONF_ERROR);
+    return default_string(cf, &conf->channel_event_string, &kDefault);
+}
+
+// nchan's default: who and where each subscriber is.
+char* merge_subscriber_info(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* prev,
+                            ngx_http_pulse_loc_conf_t* conf)
+{
+    if (conf->subscriber_info_string == nullptr) {
+        conf->subscriber_info_string = prev->subscriber_info_string;
     }
-    ngx_http_compile_complex_value_t ccv{};
-    ccv.cf = cf;
-    ccv.value = &kDefault;
-    ccv.complex_value = cv;
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return static_cast<char*>(NGX_CONF_ERROR);
+    if (conf->subscriber_info_string != nullptr || conf->roles == 0) {
+        return NGX_CONF_OK;
     }
-    conf->channel_event_string = cv;
-    return NGX_CONF_OK;
+    static ngx_str_t kDefault = ngx_string(
+        "$pulse_subscriber_type $remote_addr:$remote_port "
+        "$http_user_agent $server_name $request_uri $pid");
+    return default_string(cf, &conf->subscriber_info_string, &kDefault);
 }
 
 }  // namespace pulse::ngx

@@ -9,6 +9,8 @@
 #include "ngx.h"
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "ngx_http_pulse_conf.h"
 #include "pulse/fanout.h"
@@ -33,9 +35,24 @@ void send_channel_event(ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
 std::unique_ptr<Fanout::EventHold> subscriber_events(
     ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf);
 
+/// nchan's subscriber info, for a subscriber of `keys` that has just
+/// joined. In a pulse_subscriber_info location it is the asker: the
+/// request goes to the location's channels now (nullptr). Anywhere else,
+/// when some location has pulse_subscriber_info, it answers requests with
+/// its pulse_subscriber_info_string, evaluated now, while the listener
+/// lives. Throws std::bad_alloc.
+std::unique_ptr<Fanout::InfoListener> subscriber_info(
+    ngx_http_request_t* r, ngx_http_pulse_loc_conf_t* lcf,
+    const std::vector<std::string>& keys);
+/// Whether subscriber_info() does anything for this request's subscriber.
+bool wants_subscriber_info(ngx_http_request_t* r);
+
 /// Compiles the default event string when a location has events and no
 /// string of its own (merge time).
 char* merge_channel_events(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* prev,
                            ngx_http_pulse_loc_conf_t* conf);
+/// The same for the subscriber info string.
+char* merge_subscriber_info(ngx_conf_t* cf, ngx_http_pulse_loc_conf_t* prev,
+                            ngx_http_pulse_loc_conf_t* conf);
 
 }  // namespace pulse::ngx

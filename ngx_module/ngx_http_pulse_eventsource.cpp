@@ -99,9 +99,10 @@ private:
     ngx_event_t start_ev_{};
     ngx_event_t pace_{};  // pacing (lib/pulse/pacing.h)
     bool finishing_ = false;
-    std::unique_ptr<Presence> presence_;         // pulse_(un)subscribe_request
-    std::unique_ptr<Fanout::EventHold> events_;  // channel events
-    std::unique_ptr<Fanout::TenantSeat> seat_;   // among its tenant's
+    std::unique_ptr<Presence> presence_;          // pulse_(un)subscribe_request
+    std::unique_ptr<Fanout::EventHold> events_;   // channel events
+    std::unique_ptr<Fanout::InfoListener> info_;  // subscriber info
+    std::unique_ptr<Fanout::TenantSeat> seat_;    // among its tenant's
 };
 
 ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
@@ -151,6 +152,7 @@ ngx_int_t StreamConn::start(const std::vector<std::string>& keys,
         presence_->subscribed();
     }
     events_ = subscriber_events(r, lcf_);
+    info_ = subscriber_info(r, lcf_, keys);
     if (r->stream == nullptr) {
         // Lets nginx close the stream at shutdown/reload like an idle
         // keepalive connection (ngx_close_idle_connections); the client
@@ -190,6 +192,7 @@ void StreamConn::on_close() noexcept
         presence_->unsubscribed();
     }
     events_.reset();  // subscriber_dequeue
+    info_.reset();
 }
 
 // Writes what is queued; a finished stream closes once all of it is out.

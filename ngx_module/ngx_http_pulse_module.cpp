@@ -190,6 +190,28 @@ try {
 }
 PULSE_CATCH_CONF(cf)
 
+// pulse_subscriber_info: a subscriber location (every transport) whose
+// subscribers ask the subscribers of its channel for their info.
+char* ngx_http_pulse_set_subscriber_info(ngx_conf_t* cf, ngx_command_t* cmd,
+                                         void* conf) noexcept
+try {
+    auto* lcf = static_cast<ngx_http_pulse_loc_conf_t*>(conf);
+    (void) cmd;
+    // nchan's: the streams and WebSocket, no polls (a curl of the location
+    // gets the raw stream)
+    lcf->roles = NGX_HTTP_PULSE_SUB_WEBSOCKET | NGX_HTTP_PULSE_SUB_EVENTSOURCE
+                 | NGX_HTTP_PULSE_SUB_CHUNKED | NGX_HTTP_PULSE_SUB_MULTIPART
+                 | NGX_HTTP_PULSE_SUB_RAWSTREAM;
+    lcf->subscriber_info = 1;
+    auto* mcf = static_cast<ngx_http_pulse_main_conf_t*>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_pulse_module));
+    mcf->subscriber_info = 1;
+    mark_used(cf);
+    set_content_handler(cf, ngx_http_pulse_handler);
+    return NGX_CONF_OK;
+}
+PULSE_CATCH_CONF(cf)
+
 // pulse_group_location [get] [set] [delete] [off]: nchan's group API;
 // no argument is all three.
 char* ngx_http_pulse_set_group_location(ngx_conf_t* cf, ngx_command_t* cmd,
@@ -559,6 +581,20 @@ ngx_command_t ngx_http_pulse_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       reinterpret_cast<void*>(kPubSub) },
+
+    { ngx_string("pulse_subscriber_info"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_pulse_set_subscriber_info,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      nullptr },
+
+    { ngx_string("pulse_subscriber_info_string"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pulse_loc_conf_t, subscriber_info_string),
+      nullptr },
 
     { ngx_string("pulse_channel_group_accounting"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -1337,6 +1373,10 @@ try {
         }
     }
     if (char* rv = pulse::ngx::merge_channel_events(cf, p, c);
+        rv != NGX_CONF_OK) {
+        return rv;
+    }
+    if (char* rv = pulse::ngx::merge_subscriber_info(cf, p, c);
         rv != NGX_CONF_OK) {
         return rv;
     }

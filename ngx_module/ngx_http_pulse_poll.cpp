@@ -86,6 +86,7 @@ private:
     std::unique_ptr<Fanout::TenantSeat> seat_;  // among its tenant's
     // channel events: enqueued once subscribed, dequeued with the request
     std::unique_ptr<Fanout::EventHold> events_;
+    std::unique_ptr<Fanout::InfoListener> info_;  // while it waits
 };
 
 // Places a T in the request pool, destroyed with it.
@@ -114,6 +115,7 @@ ngx_int_t PollRequest::start(const std::vector<std::string>& keys,
     if (!waiting.value()) {
         return rc_;  // answered at once
     }
+    info_ = subscriber_info(r_, lcf_, keys);
     held_ = true;
     r_->read_event_handler = ngx_http_test_reading;
     if (r_->stream == nullptr) {

@@ -262,6 +262,20 @@ Result<std::vector<std::string>> channel_keys(ngx_http_request_t* r,
                                               ngx_http_pulse_loc_conf_t* lcf,
                                               bool publishing, bool checked)
 {
+    if (lcf->subscriber_info != 0 && !publishing) {
+        // the asker subscribes to its request's own channel
+        RequestCtx& ctx = request_ctx(r);
+        if (ctx.info_request == 0) {
+            Worker* w = Worker::get();
+            if (w == nullptr) {
+                return Status(Code::kAgain, "");
+            }
+            ctx.info_request = w->fanout().new_info_request();
+        }
+        std::vector<std::string> keys;
+        keys.push_back("meta/sr" + std::to_string(ctx.info_request));
+        return keys;
+    }
     ngx_array_t* ids = publishing ? lcf->pub_channel_id : lcf->sub_channel_id;
     if (ids == nullptr) {
         ids = lcf->channel_id;

@@ -49,6 +49,7 @@ struct RequestCtx {
     void* hook = nullptr;       // a hook subrequest's state (hooks.cpp)
     const HookValues* fixed = nullptr;  // a presence hook's own request
     std::string_view channel_event;     // $pulse_channel_event, while set
+    uint32_t info_request = 0;  // pulse_subscriber_info: its meta/sr<id>
 };
 RequestCtx* find_request_ctx(ngx_http_request_t* r);
 /// The context, made on first use.

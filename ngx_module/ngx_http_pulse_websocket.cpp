@@ -167,9 +167,10 @@ private:
     ngx_event_t pace_{};    // pacing (lib/pulse/pacing.h)
     bool authenticated_ = false;
     bool started_ = false;
-    std::unique_ptr<Presence> presence_;         // pulse_(un)subscribe_request
-    std::unique_ptr<Fanout::EventHold> events_;  // channel events
-    std::unique_ptr<Fanout::TenantSeat> seat_;   // among its tenant's
+    std::unique_ptr<Presence> presence_;          // pulse_(un)subscribe_request
+    std::unique_ptr<Fanout::EventHold> events_;   // channel events
+    std::unique_ptr<Fanout::InfoListener> info_;  // subscriber info
+    std::unique_ptr<Fanout::TenantSeat> seat_;    // among its tenant's
 };
 
 ngx_int_t WsSocket::start(const std::string& head,
@@ -192,6 +193,11 @@ ngx_int_t WsSocket::start(const std::string& head,
             presence_->subscribed();
         }
         events_ = subscriber_events(r, lcf_);
+        if (wants_subscriber_info(r)) {
+            if (auto keys = channel_keys(r, lcf_, false); keys.is_ok()) {
+                info_ = subscriber_info(r, lcf_, keys.value());
+            }
+        }
     }
     if (RequestCtx* ctx = find_request_ctx(r); ctx && ctx->auth_pending) {
         ngx_add_timer(&expire_, auth_frame_timeout(lcf_));
@@ -252,6 +258,7 @@ void WsSocket::on_close() noexcept
         presence_->unsubscribed();
     }
     events_.reset();  // subscriber_dequeue
+    info_.reset();
 }
 
 void WsSocket::on_start(ngx_event_t* ev) noexcept

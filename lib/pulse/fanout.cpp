@@ -253,6 +253,9 @@ Result<Fanout::Join> Fanout::join(Subscriber* s, std::string_view key,
             entry = std::make_unique<LocalChannel>();
             entry->fanout = this;
             entry->sub = sub.value();
+            uint32_t ids[4];
+            (void) store_.info_requests(g, entry->sub.channel,
+                                        &entry->info_seen, ids);
         }
         lc = entry.get();
         auto info = store_.info(g, lc->sub.channel, o.now);
@@ -306,6 +309,7 @@ void Fanout::process_mailbox(int64_t now)
     std::vector<Batch> batch;
     std::vector<Pin> ended;
     std::vector<std::string> created;
+    std::vector<std::pair<std::string, uint32_t>> asked;  // info requests
     {
         Store::Guard g(store_);
         auto visit = [&](ChannelHandle h) {
@@ -323,6 +327,11 @@ void Fanout::process_mailbox(int64_t now)
             if (store_.is_deleted(g, h)) {
                 ended.emplace_back(this, lc);
                 return;
+            }
+            uint32_t ids[4];
+            size_t n = store_.info_requests(g, h, &lc->info_seen, ids);
+            for (size_t i = 0; i < n && !listeners_.empty(); ++i) {
+                asked.emplace_back(store_.key(g, h), ids[i]);
             }
             std::vector<MsgPtr> msgs;
             store_.read_for_slot(g, lc->sub, now, [&](const MessageView& m) {
@@ -362,6 +371,7 @@ void Fanout::process_mailbox(int64_t now)
         }
     }
     announce(created);
+    answer_info(asked, now);
     // The pins release each channel when `batch` and `ended` go, even if a
     // dispatch throws.
     if (batch.size() == 1) {
@@ -665,6 +675,64 @@ Fanout::TenantSeat::~TenantSeat()
     fanout_.store_.tenant_unsubscribe(g, tenant_, slot_);
 }
 
+std::unique_ptr<Fanout::InfoListener> Fanout::listen_info(
+    std::vector<std::string> keys, std::string info)
+{
+    std::unique_ptr<InfoListener> l(
+        new InfoListener(*this, std::move(keys), std::move(info)));
+    for (const std::string& key : l->keys_) {
+        listeners_.emplace(key, l.get());
+    }
+    return l;
+}
+
+Fanout::InfoListener::~InfoListener()
+{
+    for (const std::string& key : keys_) {
+        auto [from, to] = fanout_.listeners_.equal_range(key);
+        for (auto it = from; it != to; ++it) {
+            if (it->second == this) {
+                fanout_.listeners_.erase(it);
+                break;
+            }
+        }
+    }
+}
+
+uint32_t Fanout::new_info_request()
+{
+    Store::Guard g(store_);
+    return store_.new_info_id(g);
+}
+
+void Fanout::request_info(std::string_view key, uint32_t id)
+{
+    uint64_t ring = 0;
+    {
+        Store::Guard g(store_);
+        ring = store_.request_info(g, key, id);
+    }
+    host_.ring(ring);
+}
+
+// Each listener of an asked channel publishes its info to the request's
+// channel (nchan: text/plain, one message per subscriber).
+void Fanout::answer_info(
+    const std::vector<std::pair<std::string, uint32_t>>& asked, int64_t now)
+{
+    for (const auto& [key, id] : asked) {
+        std::string to = "sr" + std::to_string(id);
+        auto [from, end] = listeners_.equal_range(key);
+        std::vector<std::string> infos;
+        for (auto it = from; it != end; ++it) {
+            infos.push_back(it->second->info_);
+        }
+        for (const std::string& info : infos) {
+            channel_event(to, info, now, "text/plain");
+        }
+    }
+}
+
 namespace {
 
 std::string events_key(std::string_view id)
@@ -678,12 +746,12 @@ std::string events_key(std::string_view id)
 }  // namespace
 
 void Fanout::channel_event(std::string_view id, std::string_view body,
-                           int64_t now)
+                           int64_t now, std::string_view content_type)
 {
     Result<Store::PublishResult> r = Status(Code::kAgain, "");
     {
         Store::Guard g(store_);
-        r = store_.publish_event(g, events_key(id), body, now);
+        r = store_.publish_event(g, events_key(id), body, now, content_type);
     }
     if (!r.is_ok()) {
         host_.log(FanoutHost::Level::kWarn,

@@ -283,7 +283,8 @@ public:
     /// nchan's channel events (pulse_channel_events_channel_id): publishes
     /// `body` to channel `meta/<id>` and wakes its subscribers' workers.
     /// A full zone loses the event (logged).
-    void channel_event(std::string_view id, std::string_view body, int64_t now);
+    void channel_event(std::string_view id, std::string_view body, int64_t now,
+                       std::string_view content_type = {});
 
     /// A subscriber's subscriber_dequeue event, published when this goes.
     /// It is held in the zone meanwhile, so that a worker killed holding
@@ -312,6 +313,36 @@ public:
     std::unique_ptr<EventHold> hold_event(std::string_view id,
                                           std::string_view body);
 
+    /// nchan's subscriber info (pulse_subscriber_info). A subscriber's
+    /// answer, for the channels it subscribes to, while this lives: each
+    /// info request made of one of them is answered by publishing `info`
+    /// to the request's channel, meta/sr<id>.
+    class InfoListener {
+    public:
+        InfoListener(const InfoListener&) = delete;
+        InfoListener& operator=(const InfoListener&) = delete;
+        InfoListener(InfoListener&&) = delete;
+        InfoListener& operator=(InfoListener&&) = delete;
+        ~InfoListener();
+
+    private:
+        friend class Fanout;
+        InfoListener(Fanout& f, std::vector<std::string> keys, std::string info)
+            : fanout_(f), keys_(std::move(keys)), info_(std::move(info))
+        {}
+        Fanout& fanout_;
+        std::vector<std::string> keys_;
+        std::string info_;
+    };
+    /// Throws std::bad_alloc.
+    std::unique_ptr<InfoListener> listen_info(std::vector<std::string> keys,
+                                              std::string info);
+    /// A new request's id: its answers go to channel meta/sr<id>.
+    uint32_t new_info_request();
+    /// Asks every subscriber of channel `key`, in every worker, for its
+    /// info.
+    void request_info(std::string_view key, uint32_t id);
+
     /// Ends every subscriber with end_status::kShutdown; joins fail after.
     void shutdown();
     bool stopping() const { return stopping_; }
@@ -337,6 +368,8 @@ private:
     LocalChannel* local(ChannelHandle h);
     bool watched(std::string_view key) const;
     void announce(const std::vector<std::string>& keys);
+    void answer_info(const std::vector<std::pair<std::string, uint32_t>>& asked,
+                     int64_t now);
 
     Store& store_;
     std::optional<uint32_t> slot_;
@@ -352,6 +385,7 @@ private:
         std::string pattern;
     };
     std::unordered_map<ChannelWatcher*, Watch> watchers_;
+    std::unordered_multimap<std::string, const InfoListener*> listeners_;
 };
 
 /// This worker's view of one channel with local subscribers.
@@ -374,6 +408,7 @@ struct LocalChannel {
     uint32_t parked_count = 0;
     ChannelLog log;  // while some are parked
     size_t trim_at = 1024;
+    uint32_t info_seen = 0;  // the channel's info requests answered here
 };
 
 template <typename F>

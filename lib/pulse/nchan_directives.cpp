@@ -89,9 +89,6 @@ constexpr std::string_view kRefused[] = {
     // files
     "pulse_message_temp_path",
     "pulse_group_max_messages_disk",
-    // nchan features not built yet (issue 19 keeps them open)
-    "pulse_subscriber_info",
-    "pulse_subscriber_info_string",
 };
 
 bool starts_with(std::string_view s, std::string_view prefix)
@@ -153,13 +150,9 @@ std::string why(std::string_view name)
                "message temp path; remove the line (a request body nginx "
                "spools to a file goes to client_body_temp_path)";
     }
-    if (name == "pulse_group_max_messages_disk") {
-        return "Pulse stores no messages on disk; every message is in the "
-               "shared zone, sized by pulse_shared_memory_size";
-    }
-    // subscriber info
-    return "nchan's subscriber info is not in this version of Pulse yet; "
-           "pulse_stub_status and pulse_metrics count subscribers";
+    // pulse_group_max_messages_disk
+    return "Pulse stores no messages on disk; every message is in the "
+           "shared zone, sized by pulse_shared_memory_size";
 }
 
 }  // namespace

@@ -787,11 +787,13 @@ uint64_t Store::release_slot(const Guard& g, uint32_t slot, int64_t now)
 Result<Store::PublishResult> Store::publish_event(const Guard& g,
                                                   std::string_view key,
                                                   std::string_view body,
-                                                  int64_t now)
+                                                  int64_t now,
+                                                  std::string_view content_type)
 {
     PublishParams p;
     p.key = key;
     p.body = body;
+    p.content_type = content_type;
     p.max_messages = kEventsMaxMessages;
     p.timeout = kEventsMessageTtl;
     p.channel_timeout = kEventsChannelTimeout;

@@ -243,7 +243,8 @@ public:
     /// Publishes a channel event (nchan's `meta` group): `body` to channel
     /// `key`, kept as kEventsMaxMessages / kEventsMessageTtl say.
     Result<PublishResult> publish_event(const Guard&, std::string_view key,
-                                        std::string_view body, int64_t now);
+                                        std::string_view body, int64_t now,
+                                        std::string_view content_type = {});
     /// Holds an event for `slot` to publish later (a subscriber's
     /// subscriber_dequeue, sent when it goes): fire_event() publishes it,
     /// and so does release_slot() if the worker never did, whether it
@@ -334,6 +335,18 @@ public:
     /// group's info before and the slots to ring.
     GroupInfo remove_group(const Guard&, std::string_view group, int64_t now,
                            uint64_t* ring);
+
+    // ---------------------------------------------------- subscriber info
+    /// A new subscriber info request id (nchan's meta/sr<id>), zone-wide.
+    uint32_t new_info_id(const Guard&);
+    /// Asks the subscribers of channel `key` for their info: their workers
+    /// find the request at their next notice (info_requests). Returns the
+    /// slots to ring; 0 when the channel has no subscriber anywhere.
+    uint64_t request_info(const Guard&, std::string_view key, uint32_t id);
+    /// The requests made of the channel since `*seen` (at most the last
+    /// 4, into `ids`): their count; `*seen` moves past them.
+    size_t info_requests(const Guard&, ChannelHandle h, uint32_t* seen,
+                         uint32_t ids[4]);
 
     // ------------------------------------------------------------ tenants
     // Per-tenant limits, zone-wide: subscribers counted per worker slot (a
@@ -467,7 +480,8 @@ struct Channel {
     int64_t last_active;
     int64_t idle_timeout;  // 0 = gc()'s default
     uint32_t group;        // its Group record; 0: none (no room)
-    uint32_t pad;
+    uint32_t info_seq;     // subscriber info requests made of it
+    uint32_t info_ids[4];  // the last ones' ids, at info_seq % 4
     // followed by key bytes
 };
 
@@ -555,7 +569,7 @@ struct StoreHeader {
     uint32_t tenant_gc_cursor;
     uint32_t group_buckets;  // offset of uint32_t[kGroupBuckets]
     uint32_t groups;
-    uint32_t pad2;
+    uint32_t next_info_id;      // subscriber info requests made
     uint64_t evicted;           // messages pushed out of a full buffer
     metrics::Counters retired;  // of the workers whose slots were released
     WorkerSlot slots[kMaxSlots];

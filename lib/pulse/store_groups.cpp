@@ -1,7 +1,8 @@
 // The store's channel group table (store.h, "groups"): nchan's group
 // accounting (pulse_channel_group_accounting) and limits
 // (pulse_group_max_*), zone-wide, so that every worker counts and refuses
-// the same.
+// the same; and nchan's subscriber info requests (pulse_subscriber_info),
+// carried to the subscribers' workers by their channel's notices.
 
 #include <cstring>
 #include <string>
@@ -237,6 +238,43 @@ GroupInfo Store::remove_group(const Guard& guard, std::string_view name,
         }
     }
     return before;
+}
+
+// ------------------------------------------------------ subscriber info
+
+uint32_t Store::new_info_id(const Guard&)
+{
+    return ++hdr_->next_info_id;
+}
+
+uint64_t Store::request_info(const Guard&, std::string_view key, uint32_t id)
+{
+    Channel* c = find(key, hash_key(key));
+    if (c == nullptr || c->slot_mask == 0) {
+        return 0;
+    }
+    c->info_ids[c->info_seq % 4] = id;
+    c->info_seq++;
+    return notify(c);
+}
+
+size_t Store::info_requests(const Guard&, ChannelHandle h, uint32_t* seen,
+                            uint32_t ids[4])
+{
+    Channel* c = channel(h);
+    if (c == nullptr) {
+        return 0;
+    }
+    uint32_t from = *seen;
+    if (c->info_seq - from > 4) {
+        from = c->info_seq - 4;  // older ones were overwritten
+    }
+    size_t n = 0;
+    for (uint32_t i = from; i != c->info_seq; ++i) {
+        ids[n++] = c->info_ids[i % 4];
+    }
+    *seen = c->info_seq;
+    return n;
 }
 
 }  // namespace pulse

@@ -1,5 +1,6 @@
 #include "pulse/fanout.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -797,6 +798,52 @@ TEST(FanoutEvents, WithoutASlotTheHoldKeepsTheEventItself)
     h.reset();
     w.deliver();
     EXPECT_EQ(meta.got, (std::vector<std::string>{"subscriber_dequeue c"}));
+}
+
+// nchan's subscriber info: every listener of the channel, in every worker,
+// answers each request once, on the request's channel
+TEST(FanoutInfo, EverySubscriberAnswersOnTheRequestsChannel)
+{
+    FanoutWorld w;
+    uint32_t slot1 = 0;
+    {
+        Store::Guard g(w.store);
+        slot1 = w.store.claim_slot(g, 2222).value();
+    }
+    test::FakeHost host1;
+    Fanout f1(w.store, slot1, host1, ws::DeflateOptions{});
+    Rec a;
+    Rec b;
+    ASSERT_TRUE(w.fanout->join(&a, "/c", w.opts()).is_ok());
+    ASSERT_TRUE(f1.join(&b, "/c", w.opts()).is_ok());
+    auto la = w.fanout->listen_info({"/c"}, "a's info");
+    auto lb = f1.listen_info({"/c"}, "b's info");
+    Rec answers;
+    uint32_t id = w.fanout->new_info_request();
+    ASSERT_TRUE(
+        w.fanout->join(&answers, "meta/sr" + std::to_string(id), w.opts())
+            .is_ok());
+    w.fanout->request_info("/c", id);
+    w.deliver();
+    f1.process_mailbox(w.host.clock);
+    w.deliver();
+    std::sort(answers.got.begin(), answers.got.end());
+    EXPECT_EQ(answers.got, (std::vector<std::string>{"a's info", "b's info"}));
+    // answered once; a listener gone answers no more
+    lb.reset();
+    uint32_t id2 = w.fanout->new_info_request();
+    EXPECT_NE(id2, id);
+    Rec answers2;
+    ASSERT_TRUE(
+        w.fanout->join(&answers2, "meta/sr" + std::to_string(id2), w.opts())
+            .is_ok());
+    w.fanout->request_info("/c", id2);
+    w.deliver();
+    f1.process_mailbox(w.host.clock);
+    w.deliver();
+    EXPECT_EQ(answers2.got, (std::vector<std::string>{"a's info"}));
+    EXPECT_EQ(answers.got.size(), 2u);
+    b.detach();
 }
 
 TEST(ChannelLog, KeepsTheLatestPerKeyAndTrimsWhatEveryReaderHad)

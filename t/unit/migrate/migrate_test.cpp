@@ -117,6 +117,24 @@ TEST(Migrate, VariablesPulseHasAreRenamedOthersAreProblems)
     EXPECT_TRUE(has(m.problems()[0], "c:2: $nchan_publisher_type has no"));
 }
 
+// Group limits and channel events convert, with what differs from nchan.
+TEST(Migrate, GroupLimitsAndEventsConvertWithTheirDifferences)
+{
+    Migration m;
+    auto out = m.file("c",
+                      "location ~ /g/(\\w+)$ { nchan_group_location; "
+                      "nchan_channel_group $1; "
+                      "nchan_channel_group_accounting on; "
+                      "nchan_group_max_channels 10; "
+                      "nchan_channel_events_channel_id $1; }\n");
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_FALSE(has(out.value(), "nchan_"));
+    EXPECT_TRUE(has(out.value(), "pulse_group_max_channels 10;"));
+    EXPECT_TRUE(report_has(m, "differs: a group limit of N channels"));
+    EXPECT_TRUE(report_has(m, "differs: every subscriber_enqueue event"));
+    EXPECT_TRUE(m.problems().empty());
+}
+
 TEST(Migrate, RefusedDirectivesAreCommentedOutWithTheReason)
 {
     Migration m;
