@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -334,6 +335,18 @@ def nginx_factory(request, tmp_path_factory):
                                                 "\n  ".join(bad[:20])))
     if problems:
         pytest.fail("error log problems:\n" + "\n".join(problems))
+
+
+def side_by_side(nginx_factory, config, **kw):
+    """nchan and Pulse on the same config (the directive prefix aside)."""
+    return {flavor: nginx_factory(config, flavor=flavor, **kw)
+            for flavor in ("nchan", "pulse")}
+
+
+def channel_info(n, path):
+    """A publisher location's channel info as JSON; None for a 404."""
+    r = requests.get(n.url(path), headers={"Accept": "text/json"})
+    return r.json() if r.status_code == 200 else None
 
 
 @pytest.fixture(scope="module")

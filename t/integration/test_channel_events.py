@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from clients import parse_sse, sse
-from conftest import wait_for
+from conftest import channel_info, side_by_side, wait_for
 from wsclient import WsClient
 
 CONFIG = """
@@ -47,16 +47,12 @@ def servers(nginx_factory):
     # One worker each: nchan 1.3.6 loses some events sent from another
     # worker than the events channel's (seen as a channel_publish that
     # never arrives); the Pulse-only test below runs two.
-    return {flavor: nginx_factory(CONFIG, flavor=flavor, workers=1)
-            for flavor in ("nchan", "pulse")}
+    return side_by_side(nginx_factory, CONFIG, workers=1)
 
 
 def meta_count(n, channel):
-    r = requests.get(n.url("/metapub/" + channel),
-                     headers={"Accept": "text/json"})
-    if r.status_code == 404:
-        return 0
-    return int(r.json()["messages"])
+    info = channel_info(n, "/metapub/" + channel)
+    return int(info["messages"]) if info else 0
 
 
 def meta_events(n, channel, count):

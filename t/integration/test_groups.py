@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from clients import sse
-from conftest import wait_for
+from conftest import side_by_side, wait_for
 
 CONFIG = """
 server {
@@ -49,8 +49,7 @@ server {
 
 @pytest.fixture(scope="module")
 def servers(nginx_factory):
-    return {flavor: nginx_factory(CONFIG, flavor=flavor, workers=1)
-            for flavor in ("nchan", "pulse")}
+    return side_by_side(nginx_factory, CONFIG, workers=1)
 
 
 def both(servers, fn):

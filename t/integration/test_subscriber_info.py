@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from clients import Stream, parse_sse, sse
-from conftest import wait_for
+from conftest import channel_info, side_by_side, wait_for
 
 CONFIG = """
 server {
@@ -35,14 +35,12 @@ def norm(lines):
 
 @pytest.fixture(scope="module")
 def servers(nginx_factory):
-    return {flavor: nginx_factory(CONFIG, flavor=flavor, workers=1)
-            for flavor in ("nchan", "pulse")}
+    return side_by_side(nginx_factory, CONFIG, workers=1)
 
 
 def channel_subscribers(n, channel):
-    r = requests.get(n.url("/pub/" + channel),
-                     headers={"Accept": "text/json"})
-    return r.json()["subscribers"] if r.status_code == 200 else 0
+    info = channel_info(n, "/pub/" + channel)
+    return info["subscribers"] if info else 0
 
 
 def test_every_subscriber_answers_as_nchan(servers):
