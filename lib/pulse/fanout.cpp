@@ -253,9 +253,7 @@ Result<Fanout::Join> Fanout::join(Subscriber* s, std::string_view key,
             entry = std::make_unique<LocalChannel>();
             entry->fanout = this;
             entry->sub = sub.value();
-            uint32_t ids[4];
-            (void) store_.info_requests(g, entry->sub.channel,
-                                        &entry->info_seen, ids);
+            entry->info_seen = store_.info_seq(g);
         }
         lc = entry.get();
         auto info = store_.info(g, lc->sub.channel, o.now);
@@ -328,10 +326,10 @@ void Fanout::process_mailbox(int64_t now)
                 ended.emplace_back(this, lc);
                 return;
             }
-            uint32_t ids[4];
-            size_t n = store_.info_requests(g, h, &lc->info_seen, ids);
-            for (size_t i = 0; i < n && !listeners_.empty(); ++i) {
-                asked.emplace_back(store_.key(g, h), ids[i]);
+            std::vector<uint32_t> ids;
+            store_.info_requests(g, h, &lc->info_seen, &ids);
+            for (uint32_t id : ids) {
+                asked.emplace_back(store_.key(g, h), id);
             }
             std::vector<MsgPtr> msgs;
             store_.read_for_slot(g, lc->sub, now, [&](const MessageView& m) {

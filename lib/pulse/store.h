@@ -343,10 +343,14 @@ public:
     /// find the request at their next notice (info_requests). Returns the
     /// slots to ring; 0 when the channel has no subscriber anywhere.
     uint64_t request_info(const Guard&, std::string_view key, uint32_t id);
-    /// The requests made of the channel since `*seen` (at most the last
-    /// 4, into `ids`): their count; `*seen` moves past them.
-    size_t info_requests(const Guard&, ChannelHandle h, uint32_t* seen,
-                         uint32_t ids[4]);
+    /// The requests made of the channel since `*seen` (a zone-wide
+    /// sequence, info_seq()) into `ids`; `*seen` moves past every request
+    /// made since.
+    void info_requests(const Guard&, ChannelHandle h, uint32_t* seen,
+                       std::vector<uint32_t>* ids);
+    /// The sequence now: a worker that starts reading a channel has seen
+    /// every request so far.
+    uint32_t info_seq(const Guard&) const;
 
     // ------------------------------------------------------------ tenants
     // Per-tenant limits, zone-wide: subscribers counted per worker slot (a
@@ -480,8 +484,7 @@ struct Channel {
     int64_t last_active;
     int64_t idle_timeout;  // 0 = gc()'s default
     uint32_t group;        // its Group record; 0: none (no room)
-    uint32_t info_seq;     // subscriber info requests made of it
-    uint32_t info_ids[4];  // the last ones' ids, at info_seq % 4
+    uint32_t pad;
     // followed by key bytes
 };
 
@@ -534,6 +537,18 @@ struct MailboxEntry {
     uint32_t serial;
 };
 
+/// A subscriber info request (Store::request_info): the channel asked
+/// and the request's id.
+struct InfoRequest {
+    uint32_t off;
+    uint32_t serial;
+    uint32_t id;
+    uint32_t pad;
+};
+/// Requests the zone remembers (a worker that reads its notices later than
+/// this many requests misses the oldest).
+constexpr uint32_t kInfoRequests = 32;
+
 struct WorkerSlot {
     int32_t pid;  // 0 = free
     uint32_t bell_pending;
@@ -569,8 +584,11 @@ struct StoreHeader {
     uint32_t tenant_gc_cursor;
     uint32_t group_buckets;  // offset of uint32_t[kGroupBuckets]
     uint32_t groups;
-    uint32_t next_info_id;      // subscriber info requests made
-    uint64_t evicted;           // messages pushed out of a full buffer
+    uint32_t next_info_id;  // subscriber info request ids given
+    uint32_t info_seq;      // requests made, the last at info_seq - 1
+    uint32_t pad3;
+    InfoRequest info[kInfoRequests];  // at seq % kInfoRequests
+    uint64_t evicted;                 // messages pushed out of a full buffer
     metrics::Counters retired;  // of the workers whose slots were released
     WorkerSlot slots[kMaxSlots];
 };
@@ -581,6 +599,7 @@ static_assert(kShmSafe<SlotSub>);
 static_assert(kShmSafe<Tenant>);
 static_assert(kShmSafe<HeldEvent>);
 static_assert(kShmSafe<Group>);
+static_assert(kShmSafe<InfoRequest>);
 static_assert(kShmSafe<GroupLimits>);
 static_assert(kShmSafe<WorkerSlot>);
 static_assert(kShmSafe<StoreHeader>);

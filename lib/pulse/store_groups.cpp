@@ -253,28 +253,31 @@ uint64_t Store::request_info(const Guard&, std::string_view key, uint32_t id)
     if (c == nullptr || c->slot_mask == 0) {
         return 0;
     }
-    c->info_ids[c->info_seq % 4] = id;
-    c->info_seq++;
+    hdr_->info[hdr_->info_seq % kInfoRequests] = {
+        ShmRef<Channel>::of(base_, c).off, c->serial, id, 0};
+    hdr_->info_seq++;
     return notify(c);
 }
 
-size_t Store::info_requests(const Guard&, ChannelHandle h, uint32_t* seen,
-                            uint32_t ids[4])
+void Store::info_requests(const Guard&, ChannelHandle h, uint32_t* seen,
+                          std::vector<uint32_t>* ids)
 {
-    Channel* c = channel(h);
-    if (c == nullptr) {
-        return 0;
-    }
     uint32_t from = *seen;
-    if (c->info_seq - from > 4) {
-        from = c->info_seq - 4;  // older ones were overwritten
+    if (hdr_->info_seq - from > kInfoRequests) {
+        from = hdr_->info_seq - kInfoRequests;  // older ones overwritten
     }
-    size_t n = 0;
-    for (uint32_t i = from; i != c->info_seq; ++i) {
-        ids[n++] = c->info_ids[i % 4];
+    for (uint32_t i = from; i != hdr_->info_seq; ++i) {
+        const InfoRequest& r = hdr_->info[i % kInfoRequests];
+        if (r.off == h.off && r.serial == h.serial) {
+            ids->push_back(r.id);
+        }
     }
-    *seen = c->info_seq;
-    return n;
+    *seen = hdr_->info_seq;
+}
+
+uint32_t Store::info_seq(const Guard&) const
+{
+    return hdr_->info_seq;
 }
 
 }  // namespace pulse
