@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <map>
 
 namespace pulse::publisher {
 
@@ -263,6 +264,14 @@ bool StreamReader::save(const Position& p, std::string* error)
 
 bool StreamReader::start(const Deliver& deliver, std::string* error)
 {
+    // Where this process had got to, kept over failed starts too: a Redis
+    // that restarted empty has lost the positions kept in it, and its new
+    // entries (ids from its clock) come after these.
+    for (const Position& p : positions_) {
+        if (p.id != "$") {
+            had_[{p.source, p.key}] = p.id;
+        }
+    }
     positions_.clear();
     held_.clear();  // not acknowledged: read again
     if (!conn_.connect(config_.redis, error)) {
@@ -294,6 +303,8 @@ bool StreamReader::start(const Deliver& deliver, std::string* error)
                 }
                 if (r->type == REDIS_REPLY_STRING) {
                     p.id = str(r.get());
+                } else if (auto it = had_.find({&s, key}); it != had_.end()) {
+                    p.id = it->second;
                 }
             }
             // Replay the newest entries once per process start, so that a

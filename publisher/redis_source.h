@@ -133,6 +133,9 @@ private:
         std::string key;
         std::string id;  // XREAD: last id handled
     };
+    /// XREAD positions this process reached, by (source, key): where to
+    /// go on when Redis lost the ones kept in it.
+    std::map<std::pair<const Source*, std::string>, std::string> had_;
     static StreamEntry entry_of(const Source* s, const std::string& key,
                                 const redisReply* e);
     std::string pos_hash(const Source& s) const;
