@@ -337,6 +337,8 @@ install-module: $(MODULE_SO)
 	    $(DESTDIR)$(DOCDIR)/examples/pulse.conf.example
 	install -D -m 0644 conf.d/pulse-proxy.conf.example \
 	    $(DESTDIR)$(DOCDIR)/examples/pulse-proxy.conf.example
+	install -D -m 0644 conf.d/pulse-ingest.conf.example \
+	    $(DESTDIR)$(DOCDIR)/examples/pulse-ingest.conf.example
 	@echo "install: add to nginx.conf: load_module" \
 	    "$(NGX_MODULES_DIR)/ngx_http_pulse_module.so;"
 install-publisher: $(PUBLISHER) $(MIGRATE)
@@ -346,6 +348,8 @@ install-publisher: $(PUBLISHER) $(MIGRATE)
 	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-publisher.1
 	install -D -m 0644 migrate/pulse-migrate.1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man1/pulse-migrate.1
+	install -D -m 0644 conf.d/publisher-ingest.yaml.example \
+	    $(DESTDIR)$(DOCDIR)/examples/publisher-ingest.yaml.example
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pulse-publisher/publisher.yaml ]; then \
 	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/pulse-publisher/publisher.yaml"; \
 	else install -D -m 0644 conf.d/publisher.yaml.example \

@@ -120,7 +120,8 @@ Config Config::parse(const std::string& text, const std::string& path)
     if (root.IsNull()) {
         throw ConfigError(path + ": empty config");
     }
-    rd.only(root, "", {"nginx", "redis", "sources", "queue_size", "metrics"});
+    rd.only(root, "",
+            {"nginx", "redis", "sources", "queue_size", "metrics", "ingest"});
     Config c;
 
     if (YAML::Node n = root["nginx"]) {
@@ -162,6 +163,30 @@ Config Config::parse(const std::string& text, const std::string& path)
     c.queue_size = static_cast<uint32_t>(
         rd.integer(root, "", "queue_size", c.queue_size, 1, 10000000));
     c.metrics_listen = rd.str(root, "", "metrics", "");
+
+    if (YAML::Node n = root["ingest"]) {
+        rd.only(n, "ingest", {"listen", "stream", "maxlen", "max_body"});
+        c.ingest.listen = rd.str(n, "ingest", "listen", "");
+        if (c.ingest.listen.empty()) {
+            rd.fail(n, "ingest.listen", "missing (unix:/path or host:port)");
+        }
+        if (c.ingest.listen.rfind("unix:", 0) != 0
+            && c.ingest.listen.find(':') == std::string::npos)
+        {
+            rd.fail(n["listen"], "ingest.listen",
+                    "must be unix:/path or host:port");
+        }
+        c.ingest.stream = rd.str(n, "ingest", "stream", c.ingest.stream);
+        if (c.ingest.stream.empty()) {
+            rd.fail(n["stream"], "ingest.stream", "must not be empty");
+        }
+        c.ingest.maxlen = static_cast<uint64_t>(
+            rd.integer(n, "ingest", "maxlen",
+                       static_cast<long long>(c.ingest.maxlen), 1, 1000000000));
+        c.ingest.max_body = static_cast<uint64_t>(rd.integer(
+            n, "ingest", "max_body", static_cast<long long>(c.ingest.max_body),
+            1, 512 << 20));
+    }
 
     YAML::Node sources = root["sources"];
     if (!sources || !sources.IsSequence() || sources.size() == 0) {

@@ -55,12 +55,23 @@ struct Source {
     uint32_t replay = 0;   // entries replayed per stream at start
 };
 
+/// The HTTP ingest (docs/publisher.md, "Ingest"): POST /publish/<channel>
+/// written to a Redis Stream that every node's sidecar reads.
+struct IngestConfig {
+    /// `unix:/path` or `host:port`; empty: no ingest.
+    std::string listen;
+    std::string stream = "pulse:ingest";
+    uint64_t maxlen = 100000;     // XADD MAXLEN ~ (the stream's history)
+    uint64_t max_body = 1 << 20;  // bytes; larger bodies get 413
+};
+
 struct Config {
     NginxEndpoint nginx;
     RedisEndpoint redis;
     std::vector<Source> sources;
     uint32_t queue_size = 10000;
     std::string metrics_listen;  // host:port for /metrics and /healthz
+    IngestConfig ingest;
 
     /// Reads and validates a YAML file; throws ConfigError.
     static Config load(const std::string& path);

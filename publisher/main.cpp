@@ -12,11 +12,13 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <random>
 #include <string>
 
 #include "config.h"
 #include "delivery.h"
+#include "ingest.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish_client.h"
@@ -129,6 +131,21 @@ int run(const std::string& path, Config config_in)
             log(Level::kError, error);
             return 1;
         }
+    }
+    // The ingest keeps the settings it started with (a reload does not
+    // move its socket under nginx).
+    std::unique_ptr<IngestServer> ingest;
+    if (!config.ingest.listen.empty()) {
+        ingest = std::make_unique<IngestServer>(config.ingest, config.redis);
+        std::string error;
+        if (!ingest->listen(&error)) {
+            log(Level::kError, error);
+            return 1;
+        }
+        ingest->start();
+        n.ingest_on = true;
+        log(Level::kInfo, "ingest: listening on " + config.ingest.listen
+                              + ", into stream " + config.ingest.stream);
     }
     Backoff ps_backoff;
     Backoff st_backoff;
@@ -254,6 +271,11 @@ int run(const std::string& path, Config config_in)
             }
             if (!n.nginx_up) {
                 why += "nginx down (" + nginx.error() + "); ";
+            }
+            if (ingest) {
+                n.ingest_stored = ingest->stored;
+                n.ingest_refused = ingest->refused;
+                n.ingest_not_stored = ingest->not_stored;
             }
             metrics.serve(n, why.empty(), why);
         }

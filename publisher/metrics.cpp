@@ -50,6 +50,17 @@ std::string Metrics::prometheus() const
         o << "pulse_publisher_events_dropped_total{source=\"" << name << "\"} "
           << s.dropped << "\n";
     }
+    if (ingest_on) {
+        head("pulse_publisher_ingest_requests_total", "counter",
+             "Ingest publishes: stored in Redis, refused as bad requests, or "
+             "not stored (Redis failed; answered 503).");
+        o << "pulse_publisher_ingest_requests_total{result=\"stored\"} "
+          << ingest_stored << "\n"
+          << "pulse_publisher_ingest_requests_total{result=\"refused\"} "
+          << ingest_refused << "\n"
+          << "pulse_publisher_ingest_requests_total{result=\"not_stored\"} "
+          << ingest_not_stored << "\n";
+    }
     head("pulse_publisher_queue_depth", "gauge",
          "Pub/Sub events read but not yet published (streams stop reading "
          "instead of queueing).");

@@ -25,6 +25,11 @@ struct Metrics {
     bool redis_streams_up = false;
     bool nginx_up = false;
     uint64_t queue_depth = 0;
+    // the HTTP ingest, when configured (ingest.h)
+    bool ingest_on = false;
+    uint64_t ingest_stored = 0;
+    uint64_t ingest_refused = 0;
+    uint64_t ingest_not_stored = 0;
 
     static constexpr std::array<double, 8> kBuckets = {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0};

@@ -60,7 +60,9 @@ for f in lib/nginx/modules/ngx_http_pulse_module.so bin/pulse-publisher \
          lib/systemd/system/pulse-publisher.service \
          share/man/man1/pulse-publisher.1 share/man/man1/pulse-migrate.1 \
          share/doc/pulse/examples/pulse.conf.example \
-         share/doc/pulse/examples/pulse-proxy.conf.example; do
+         share/doc/pulse/examples/pulse-proxy.conf.example \
+         share/doc/pulse/examples/pulse-ingest.conf.example \
+         share/doc/pulse/examples/publisher-ingest.yaml.example; do
     [ -f "$WORK/stage/usr/local/$f" ] || fail "make install: no $f"
 done
 grep -qx 'ExecStart=/usr/local/bin/pulse-publisher -c /usr/local/etc/pulse-publisher/publisher.yaml' \
