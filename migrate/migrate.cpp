@@ -14,6 +14,10 @@ namespace {
 
 constexpr std::string_view kNchan = "nchan_";
 constexpr std::string_view kSidecarPath = "/pulse-sidecar/";
+constexpr std::string_view kIngestPath = "/pulse-ingest/";
+/// Where the packaged sidecar's ingest listens (its unit's
+/// RuntimeDirectory).
+constexpr std::string_view kIngestSocket = "/run/pulse-publisher/ingest.sock";
 
 bool starts_with(std::string_view s, std::string_view p)
 {
@@ -83,10 +87,11 @@ constexpr std::pair<std::string_view, std::string_view> kDifferences[] = {
      "every subscriber_enqueue event has its subscriber_dequeue, also "
      "when a worker is killed"},
     {"redis",
-     "channels live in each nginx: a POST to one node reaches that "
-     "node's subscribers only. Backends PUBLISH to Redis to reach every "
-     "node, through the sidecar (publisher.yaml); nchan's POST-to-any-"
-     "node fan-out needs the sidecar's HTTP ingest, not built yet"},
+     "channels live in each nginx: a POST to the publishing location goes "
+     "through the sidecar's ingest to a Redis Stream that every node's "
+     "sidecar reads (one Redis round trip per publish, answered 202 "
+     "\"stored <id>\" once Redis has it); backends may also PUBLISH to "
+     "Redis (publisher.yaml)"},
 };
 
 std::string yaml_string(std::string_view s)
@@ -614,10 +619,12 @@ void Migration::add_sidecar_location(const Directive& server,
         + std::string(kSidecarPath) + "(.+)$ {\n" + in2 + "allow 127.0.0.1;\n"
         + in2 + "allow ::1;\n" + in2 + "allow unix:;\n" + in2 + "deny all;\n"
         + in2 + "pulse_publisher;\n" + in2 + "pulse_channel_id $1;\n";
+    loc += in2 + "pulse_publisher_message_id on;  # the ingest's stream ids\n";
     for (const std::string& c : copied) {
         loc += in2 + c + "\n";
     }
     loc += in + "}\n";
+    loc += route_to_ingest(server, text, publisher, in);
     // before the line of the server's `}` when it stands alone there
     size_t at = server.block_close;
     if (indentation(text, at)) {
@@ -629,6 +636,83 @@ void Migration::add_sidecar_location(const Directive& server,
     note(server, "added location ~ ^" + std::string(kSidecarPath)
                      + "(.+)$ for the sidecar");
     publisher_location_ = nullptr;
+}
+
+// POST and PUT to the location that published through Redis go to the
+// sidecar's ingest, which writes them to a Redis Stream every node reads:
+// nchan's publish-on-any-node. Returns the internal location to add.
+std::string Migration::route_to_ingest(const Directive& server,
+                                       std::string_view text,
+                                       const Directive& publisher,
+                                       const std::string& in)
+{
+    if (&publisher == &server) {
+        problems_.push_back(
+            file_ + ":" + std::to_string(publisher.line())
+            + ": a server-level publisher through Redis: route its "
+              "publishes to the sidecar's ingest by hand (docs/publisher.md, "
+              "Ingest)");
+        return "";
+    }
+    // the channel id it publishes to: its own, or the server's
+    const Directive* id = nullptr;
+    bool split = false;
+    for (const Directive* scope : {&publisher, &server}) {
+        for (const Directive& c : scope->children) {
+            const std::string& n = c.name();
+            if (n == "nchan_channel_id_split_delimiter") {
+                split = true;
+            }
+            if (id == nullptr
+                && (n == "nchan_publisher_channel_id"
+                    || n == "nchan_pub_channel_id" || n == "nchan_channel_id"
+                    || n == "nchan_pubsub_channel_id"))
+            {
+                id = &c;
+            }
+        }
+        if (id != nullptr) {
+            break;
+        }
+    }
+    if (id == nullptr || id->words.size() != 2 || split) {
+        problems_.push_back(
+            file_ + ":" + std::to_string(publisher.line())
+            + ": publishes to several channels at once (or to none named): "
+              "the sidecar's ingest takes one channel per POST; route them "
+              "by hand (docs/publisher.md, Ingest)");
+        return "";
+    }
+    const Word& w = id->words[1];
+    std::string expr(text.substr(w.begin, w.end - w.begin));
+    std::string in2 = in + "    ";
+    std::string inside = in;
+    if (!publisher.children.empty()) {
+        inside =
+            indentation(text, publisher.children.front().begin).value_or(in2);
+    }
+    size_t open = text.find('{', publisher.words.back().end);
+    edits_.push_back(
+        {open + 1, open + 1,
+         "\n" + inside
+             + "# pulse-migrate: a publish goes to every node through "
+               "the sidecar's ingest\n"
+             + inside + "set $pulse_ingest_channel " + expr + ";\n" + inside
+             + "if ($request_method ~ ^(POST|PUT)$) {\n" + inside
+             + "    rewrite ^ " + std::string(kIngestPath)
+             + "$pulse_ingest_channel last;\n" + inside + "}"});
+    note(publisher, "publishes through the sidecar's ingest ("
+                        + std::string(kIngestSocket) + ")");
+    ingest_ = true;
+    std::string loc = "\n" + in;
+    loc +=
+        "# pulse-migrate: the sidecar's ingest (docs/publisher.md, Ingest)\n";
+    loc += in + "location ~ ^" + std::string(kIngestPath) + "(.+)$ {\n";
+    loc += in2 + "internal;\n";
+    loc += in2 + "proxy_pass http://unix:" + std::string(kIngestSocket)
+           + ":/publish/$1;\n";
+    loc += in2 + "proxy_http_version 1.1;\n" + in + "}\n";
+    return loc;
 }
 
 std::string Migration::yaml() const
@@ -681,6 +765,12 @@ std::string Migration::yaml() const
         y += "  password: " + yaml_string(redis_.password) + "\n";
     }
     std::string prefix = namespace_ + "pulse:";
+    if (ingest_) {
+        y += "\n# POSTs to any node's publishing location (docs/publisher.md, "
+             "Ingest)\ningest:\n  listen: "
+             + yaml_string("unix:" + std::string(kIngestSocket))
+             + "\n  stream: " + yaml_string(prefix + "ingest") + "\n";
+    }
     y += "\nmetrics: 127.0.0.1:9464\n\nsources:\n"
          "  # Backends publish to every node with\n"
          "  #   PUBLISH "
@@ -692,6 +782,19 @@ std::string Migration::yaml() const
          + yaml_string(prefix + "*")
          + "]\n"
            "    target: \"{1}\"\n";
+    if (ingest_) {
+        y += "  # what the ingest stored, on every node, under its stream id\n"
+             "  - name: ingest\n"
+             "    type: stream\n"
+             "    keys: ["
+             + yaml_string(prefix + "ingest")
+             + "]\n"
+               "    target: \"{pulse_channel}\"\n"
+               "    body_field: data\n"
+               "    event_field: event\n"
+               "    content_type_field: content_type\n"
+               "    key: \"{key}\"\n";
+    }
     return y;
 }
 

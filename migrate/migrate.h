@@ -72,6 +72,9 @@ private:
     void note(const Directive& d, const std::string& what);
     void add_sidecar_location(const Directive& server, std::string_view text,
                               const Directive& publisher);
+    std::string route_to_ingest(const Directive& server, std::string_view text,
+                                const Directive& publisher,
+                                const std::string& in);
     void tls_problem(const Directive& d);
     bool parse_redis_url(const Directive& d, const std::string& url,
                          RedisTarget& into);
@@ -87,6 +90,7 @@ private:
     bool have_redis_target_ = false;
     bool uses_redis_ = false;
     bool sidecar_added_ = false;
+    bool ingest_ = false;  // a publisher location routed to the ingest
     std::string namespace_;
     std::string sidecar_listen_;  // the server's listen, for nginx:
     std::vector<std::string> dropped_settings_;

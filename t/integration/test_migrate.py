@@ -107,6 +107,9 @@ REDIS = {
 }
 
 
+INGEST_SOCK = "/run/pulse-publisher/ingest.sock"
+
+
 def write_tree(root, files, **subs):
     # workers as the user running the tests, as conftest.Nginx does
     subs["user"] = "user root root;" if os.geteuid() == 0 else ""
@@ -230,13 +233,25 @@ def test_a_redis_config_becomes_a_sidecar(request, nginx_factory, tmp_path,
     with open(yaml_path) as f:
         yaml = f.read()
     assert "port: %d" % rport in yaml and 'patterns: ["t:pulse:*"]' in yaml
+    assert 'stream: "t:pulse:ingest"' in yaml
     publisher = request.config.getoption("--publisher")
     check = subprocess.run([publisher, "-c", yaml_path, "--check"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    # run it, on a metrics port of its own
+    # run it, on a metrics port and an ingest socket of its own (nginx
+    # again with that socket)
+    sock = str(tmp_path / "ingest.sock")
     with open(yaml_path, "w") as f:
-        f.write(yaml.replace("127.0.0.1:9464", "127.0.0.1:%d" % free_port()))
+        f.write(yaml.replace("127.0.0.1:9464", "127.0.0.1:%d" % free_port())
+                .replace(INGEST_SOCK, sock))
+    conf_path = os.path.join(out, "nginx.conf")
+    with open(conf_path) as f:
+        conf = f.read()
+    assert "proxy_pass http://unix:%s:/publish/$1;" % INGEST_SOCK in conf
+    pulse.stop()
+    with open(conf_path, "w") as f:
+        f.write(conf.replace(INGEST_SOCK, sock))
+    start(pulse, conf_path)
     side = subprocess.Popen([publisher, "-c", yaml_path],
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -254,6 +269,12 @@ def test_a_redis_config_becomes_a_sidecar(request, nginx_factory, tmp_path,
         got = {n: longpoll(s, "/sub/faults") for n, s in
                (("nchan", nchan), ("pulse", pulse))}
         assert got["pulse"] == got["nchan"] == (200, "link down")
+        # and the converted location's POST goes through the ingest to
+        # every node: here, back to this one, under its stream id
+        wait_for(lambda: os.path.exists(sock), 10, "the ingest socket")
+        r = requests.post(pulse.url("/pub/jobs"), data="job 7")
+        assert r.status_code == 202 and r.text.startswith("stored "), r.text
+        assert longpoll(pulse, "/sub/jobs") == (200, "job 7")
     finally:
         side.send_signal(signal.SIGTERM)
         side.communicate(timeout=10)

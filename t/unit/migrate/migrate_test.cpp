@@ -200,8 +200,24 @@ TEST(Migrate, RedisBecomesTheSidecarsYamlAndALocationForIt)
                     "            allow 127.0.0.1;\n"));
     EXPECT_TRUE(has(o,
                     "            pulse_message_buffer_length 50;\n"
-                    "            pulse_message_timeout 5m;\n        }\n"
-                    "    }\n}\n"))
+                    "            pulse_message_timeout 5m;\n        }\n\n"
+                    "        # pulse-migrate: the sidecar's ingest"))
+        << o;
+    // its POSTs go to every node through the sidecar's ingest
+    EXPECT_TRUE(has(o,
+                    "        location ~ ^/pub/(\\w+)$ {\n"
+                    "            # pulse-migrate: a publish goes to every node "
+                    "through the sidecar's ingest\n"
+                    "            set $pulse_ingest_channel $1;\n"
+                    "            if ($request_method ~ ^(POST|PUT)$) {\n"
+                    "                rewrite ^ /pulse-ingest/"
+                    "$pulse_ingest_channel last;\n"
+                    "            }\n"))
+        << o;
+    EXPECT_TRUE(has(o,
+                    "            internal;\n"
+                    "            proxy_pass http://unix:/run/pulse-publisher/"
+                    "ingest.sock:/publish/$1;\n"))
         << o;
     EXPECT_TRUE(m.uses_redis());
     std::string y = m.yaml();
@@ -214,6 +230,15 @@ TEST(Migrate, RedisBecomesTheSidecarsYamlAndALocationForIt)
                     "  db: 2\n  password: \"s3cret\"\n"))
         << y;
     EXPECT_TRUE(has(y, "patterns: [\"dash:pulse:*\"]")) << y;
+    EXPECT_TRUE(has(y,
+                    "ingest:\n  listen: "
+                    "\"unix:/run/pulse-publisher/ingest.sock\"\n"
+                    "  stream: \"dash:pulse:ingest\"\n"))
+        << y;
+    EXPECT_TRUE(has(y,
+                    "    keys: [\"dash:pulse:ingest\"]\n"
+                    "    target: \"{pulse_channel}\"\n"))
+        << y;
     EXPECT_TRUE(report_has(m, "differs: channels live in each nginx"));
     EXPECT_TRUE(report_has(m,
                            "dropped (the sidecar reconnects with capped "
