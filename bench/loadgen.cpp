@@ -188,6 +188,7 @@ struct SubStats {
     long deliveries = 0, lost = 0, gaps = 0, dup = 0, ooo = 0, errors = 0,
          closed = 0;
     long expect = 0, done = 0;  // subscribers that got `expect` messages
+    long bytes = 0;  // read once every subscriber was in: the messages'
     Histogram lat;       // publish -> arrival in the subscriber's socket
     Histogram read_lat;  // publish -> read by this process
 };
@@ -425,6 +426,9 @@ int run_sub(const Args& a)
                 ssize_t r = recvmsg(s.fd, &mh, 0);
                 if (r > 0) {
                     s.in.append(buf, static_cast<size_t>(r));
+                    if (announced) {
+                        st.bytes += r;  // framing included, heads not
+                    }
                     for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm != nullptr;
                          cm = CMSG_NXTHDR(&mh, cm)) {
                         if (cm->cmsg_level == SOL_SOCKET
@@ -517,10 +521,10 @@ int run_sub(const Args& a)
     std::printf("{\"subscribers\":%ld,\"connected\":%ld,\"deliveries\":%ld,"
                 "\"lost\":%ld,\"duplicated\":%ld,\"out_of_order\":%ld,"
                 "\"errors\":%ld,\"closed\":%ld,\"latency_ms\":%s,"
-                "\"read_latency_ms\":%s,\"current\":%ld}\n",
+                "\"read_latency_ms\":%s,\"current\":%ld,\"bytes\":%ld}\n",
                 n, ready, st.deliveries, st.lost, st.dup, st.ooo, st.errors,
                 st.closed, st.lat.json().c_str(), st.read_lat.json().c_str(),
-                current);
+                current, st.bytes);
     return 0;
 }
 

@@ -219,6 +219,9 @@ def fanout(srv, q, transport="sse"):
             "dup+ooo": r["duplicated"] + r["out_of_order"],
             "server CPU s": round(cpu, 3),
             "deliveries per server CPU s": round(r["deliveries"] / max(cpu, 0.01)),
+            # the framing: EventSource raw (nchan) or chunked (Pulse)
+            "wire bytes per delivery": round(
+                r.get("bytes", 0) / max(r["deliveries"], 1), 1),
             "wall s": round(wall, 3),
             "publish errors": pub["answered"] - pub["status"].get("201", 0)}
 
