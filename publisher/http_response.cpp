@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "pulse/text.h"
+
 namespace pulse::publisher {
 
 namespace {
@@ -16,16 +18,7 @@ std::string lower(std::string_view s)
     return out;
 }
 
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using text::trim;
 
 bool digits(std::string_view s, size_t max_len)
 {

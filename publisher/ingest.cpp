@@ -16,43 +16,16 @@
 #include <sys/un.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pulse/publish_request.h"
+#include "pulse/text.h"
 
 namespace pulse::publisher {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b)
-{
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') {
-            x = static_cast<char>(x - 'A' + 'a');
-        }
-        if (y >= 'A' && y <= 'Z') {
-            y = static_cast<char>(y - 'A' + 'a');
-        }
-        if (x != y) {
-            return false;
-        }
-    }
-    return true;
-}
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using text::iequals;
+using text::trim;
 
 const char* reason_phrase(int status)
 {
@@ -350,26 +323,8 @@ bool IngestServer::listen(std::string* error)
         chmod(path.c_str(), 0666);
         return true;
     }
-    size_t colon = spec.rfind(':');
-    std::string host = spec.substr(0, colon);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port =
-        htons(static_cast<uint16_t>(std::atoi(spec.substr(colon + 1).c_str())));
-    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
-        *error = "ingest: bad address " + spec;
-        return false;
-    }
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0
-        || ::listen(fd_, 128) != 0)
-    {
-        *error = "ingest: listen " + spec + ": " + std::strerror(errno);
-        return false;
-    }
-    return true;
+    fd_ = listen_tcp(spec, 128, "ingest", error);
+    return fd_ >= 0;
 }
 
 void IngestServer::start()

@@ -113,6 +113,13 @@ MetricsServer::~MetricsServer()
 
 bool MetricsServer::listen(const std::string& host_port, std::string* error)
 {
+    fd_ = listen_tcp(host_port, 16, "metrics", error);
+    return fd_ >= 0;
+}
+
+int listen_tcp(const std::string& host_port, int backlog, const char* what,
+               std::string* error)
+{
     size_t colon = host_port.rfind(':');
     std::string host =
         colon == std::string::npos ? "127.0.0.1" : host_port.substr(0, colon);
@@ -122,19 +129,23 @@ bool MetricsServer::listen(const std::string& host_port, std::string* error)
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(std::atoi(port.c_str())));
     if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
-        *error = "metrics: bad address " + host_port;
-        return false;
+        *error = std::string(what) + ": bad address " + host_port;
+        return -1;
     }
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0
-        || ::listen(fd_, 16) != 0)
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))
+        || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0
+        || ::listen(fd, backlog) != 0)
     {
-        *error = "metrics: listen " + host_port + ": " + std::strerror(errno);
-        return false;
+        *error = std::string(what) + ": listen " + host_port + ": "
+                 + std::strerror(errno);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
     }
-    return true;
+    return fd;
 }
 
 void MetricsServer::serve(const Metrics& m, bool healthy,

@@ -54,6 +54,11 @@ struct Metrics {
     std::string prometheus() const;
 };
 
+/// A listening TCP socket (non-blocking) on `host:port` (or a port alone,
+/// on 127.0.0.1); -1 with `error` (naming `what`) when it cannot be had.
+int listen_tcp(const std::string& host_port, int backlog, const char* what,
+               std::string* error);
+
 /// A tiny HTTP listener for GET /metrics and GET /healthz, served from the
 /// sidecar's poll loop (one short request at a time; a scraper's load).
 class MetricsServer {
