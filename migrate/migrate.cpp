@@ -654,23 +654,24 @@ std::string Migration::route_to_ingest(const Directive& server,
               "Ingest)");
         return "";
     }
-    // the channel id it publishes to: its own, or the server's
+    // the channel id it publishes to: its own, or the server's; a
+    // publisher channel id wins over the common one
     const Directive* id = nullptr;
     bool split = false;
     for (const Directive* scope : {&publisher, &server}) {
+        const Directive* common = nullptr;
         for (const Directive& c : scope->children) {
             const std::string& n = c.name();
-            if (n == "nchan_channel_id_split_delimiter") {
-                split = true;
-            }
-            if (id == nullptr
-                && (n == "nchan_publisher_channel_id"
-                    || n == "nchan_pub_channel_id" || n == "nchan_channel_id"
-                    || n == "nchan_pubsub_channel_id"))
-            {
+            split = split || n == "nchan_channel_id_split_delimiter";
+            if (n == "nchan_publisher_channel_id"
+                || n == "nchan_pub_channel_id") {
                 id = &c;
+            } else if (n == "nchan_channel_id"
+                       || n == "nchan_pubsub_channel_id") {
+                common = &c;
             }
         }
+        id = id != nullptr ? id : common;
         if (id != nullptr) {
             break;
         }

@@ -247,6 +247,39 @@ TEST(Migrate, RedisBecomesTheSidecarsYamlAndALocationForIt)
     EXPECT_TRUE(m.problems().empty());
 }
 
+// What the ingest cannot take is a problem to route by hand; a publisher
+// channel id wins over the common one.
+TEST(Migrate, PublishersTheIngestCannotTakeAreProblems)
+{
+    Migration several;
+    ASSERT_TRUE(several
+                    .file("c",
+                          "nchan_redis_url redis://h:1;\n"
+                          "server { location /p { nchan_publisher;\n"
+                          "  nchan_channel_id a b; } }\n")
+                    .is_ok());
+    ASSERT_EQ(several.problems().size(), 1U);
+    EXPECT_TRUE(has(several.problems()[0],
+                    "c:2: publishes to several channels at once"));
+    Migration top;
+    ASSERT_TRUE(top.file("c",
+                         "nchan_redis_url redis://h:1;\n"
+                         "server { nchan_publisher; nchan_channel_id x; }\n")
+                    .is_ok());
+    ASSERT_EQ(top.problems().size(), 1U);
+    EXPECT_TRUE(has(top.problems()[0], "c:2: a server-level publisher"));
+    Migration both;
+    auto out = both.file("c",
+                         "nchan_redis_url redis://h:1;\n"
+                         "server { location ~ /p/(\\w+)/(\\w+) {\n"
+                         "  nchan_pubsub; nchan_channel_id $1;\n"
+                         "  nchan_publisher_channel_id $2; } }\n");
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_TRUE(both.problems().empty());
+    EXPECT_TRUE(has(out.value(), "set $pulse_ingest_channel $2;"))
+        << out.value();
+}
+
 TEST(Migrate, RedisTlsAndBadUrlsAreProblems)
 {
     Migration m;
